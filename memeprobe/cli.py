@@ -1,0 +1,41 @@
+"""The ``memeprobe`` command line: a thin shell over the subpackages' click commands."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from memeprobe import __version__
+from memeprobe.errors import MemeprobeError
+
+
+class _Group(click.Group):
+    """Turns MemeprobeError into one clear line on stderr and exit code 2 (no traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MemeprobeError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="memeprobe")
+def main():
+    """Featurize memes once with frozen encoders, find cross-split leakage, train light heads on a CPU."""
+
+
+def _register():
+    from memeprobe.data import commands as data
+    from memeprobe.featurize import commands as featurize
+    from memeprobe.heads import commands as heads
+    from memeprobe.leakage import commands as leakage
+    from memeprobe.store import commands as store
+
+    for module in (data, store, featurize, leakage, heads):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

@@ -1,0 +1,2 @@
+"""Click commands of memeprobe.data (registered by memeprobe.cli)."""
+COMMANDS: list = []

@@ -1,0 +1,49 @@
+"""The record types every adapter produces and every later stage consumes."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Meme:
+    """One meme. ``(split, id)`` is unique within a dataset; ``id`` alone may repeat across splits."""
+
+    id: str
+    split: str
+    text: str
+    image: str | None = None  # path relative to the dataset root, as written in the annotations
+    label: int | None = None  # binary label (0/1); None when unlabeled
+    labels: tuple[int, ...] | None = None  # multi-hot over Dataset.label_names; None when unlabeled
+
+
+@dataclass
+class Dataset:
+    """All memes of a dataset, in a fixed order (the store's row order)."""
+
+    root: Path
+    format: str
+    memes: list[Meme]
+    label_names: tuple[str, ...] = ()  # multi-label classes (empty when the dataset has none)
+    binary_name: str | None = None  # meaning of Meme.label, e.g. "hateful"; None when there is none
+    notes: list[str] = field(default_factory=list)  # facts worth reporting (e.g. ids shared across splits)
+
+    def splits(self) -> list[str]:
+        """Split names in first-seen order."""
+        return list(dict.fromkeys(m.split for m in self.memes))
+
+    def split(self, name: str) -> list[Meme]:
+        return [m for m in self.memes if m.split == name]
+
+    def image_path(self, meme: Meme) -> Path | None:
+        """Absolute path of a meme's image (it may not exist); None when the meme has no image."""
+        return (self.root / meme.image) if meme.image else None
+
+    def fingerprint(self) -> str:
+        """sha256 over (split, id, text, image) of every row, in order: ties a store to its dataset."""
+        h = hashlib.sha256()
+        for m in self.memes:
+            h.update("\x1f".join((m.split, m.id, m.text, m.image or "")).encode("utf-8"))
+            h.update(b"\x1e")
+        return h.hexdigest()

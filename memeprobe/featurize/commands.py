@@ -1,0 +1,2 @@
+"""Click commands of memeprobe.featurize (registered by memeprobe.cli)."""
+COMMANDS: list = []

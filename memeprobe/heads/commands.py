@@ -1,0 +1,2 @@
+"""Click commands of memeprobe.heads (registered by memeprobe.cli)."""
+COMMANDS: list = []

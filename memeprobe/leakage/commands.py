@@ -1,0 +1,2 @@
+"""Click commands of memeprobe.leakage (registered by memeprobe.cli)."""
+COMMANDS: list = []

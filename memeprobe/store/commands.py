@@ -1,0 +1,2 @@
+"""Click commands of memeprobe.store (registered by memeprobe.cli)."""
+COMMANDS: list = []
