@@ -1,0 +1,161 @@
+"""Any JSONL/JSON/CSV/TSV annotation file(s), read through a column mapping.
+
+``path`` is one file (the split is its stem, or the ``split_col`` value) or a folder of such files
+(one split per file). Image paths are relative to the folder holding the file(s).
+Columns: ``id_col`` (default ``id``), ``text_col`` (``text``), ``image_col`` (default ``image``, else
+``img``, else none), ``label_col`` (default ``label``, else ``labels``, else unlabeled).
+
+Labels (a missing, null or empty value = unlabeled; a CSV cell that starts with ``[`` is read as a
+JSON list):
+- ``label_names`` given: multi-hot over those names, in that order; other values are an error;
+- else, if any value is a list: multi-hot over all names seen, sorted;
+- else, scalar values all in {0, 1}: binary label named after the label column;
+- else, exactly two classes: binary label, 1 = ``positive_label`` (default: the later one sorted),
+  0 = the other, named after the positive class;
+- else (one class, or more than two): one-hot over the classes, sorted (numbers numerically).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
+from memeprobe.data.readers import read_json, read_jsonl, read_table
+from memeprobe.data.records import Dataset, Meme
+from memeprobe.errors import MemeprobeError
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+
+
+def split_files(path: Path) -> list[Path]:
+    """The annotation files of ``path``: itself, or those in the folder, in split order."""
+    if path.is_file():
+        return [path] if path.suffix.lower() in SUFFIXES else []
+    files = {p.stem: p for p in sorted(path.iterdir()) if p.is_file() and p.suffix.lower() in SUFFIXES}
+    return [files[s] for s in ordered_splits(files)]
+
+
+def detect(path: Path) -> bool:
+    return bool(split_files(path))
+
+
+def _rows(path: Path) -> tuple[set[str], list[tuple[str, dict]]]:
+    """Column names and ``(where, row)`` pairs of one file."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = [(f"{path} line {n}", r) for n, r in read_jsonl(path)]
+    elif suffix == ".json":
+        data = read_json(path)
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise MemeprobeError(f"{path}: expected a JSON array of objects (or use .jsonl, one object per line)")
+        rows = [(f"{path} record {i}", r) for i, r in enumerate(data, start=1)]
+    else:
+        header, table = read_table(path)
+        rows = [(f"{path} line {n}", r) for n, r in table]
+        return set(header), rows
+    return {k for _, r in rows for k in r}, rows
+
+
+def _pick(explicit: str | None, defaults: tuple[str, ...], columns: set[str], path: Path, role: str) -> str | None:
+    if explicit:
+        if explicit not in columns:
+            raise MemeprobeError(
+                f"{path}: no {role} column {explicit!r} (columns: {', '.join(sorted(columns))}); "
+                f"pass the right --{role}-col"
+            )
+        return explicit
+    return next((c for c in defaults if c in columns), None)
+
+
+def _raw_label(value, where: str):
+    """None (unlabeled), a list of class names, or one class name."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise MemeprobeError(f"{where}: label {value!r} looks like a list but is not valid JSON") from None
+    if isinstance(value, list):
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            raise MemeprobeError(f"{where}: label list {value!r} must hold strings or ints")
+        return [str(v).strip() for v in value]
+    if isinstance(value, (dict, float, bool)):
+        raise MemeprobeError(f"{where}: unsupported label value {value!r}; use an int, a string or a list of strings")
+    return str(value).strip()
+
+
+def _class_key(name: str):
+    return (0, int(name), "") if name.lstrip("-").isdigit() else (1, 0, name)
+
+
+def _label_scheme(raw: list, label_names, positive_label):
+    """``(kind, names, binary_name, positive)`` with kind "binary" or "multi"."""
+    if label_names:
+        return "multi", tuple(label_names), None, None
+    labeled = [v for v in raw if v is not None]
+    classes = {c for v in labeled for c in (v if isinstance(v, list) else [v])}
+    if any(isinstance(v, list) for v in labeled):
+        return "multi", tuple(sorted(classes, key=_class_key)), None, None
+    if classes and classes <= {"0", "1"} and positive_label in (None, "1"):
+        return "binary", (), None, "1"
+    if len(classes) == 2:
+        positive = positive_label or sorted(classes, key=_class_key)[1]
+        if positive not in classes:
+            raise MemeprobeError(f"positive label {positive!r} is not one of the classes {sorted(classes)}")
+        return "binary", (), positive, positive
+    return "multi", tuple(sorted(classes, key=_class_key)), None, None
+
+
+def load(path: Path, id_col: str | None = None, text_col: str | None = None, image_col: str | None = None,
+         label_col: str | None = None, split_col: str | None = None, label_names=None,
+         positive_label: str | None = None, allow_empty_text: bool = False,
+         allow_duplicate_ids: bool = False) -> Dataset:
+    path = Path(path)
+    files = split_files(path)
+    if not files:
+        raise MemeprobeError(f"{path}: no annotation files ({', '.join(SUFFIXES)})")
+    root = path if path.is_dir() else path.parent
+    b = DatasetBuilder(root, "generic", allow_empty_text, allow_duplicate_ids)
+    pending = []  # (where, id, split, text, image, raw label)
+    label_cols = set()
+    for f in files:
+        columns, rows = _rows(f)
+        ids = _pick(id_col or "id", (), columns, f, "id")
+        texts = _pick(text_col or "text", (), columns, f, "text")
+        images = _pick(image_col, ("image", "img"), columns, f, "image")
+        labels = _pick(label_col, ("label", "labels"), columns, f, "label")
+        splits = _pick(split_col, (), columns, f, "split")
+        label_cols.add(labels)
+        for where, row in rows:
+            if texts not in row:
+                raise MemeprobeError(f"{where}: no {texts!r} field; add it or pass the right --text-col")
+            split = str(row.get(splits) or "").strip() if splits else f.stem
+            if not split:
+                raise MemeprobeError(f"{where}: empty split value in column {splits!r}")
+            mid = meme_id(row.get(ids), where)
+            pending.append((where, mid, split, text_value(row[texts], where),
+                            b.image(row.get(images), where) if images else None,
+                            _raw_label(row.get(labels), where) if labels else None))
+    kind, names, binary_name, positive = _label_scheme([p[5] for p in pending], label_names, positive_label)
+    label_col_name = next(iter(label_cols - {None}), None)
+    index = {n: i for i, n in enumerate(names)}
+    allowed = ", ".join(names) if kind == "multi" else None
+    for where, mid, split, text, image, raw in pending:
+        label = labels = None
+        if raw is not None and kind == "binary":
+            label = int(raw == positive)
+        elif raw is not None:
+            hot = [0] * len(names)
+            for c in raw if isinstance(raw, list) else [raw]:
+                if c not in index:
+                    raise MemeprobeError(
+                        f"{where} (id {mid}): unknown label value {c!r}; allowed values: {allowed}"
+                    )
+                hot[index[c]] = 1
+            labels = tuple(hot)
+        b.add(Meme(id=mid, split=split, text=text, image=image, label=label, labels=labels), where)
+    if binary_name:
+        b.notes.append(f"binary label: 1 = {positive!r}, 0 = the other class (choose with positive_label=)")
+    return b.build(label_names=names if kind == "multi" else (),
+                   binary_name=(binary_name or label_col_name) if kind == "binary" else None)

@@ -1,0 +1,96 @@
+"""Annotation-file readers (UTF-8 text, JSON, JSON lines, CSV/TSV) that fail with file + line."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from memeprobe.errors import MemeprobeError
+
+
+def read_text(path: Path) -> str:
+    """The file decoded as UTF-8 (a leading BOM is dropped); bad bytes name the line and byte offset."""
+    path = Path(path)
+    if not path.is_file():
+        raise MemeprobeError(f"{path}: no such file; check the path (or pass the dataset folder)")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise MemeprobeError(
+            f"{path} line {line} (byte offset {e.start}): not valid UTF-8 ({e.reason}); "
+            "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def read_json(path: Path):
+    """A whole JSON document; a syntax error names the line and column."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise MemeprobeError(
+            f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg}); fix the file"
+        ) from None
+
+
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line; a bad or truncated line is named."""
+    rows = []
+    for n, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise MemeprobeError(
+                f"{path} line {n}: invalid or truncated JSON ({e.msg}); fix or delete that line"
+            ) from None
+        if not isinstance(obj, dict):
+            raise MemeprobeError(f"{path} line {n}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((n, obj))
+    return rows
+
+
+def sniff_delimiter(header_line: str, path: Path) -> str:
+    """Tab when the header has a tab (MAMI ships tab-separated ``.csv`` files), else by extension."""
+    if "\t" in header_line:
+        return "\t"
+    return "\t" if Path(path).suffix.lower() == ".tsv" else ","
+
+
+def read_table(path: Path) -> tuple[list[str], list[tuple[int, dict]]]:
+    """Header and ``(line number, row dict)`` of a CSV/TSV file; ragged rows are an error."""
+    text = read_text(path)
+    delimiter = sniff_delimiter(text.split("\n", 1)[0], path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise MemeprobeError(f"{path}: empty file, expected a header line")
+        header = [h.strip() for h in header]
+        rows = []
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise MemeprobeError(
+                    f"{path} line {reader.line_num}: {len(values)} fields, the header has {len(header)}; "
+                    "fix the row (quote fields that contain the delimiter)"
+                )
+            rows.append((reader.line_num, dict(zip(header, values))))
+    except csv.Error as e:
+        raise MemeprobeError(f"{path} line {reader.line_num}: malformed CSV ({e}); fix the row") from None
+    return header, rows
+
+
+def read_header(path: Path) -> list[str]:
+    """Column names of a CSV/TSV file (first line only; empty list when unreadable)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            line = f.readline().rstrip("\r\n")
+    except OSError:
+        return []
+    return [h.strip() for h in next(csv.reader([line], delimiter=sniff_delimiter(line, path)), [])]
