@@ -1,0 +1,737 @@
+"""FeatureStore: one crash-safe HDF5 file per dataset holding its meme table and row-aligned feature sets.
+
+Layout, status codes, crash-safety and locking design: see SCHEMA.md beside this module.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from memeprobe import __version__
+from memeprobe.data.records import Dataset, Meme
+from memeprobe.errors import MemeprobeError
+from memeprobe.store.lock import WriterLock
+from memeprobe.store.schema import (
+    DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
+    check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
+
+_STR = h5py.string_dtype("utf-8")
+_FIX = ("use a new --store path, or --overwrite to rebuild it")
+
+
+def _h5open(path: Path, mode: str) -> h5py.File:
+    """Open without HDF5 file locking (the sidecar lock rules writers) and without a chunk cache, so every
+    read and write goes straight to the file: readers never see stale chunks, writers never hold rows back."""
+    return h5py.File(path, mode, locking=False, rdcc_nbytes=0)
+
+
+def _dcpl(shape: tuple[int, ...], chunks: tuple[int, ...], fill) -> h5py.h5p.PropDCID:
+    """Chunked, no filters, space allocated and filled at creation: later row writes touch raw bytes only."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_chunk(chunks)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    dcpl.set_fill_value(np.array(fill))
+    return dcpl
+
+
+def _create(group: h5py.Group, name: str, n: int, spec: ArraySpec, fill=0) -> h5py.Dataset:
+    shape = (n, *spec.shape)
+    chunks = (chunk_rows(n, spec), *spec.shape)
+    return group.create_dataset(name, shape=shape, dtype=spec.dtype, track_times=False,
+                                dcpl=_dcpl(shape, chunks, np.array(fill, dtype=spec.dtype)))
+
+
+def _runs(rows: np.ndarray) -> list[tuple[int, int, int]]:
+    """Sorted unique rows → (row start, row stop, position in rows) of each contiguous run."""
+    if len(rows) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = np.concatenate([[0], cuts])
+    stops = np.concatenate([cuts, [len(rows)]])
+    return [(int(rows[a]), int(rows[b - 1]) + 1, int(a)) for a, b in zip(starts, stops)]
+
+
+def _read_rows(ds: h5py.Dataset, rows) -> np.ndarray:
+    """``ds[rows]`` for any row order, read chunk-block by chunk-block (bounded memory, few calls)."""
+    if rows is None:
+        return ds[()]
+    rows = np.asarray(rows, dtype=np.int64)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    out = np.empty((len(uniq), *ds.shape[1:]), dtype=ds.dtype)
+    block = ds.chunks[0] if ds.chunks else 4096
+    blocks = uniq // block
+    bounds = np.flatnonzero(np.diff(blocks)) + 1
+    for part in np.split(np.arange(len(uniq)), bounds):
+        if len(part) == 0:
+            continue
+        lo, hi = int(uniq[part[0]]), int(uniq[part[-1]]) + 1
+        out[part] = ds[lo:hi][uniq[part] - lo]
+    return out[inverse]
+
+
+def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
+    """Boolean per row: any NaN/inf (float16 checked on its exponent bits: numpy's float16 math is slow)."""
+    flat = values.reshape(len(values), int(np.prod(values.shape[1:])))
+    if flat.dtype == np.float16:
+        return ((flat.view(np.uint16) & 0x7C00) == 0x7C00).any(axis=1)
+    return ~np.isfinite(flat).all(axis=1)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _describe_os_error(path: Path, e: Exception) -> str:
+    text = (str(e).splitlines() or [type(e).__name__])[0]
+    full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT) or any(
+        f"errno = {n}," in str(e) for n in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT))
+    if full:
+        return f"cannot write store {path}: the disk is full ({text}); free space or use another --store path"
+    if getattr(e, "errno", None) in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write store {path}: {text}; choose a writable --store path"
+    return f"cannot write store {path}: {text}"
+
+
+class FeatureStore:
+    """A dataset's meme table and feature sets in one HDF5 file. Use the class methods to get one."""
+
+    def __init__(self, path: Path, writable: bool, lock: WriterLock | None = None):
+        self.path = Path(path)
+        self.writable = writable
+        self._lock = lock
+        self._f: h5py.File | None = None
+        self._reopen()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, path, dataset: Dataset, overwrite: bool = False) -> "FeatureStore":
+        """Write a new store for ``dataset`` (atomically: a kill leaves no store or a complete one); writer."""
+        path = Path(path)
+        cls._check_dataset(dataset)
+        lock = WriterLock(path)
+        try:
+            if path.exists() and not overwrite:
+                raise MemeprobeError(f"store {path} already exists; use another --store path or --overwrite")
+            cls._clean_temps(path)
+            cls._write_new(path, dataset)
+            return cls(path, writable=True, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def open_or_create(cls, path, dataset: Dataset, overwrite: bool = False) -> "FeatureStore":
+        """Writer on ``path``: opened when it holds ``dataset`` (same fingerprint), created when absent.
+
+        A store of another dataset is refused unless ``overwrite`` (then rebuilt empty)."""
+        path = Path(path)
+        if not path.exists():
+            return cls.create(path, dataset)
+        lock = WriterLock(path)
+        try:
+            cls._clean_temps(path)
+            st = cls(path, writable=True, lock=lock)
+        except MemeprobeError:
+            if not overwrite:  # not a store, or a newer schema: only --overwrite may replace it
+                lock.release()
+                raise
+            try:
+                cls._write_new(path, dataset)
+                return cls(path, writable=True, lock=lock)
+            except BaseException:
+                lock.release()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        fp = dataset.fingerprint()
+        if st._attr("dataset_fingerprint") == fp:
+            return st
+        if not overwrite:
+            msg = (f"store {path} holds another dataset: {st._attr('dataset_format')} at {st._attr('dataset_root')} "
+                   f"({st.n} memes, fingerprint {st._attr('dataset_fingerprint')[:12]}), not {dataset.format} at "
+                   f"{dataset.root} ({len(dataset.memes)} memes, fingerprint {fp[:12]}); {_FIX}")
+            st.close()
+            raise MemeprobeError(msg)
+        st._f.close()
+        st._f = None
+        try:
+            cls._write_new(path, dataset)
+            st._reopen()
+        except BaseException:
+            st.close()
+            raise
+        return st
+
+    @classmethod
+    def open(cls, path) -> "FeatureStore":
+        """Reader: never takes the lock, never blocks or crashes while a writer appends."""
+        path = Path(path)
+        if not path.exists():
+            raise MemeprobeError(f"store {path} does not exist; create it with `memeprobe featurize ... --store {path}`")
+        return cls(path, writable=False)
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"FeatureStore({str(self.path)!r}, n={self.n}, feature_sets={self.feature_sets()}, writable={self.writable})"
+
+    def _reopen(self) -> None:
+        if self._f is not None:
+            self._f.close()
+        try:
+            self._f = _h5open(self.path, "r+" if self.writable else "r")
+        except (OSError, ValueError) as e:
+            if self.writable and not os.access(self.path, os.W_OK):
+                raise MemeprobeError(f"cannot write store {self.path}: permission denied; "
+                                     "choose a writable --store path") from None
+            raise MemeprobeError(f"{self.path} is not a readable HDF5 file ({str(e).splitlines()[0]}); "
+                                 "is it a memeprobe store?") from None
+        try:
+            self._check_schema()
+            self._load_table()
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            self._f.close()
+            self._f = None
+            raise MemeprobeError(f"store {self.path} is damaged ({e}); rebuild it with --overwrite or a new "
+                                 "--store path") from None
+        except BaseException:
+            self._f.close()
+            self._f = None
+            raise
+        self._fd = self._f.id.get_vfd_handle() if self.writable else None
+
+    def _check_schema(self) -> None:
+        if self._f.attrs.get("kind") != MAGIC:
+            raise MemeprobeError(f"{self.path} is an HDF5 file but not a memeprobe store (no kind={MAGIC!r} "
+                                 "attribute); give a store written by `memeprobe featurize`")
+        version = int(self._f.attrs["schema_version"])
+        if version > SCHEMA_VERSION:
+            raise MemeprobeError(
+                f"store {self.path} was written by a newer memeprobe (schema {version} > {SCHEMA_VERSION}, "
+                f"written by memeprobe {self._attr('memeprobe_version')}); upgrade memeprobe")
+
+    def _attr(self, key: str):
+        return self._f.attrs.get(key)
+
+    def _load_table(self) -> None:
+        m = self._f["memes"]
+        self.ids = np.array(m["id"].asstr()[()], dtype=str)
+        self.splits = np.array(m["split"].asstr()[()], dtype=str)
+        self.texts = np.array(m["text"].asstr()[()], dtype=str)
+        self.images = np.array(m["image"].asstr()[()], dtype=str)
+        self.label = m["label"][()]
+        self.labels = m["labels"][()]
+        self.n = len(self.ids)
+        self.label_names = tuple(json.loads(self._attr("label_names")))
+        self.binary_name = json.loads(self._attr("binary_name"))
+
+    # ------------------------------------------------------------------ structural changes (copy-on-write)
+    @staticmethod
+    def _temp(path: Path) -> Path:
+        return path.with_name(f"{path.name}.tmp-{os.getpid()}")
+
+    @staticmethod
+    def _clean_temps(path: Path) -> None:
+        """Remove temp files a killed writer left behind (we hold the lock, so none is in use)."""
+        for p in path.parent.glob(f"{path.name}.tmp-*"):
+            p.unlink(missing_ok=True)
+
+    @classmethod
+    def _commit(cls, path: Path, build, need_bytes: int, source: Path | None = None) -> None:
+        """Write a complete new file to a temp path, fsync it, rename it over ``path`` atomically.
+
+        The temp file starts as a copy of ``source`` (or an empty HDF5 file) and is extended by ``need_bytes``
+        with posix_fallocate before HDF5 writes to it, so a full disk fails here, cleanly, in Python (HDF5
+        truncates the file to its real size on close). ``build(f)`` then edits the open temp file."""
+        tmp = cls._temp(path)
+        try:
+            if source is None:
+                h5py.File(tmp, "w", locking=False).close()
+            else:
+                shutil.copyfile(source, tmp)  # in-kernel copy
+            fd = os.open(tmp, os.O_RDWR)
+            try:
+                try:
+                    os.posix_fallocate(fd, 0, os.fstat(fd).st_size + int(need_bytes))
+                except OSError as e:
+                    if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                with h5py.File(tmp, "r+", locking=False) as f:
+                    build(f)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(path)
+        except MemeprobeError:
+            tmp.unlink(missing_ok=True)
+            raise
+        except (OSError, RuntimeError, ValueError) as e:
+            tmp.unlink(missing_ok=True)
+            raise MemeprobeError(_describe_os_error(path, e)) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _check_dataset(dataset: Dataset) -> None:
+        """Refuse, before anything is written, a dataset the meme table cannot hold."""
+        if not dataset.memes:
+            raise MemeprobeError(f"dataset {dataset.root} has no memes; nothing to store")
+        seen = set()
+        for m in dataset.memes:
+            if (m.split, m.id) in seen:
+                raise MemeprobeError(f"dataset {dataset.root}: id {m.id} appears twice in split {m.split}; "
+                                     "fix the annotations so (split, id) is unique")
+            seen.add((m.split, m.id))
+        k = len(dataset.label_names)
+        for m in dataset.memes:
+            if m.labels is not None and len(m.labels) != k:
+                raise MemeprobeError(f"dataset {dataset.root}: meme {m.split}/{m.id} has {len(m.labels)} labels "
+                                     f"but the dataset names {k}")
+
+    @classmethod
+    def _write_new(cls, path: Path, dataset: Dataset) -> None:
+        cls._check_dataset(dataset)
+        k = len(dataset.label_names)
+        memes = dataset.memes
+        columns = {"id": [m.id for m in memes], "split": [m.split for m in memes],
+                   "text": [m.text for m in memes], "image": [m.image or "" for m in memes]}
+        text_bytes = sum(len(v.encode("utf-8")) for col in columns.values() for v in col)
+
+        def build(f: h5py.File):
+            f.attrs.update({
+                "kind": MAGIC, "schema_version": SCHEMA_VERSION, "memeprobe_version": __version__,
+                "created": now(), "dataset_format": dataset.format, "dataset_root": str(dataset.root),
+                "dataset_fingerprint": dataset.fingerprint(),
+                "label_names": dumps(list(dataset.label_names)), "binary_name": dumps(dataset.binary_name)})
+            g = f.create_group("memes")
+            for key, values in columns.items():
+                g.create_dataset(key, data=np.array(values, dtype=object), dtype=_STR, track_times=False)
+            label = np.array([-1 if m.label is None else m.label for m in memes], dtype=np.int8)
+            labels = np.full((len(memes), k), -1, dtype=np.int8)
+            for i, m in enumerate(memes):
+                if m.labels is not None:
+                    labels[i] = m.labels
+            g.create_dataset("label", data=label, track_times=False)
+            g.create_dataset("labels", data=labels, track_times=False)
+            f.create_group("features")
+
+        cls._commit(path, build, need_bytes=2 * text_bytes + len(memes) * (4 * 48 + 1 + k) + (1 << 20))
+
+    def _restructure(self, edit, need_bytes: int, drop: str | None = None) -> None:
+        """Copy-on-write structural change: copy the file (leaving out feature set ``drop``), ``edit`` the copy,
+        rename it over the store. A kill at any moment leaves the old or the new file, both complete."""
+        self._need_writer()
+        self._sync()
+        self._f.close()
+        self._f = None
+
+        def build(f: h5py.File):
+            if drop is not None:
+                with h5py.File(self.path, "r", locking=False) as src:
+                    f.attrs.update(dict(src.attrs))
+                    src.copy(src["memes"], f, "memes")
+                    f.create_group("features")
+                    for name in src["features"]:
+                        if name != drop:
+                            src.copy(src["features"][name], f["features"], name)
+            edit(f)
+
+        try:
+            if drop is None:
+                self._commit(self.path, build, need_bytes, source=self.path)
+            else:
+                self._commit(self.path, build, need_bytes + self.path.stat().st_size)
+        finally:
+            self._reopen()
+
+    # ------------------------------------------------------------------ meme table
+    def split_names(self) -> list[str]:
+        """Split names in first-seen row order."""
+        return list(dict.fromkeys(self.splits.tolist()))
+
+    def rows(self, splits=None) -> np.ndarray:
+        """Row indices (ascending) of the memes in ``splits`` (a name or list; None = all)."""
+        if splits is None:
+            return np.arange(self.n)
+        if isinstance(splits, str):
+            splits = [splits]
+        unknown = [s for s in splits if s not in set(self.split_names())]
+        if unknown:
+            raise MemeprobeError(f"store {self.path} has no split {', '.join(unknown)}; "
+                                 f"its splits are {', '.join(self.split_names())}")
+        return np.flatnonzero(np.isin(self.splits, list(splits)))
+
+    # ------------------------------------------------------------------ feature sets
+    def feature_sets(self) -> list[str]:
+        return sorted(self._f["features"])
+
+    def _group(self, name: str) -> h5py.Group:
+        if name not in self._f["features"]:
+            have = ", ".join(self.feature_sets()) or "none"
+            raise MemeprobeError(f"store {self.path} has no feature set {name!r} (it has: {have}); "
+                                 "run `memeprobe featurize` first")
+        return self._f["features"][name]
+
+    def arrays(self, name: str) -> dict[str, ArraySpec]:
+        spec = json.loads(self._group(name).attrs["arrays"])
+        return {a: ArraySpec.from_json(d) for a, d in spec.items()}
+
+    def modalities(self, name: str) -> list[str]:
+        return sorted({s.modality for s in self.arrays(name).values()})
+
+    def provenance(self, name: str) -> dict:
+        return json.loads(self._group(name).attrs["provenance"])
+
+    def add_feature_set(self, name: str, arrays: dict[str, ArraySpec], provenance: dict, overwrite: bool = False) -> None:
+        """Declare feature set ``name``; a no-op when it exists with the same arrays and identity (resume)."""
+        self._need_writer()
+        check_feature_set_name(name)
+        if not arrays:
+            raise MemeprobeError(f"feature set {name!r} needs at least one array")
+        for a, spec in arrays.items():
+            check_array_name(a)
+            if not isinstance(spec, ArraySpec):
+                raise MemeprobeError(f"array {a!r} of feature set {name!r}: expected an ArraySpec, got {spec!r}")
+        provenance = dict(provenance)
+        dumps(provenance)
+        spec_json = dumps({a: s.to_json() for a, s in arrays.items()})
+        identity = dumps({k: provenance.get(k) for k in IDENTITY_KEYS})
+        exists = name in self._f["features"]
+        if exists:
+            g = self._f["features"][name]
+            if g.attrs["arrays"] == spec_json and g.attrs["identity"] == identity:
+                return
+            if not overwrite:
+                raise MemeprobeError(
+                    f"store {self.path} already has feature set {name!r} with other arrays or identity "
+                    f"(stored {g.attrs['identity']}, given {identity}); use another feature set name, "
+                    "another --store path, or --overwrite to replace it")
+        stamp = now()
+        provenance.update({"library_versions": library_versions(), "memeprobe_version": __version__,
+                           "created": stamp})
+        n = self.n
+
+        def edit(f: h5py.File):
+            g = f["features"].create_group(name)
+            g.attrs.update({"arrays": spec_json, "identity": identity, "provenance": dumps(provenance),
+                            "created": stamp})
+            for a, spec in arrays.items():
+                _create(g, a, n, spec).attrs["modality"] = spec.modality
+            for mod in sorted({s.modality for s in arrays.values()}):
+                _create(g.require_group("_status"), mod, n, ArraySpec((), mod, "uint8"), TODO)
+                reasons = g.require_group("_reason").create_dataset(
+                    mod, shape=(n,), dtype=f"S{REASON_BYTES}", track_times=False,
+                    dcpl=_dcpl((n,), (max(1, min(n, 4096)),), np.array(b"", dtype=f"S{REASON_BYTES}")))
+                reasons.attrs["encoding"] = "utf-8"
+
+        row_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in arrays.values())
+        n_mod = len({s.modality for s in arrays.values()})
+        data = n * (row_bytes + n_mod * (1 + REASON_BYTES))
+        self._restructure(edit, need_bytes=data + data // 50 + (1 << 20), drop=name if exists else None)
+
+    # ------------------------------------------------------------------ rows
+    def status(self, name: str, modality: str) -> np.ndarray:
+        """Per-row status of ``modality`` in feature set ``name``: 0 to do, 1 done, 2 failed."""
+        g = self._group(name)
+        if modality not in g["_status"]:
+            raise MemeprobeError(f"feature set {name!r} has no modality {modality!r} "
+                                 f"(it has: {', '.join(self.modalities(name))})")
+        return g["_status"][modality][()]
+
+    def _check_rows(self, rows) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
+            raise MemeprobeError(f"store {self.path}: row indices must be in [0, {self.n}); got {rows.min()}..{rows.max()}")
+        if len(np.unique(rows)) != len(rows):
+            raise MemeprobeError(f"store {self.path}: row indices given to write must be unique")
+        return rows
+
+    def write_rows(self, name: str, rows, values: dict[str, np.ndarray], modality: str) -> None:
+        """Write every array of ``modality`` for ``rows``, then mark them done; durable when it returns."""
+        self._need_writer()
+        g = self._group(name)
+        spec = {a: s for a, s in self.arrays(name).items() if s.modality == modality}
+        if not spec:
+            raise MemeprobeError(f"feature set {name!r} has no arrays of modality {modality!r}")
+        if set(values) != set(spec):
+            raise MemeprobeError(f"write_rows({name!r}, modality={modality!r}) needs exactly the arrays "
+                                 f"{sorted(spec)}; got {sorted(values)}")
+        rows = self._check_rows(rows)
+        order = np.argsort(rows, kind="stable")
+        rows = rows[order]
+        data = {a: self._prepare(name, a, s, values[a], rows, order) for a, s in spec.items()}
+        if not len(rows):
+            return
+        status = g["_status"][modality]
+        try:
+            if (_read_rows(status, rows) == DONE).any():  # rewriting done rows: un-mark them first
+                self._write_runs(status, rows, np.full(len(rows), TODO, np.uint8))
+                self._sync()
+            for a, v in data.items():
+                self._write_runs(g[a], rows, v)
+            self._sync()
+            self._write_runs(status, rows, np.full(len(rows), DONE, np.uint8))
+            self._sync()
+        except (OSError, RuntimeError) as e:
+            raise MemeprobeError(_describe_os_error(self.path, e) + " (the rows of this batch are not marked done)") from None
+
+    def _prepare(self, name, array, spec: ArraySpec, value, rows, order) -> np.ndarray:
+        v = np.asarray(value)
+        want = (len(rows), *spec.shape)
+        if v.shape != want:
+            raise MemeprobeError(f"feature set {name!r} array {array!r}: values have shape {v.shape}, expected {want}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = v[order].astype(spec.dtype)
+        if out.dtype.kind == "f":
+            bad = _nonfinite_rows(out)
+            if bad.any():
+                first = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[bad][:5])
+                raise MemeprobeError(
+                    f"feature set {name!r} array {array!r}: {int(bad.sum())} rows hold NaN/inf after conversion to "
+                    f"{spec.dtype} (e.g. {first}); mark them failed, or store the array as float32")
+        elif not np.array_equal(out, v[order]):
+            raise MemeprobeError(f"feature set {name!r} array {array!r}: values do not fit {spec.dtype} exactly")
+        return out
+
+    @staticmethod
+    def _write_runs(ds: h5py.Dataset, rows: np.ndarray, data: np.ndarray) -> None:
+        for start, stop, at in _runs(rows):
+            ds[start:stop] = data[at:at + stop - start]
+
+    def _sync(self) -> None:
+        self._f.flush()
+        os.fsync(self._fd)
+
+    def mark_failed(self, name: str, rows, modality: str, reasons) -> None:
+        """Mark ``rows`` failed for ``modality`` with one reason each (a single string applies to all)."""
+        self._need_writer()
+        g = self._group(name)
+        self.status(name, modality)
+        rows = self._check_rows(rows)
+        if isinstance(reasons, str):
+            reasons = [reasons] * len(rows)
+        if len(reasons) != len(rows):
+            raise MemeprobeError(f"mark_failed: {len(rows)} rows but {len(reasons)} reasons")
+        order = np.argsort(rows, kind="stable")
+        enc = np.array([str(reasons[i]).encode("utf-8")[:REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
+                        for i in order], dtype=f"S{REASON_BYTES}")
+        rows = rows[order]
+        try:
+            self._write_runs(g["_reason"][modality], rows, enc)
+            self._sync()
+            self._write_runs(g["_status"][modality], rows, np.full(len(rows), FAILED, np.uint8))
+            self._sync()
+        except (OSError, RuntimeError) as e:
+            raise MemeprobeError(_describe_os_error(self.path, e)) from None
+
+    def failures(self, name: str) -> list[tuple[int, str, str]]:
+        """(row, modality, reason) of every failed row, by row then modality."""
+        g = self._group(name)
+        out = []
+        for mod in self.modalities(name):
+            status = g["_status"][mod][()]
+            rows = np.flatnonzero(status == FAILED)
+            reasons = _read_rows(g["_reason"][mod], rows)
+            out += [(int(r), mod, bytes(x).decode("utf-8", "replace")) for r, x in zip(rows, reasons)]
+        return sorted(out)
+
+    def read(self, name: str, array: str, rows=None) -> np.ndarray:
+        """Raw stored values of one array (all rows, or ``rows`` in the order given)."""
+        g = self._group(name)
+        if array not in self.arrays(name):
+            raise MemeprobeError(f"feature set {name!r} has no array {array!r} (it has: {', '.join(self.arrays(name))})")
+        return _read_rows(g[array], rows)
+
+    def done(self, name: str, arrays: list[str]) -> np.ndarray:
+        """Boolean (n,): rows done in every modality that ``arrays`` belong to."""
+        spec = self.arrays(name)
+        unknown = [a for a in arrays if a not in spec]
+        if unknown:
+            raise MemeprobeError(f"feature set {name!r} has no array {', '.join(unknown)} (it has: {', '.join(spec)})")
+        ok = np.ones(self.n, dtype=bool)
+        for mod in sorted({spec[a].modality for a in arrays}):
+            ok &= self.status(name, mod) == DONE
+        return ok
+
+    def select_rows(self, name: str, arrays: list[str], splits=None, missing: str = "error") -> np.ndarray:
+        """Rows of ``splits`` whose ``arrays`` are done; missing="error" refuses any row not done."""
+        if isinstance(arrays, str):
+            arrays = [arrays]
+        if not arrays:
+            raise MemeprobeError(f"feature set {name!r}: give at least one array")
+        if missing not in ("error", "drop"):
+            raise MemeprobeError(f"missing must be 'error' or 'drop', not {missing!r}")
+        rows = self.rows(splits)
+        ok = self.done(name, arrays)[rows]
+        if ok.all():
+            return rows
+        if missing == "drop":
+            return rows[ok]
+        spec = self.arrays(name)
+        counts = []
+        for mod in sorted({spec[a].modality for a in arrays}):
+            st = self.status(name, mod)[rows]
+            parts = [f"{int((st == c).sum())} {STATUS_NAMES[c]}" for c in (TODO, FAILED) if (st == c).any()]
+            if parts:
+                counts.append(f"{mod}: {', '.join(parts)}")
+        raise MemeprobeError(
+            f"feature set {name!r}: {int((~ok).sum())} of {len(rows)} selected rows are not done "
+            f"({'; '.join(counts)}); finish them with `memeprobe featurize` or load with missing='drop'")
+
+    def load_rows(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error"):
+        """Like :meth:`load`, plus the store row index of every returned row: ``(X, ids, y, rows)``."""
+        if isinstance(arrays, str):
+            arrays = [arrays]
+        y_all = self._target(target)
+        rows = self.select_rows(name, arrays, splits, missing)  # status first, then values (see SCHEMA.md)
+        spec = self.arrays(name)
+        parts = [self.read(name, a, rows).reshape(len(rows), int(np.prod(spec[a].shape))).astype(np.float32)
+                 for a in arrays]
+        return np.hstack(parts), self.ids[rows], y_all[rows], rows
+
+    def load(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error"):
+        """``(X float32 (m, D), ids (m,), y)``: ``arrays`` flattened per row and concatenated, rows in store order.
+
+        ``y``: binary (m,) for target="label", multi-hot (m, K) for "labels"; "auto" = binary when the dataset has
+        binary labels, else multi-hot; -1 = unlabeled. ``missing``: "error" refuses rows not done, "drop" skips them."""
+        return self.load_rows(name, arrays, splits, target, missing)[:3]
+
+    def _target(self, target: str) -> np.ndarray:
+        if target == "auto":
+            has_binary = self.binary_name is not None or (self.label >= 0).any()
+            target = "label" if has_binary or not self.label_names else "labels"
+        if target == "label":
+            return self.label
+        if target == "labels":
+            if not self.label_names:
+                raise MemeprobeError(f"store {self.path} has no multi-label classes; use target='label'")
+            return self.labels
+        raise MemeprobeError(f"target must be 'auto', 'label' or 'labels', not {target!r}")
+
+    # ------------------------------------------------------------------ inspection
+    def info(self) -> dict:
+        """Everything worth knowing about the store, JSON-able."""
+        splits = {}
+        for s in self.split_names():
+            sel = self.splits == s
+            labeled = (self.label[sel] >= 0) | ((self.labels[sel] >= 0).any(axis=1) if self.labels.shape[1] else False)
+            splits[s] = {"n": int(sel.sum()), "labeled": int(np.sum(labeled))}
+        sets = {}
+        for name in self.feature_sets():
+            status = {}
+            for mod in self.modalities(name):
+                st = self.status(name, mod)
+                status[mod] = {STATUS_NAMES[c]: int((st == c).sum()) for c in (DONE, FAILED, TODO)}
+            sets[name] = {"arrays": {a: s.to_json() for a, s in self.arrays(name).items()},
+                          "status": status, "provenance": self.provenance(name)}
+        a = self._f.attrs
+        return {"path": str(self.path), "file_size": self.path.stat().st_size,
+                "schema_version": int(a["schema_version"]), "memeprobe_version": str(a["memeprobe_version"]),
+                "created": str(a["created"]),
+                "dataset": {"format": str(a["dataset_format"]), "root": str(a["dataset_root"]),
+                            "fingerprint": str(a["dataset_fingerprint"]), "n": self.n,
+                            "label_names": list(self.label_names), "binary_name": self.binary_name},
+                "splits": splits, "feature_sets": sets}
+
+    def verify(self) -> list[str]:
+        """Problems found (empty list = ok): table alignment and fingerprint, duplicate (split, id), array shapes
+        and dtypes, status values, NaN/inf in done rows."""
+        problems = []
+        m = self._f["memes"]
+        for key in ("id", "split", "text", "image", "label", "labels"):
+            if key not in m:
+                problems.append(f"meme table: dataset {key!r} is missing")
+            elif m[key].shape[0] != self.n:
+                problems.append(f"meme table: {key!r} has {m[key].shape[0]} rows, ids have {self.n}")
+        if problems:
+            return problems
+        if self.labels.shape[1] != len(self.label_names):
+            problems.append(f"meme table: labels has {self.labels.shape[1]} columns for {len(self.label_names)} label names")
+        for key, arr in (("label", self.label), ("labels", self.labels)):
+            if arr.size and not np.isin(arr, (-1, 0, 1)).all():
+                problems.append(f"meme table: {key} holds values other than -1, 0, 1")
+        keys = list(zip(self.splits.tolist(), self.ids.tolist()))
+        if len(set(keys)) != len(keys):
+            dup = [k for k, c in Counter(keys).items() if c > 1][:5]
+            problems.append(f"meme table: duplicate (split, id): {', '.join(f'{s}/{i}' for s, i in dup)}")
+        ds = Dataset(root=Path("."), format="", memes=[Meme(i, s, t, im or None) for i, s, t, im in
+                                                         zip(self.ids, self.splits, self.texts, self.images)])
+        if ds.fingerprint() != self._attr("dataset_fingerprint"):
+            problems.append("meme table: contents do not match the stored dataset fingerprint")
+        for name in self.feature_sets():
+            problems += self._verify_set(name)
+        return problems
+
+    def _verify_set(self, name: str) -> list[str]:
+        g = self._f["features"][name]
+        try:
+            spec = self.arrays(name)
+        except (KeyError, ValueError, TypeError) as e:
+            return [f"feature set {name!r}: unreadable array spec ({e})"]
+        problems = []
+        status = {}
+        for mod in sorted({s.modality for s in spec.values()}):
+            if "_status" not in g or mod not in g["_status"]:
+                problems.append(f"feature set {name!r}: no status for modality {mod!r}")
+                continue
+            st = g["_status"][mod][()]
+            if st.shape != (self.n,):
+                problems.append(f"feature set {name!r}: status {mod!r} has shape {st.shape}, expected ({self.n},)")
+                continue
+            if not np.isin(st, (TODO, DONE, FAILED)).all():
+                problems.append(f"feature set {name!r}: status {mod!r} holds values other than 0, 1, 2")
+            status[mod] = st == DONE
+        for a, s in spec.items():
+            if a not in g:
+                problems.append(f"feature set {name!r}: array {a!r} is missing")
+                continue
+            ds = g[a]
+            if ds.shape != (self.n, *s.shape) or ds.dtype != np.dtype(s.dtype):
+                problems.append(f"feature set {name!r} array {a!r}: stored {ds.shape} {ds.dtype}, "
+                                f"declared {(self.n, *s.shape)} {s.dtype}")
+                continue
+            if ds.dtype.kind != "f" or s.modality not in status:
+                continue
+            bad = 0
+            step = max(ds.chunks[0], (64 << 20) // max(1, ds.dtype.itemsize * int(np.prod(s.shape))))
+            for lo in range(0, self.n, step):
+                done = status[s.modality][lo:lo + step]
+                if done.any():
+                    bad += int((_nonfinite_rows(ds[lo:lo + step]) & done).sum())
+            if bad:
+                problems.append(f"feature set {name!r} array {a!r}: {bad} done rows hold NaN/inf")
+        return problems
+
+    def _need_writer(self) -> None:
+        if not self.writable:
+            raise MemeprobeError(f"store {self.path} is open read-only; open it with "
+                                 "FeatureStore.open_or_create(...) to write")
