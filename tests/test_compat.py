@@ -9,7 +9,7 @@ from memeprobe._compat import ensure_torchvision_ops, nms_reference
 
 def test_heavy_libraries_import_in_a_fresh_interpreter():
     code = (
-        "import memeprobe.featurize\n"
+        "import memeprobe\n"
         "import open_clip, timm, transformers, torchvision\n"
         "import torch\n"
         "b = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60.]])\n"
