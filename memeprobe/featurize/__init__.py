@@ -1,8 +1,9 @@
 """Frozen encoders that turn memes into store arrays.
 
-Importing this package first makes torchvision importable next to a CPU-only torch
-(see :mod:`memeprobe._compat`); every featurizer module relies on that.
+Heavy libraries (torch, open_clip, timm, transformers) are imported only when a featurizer is
+created; torchvision's CPU fix is installed by ``import memeprobe`` (see :mod:`memeprobe._compat`).
 """
-from memeprobe._compat import ensure_torchvision_ops
+from memeprobe.featurize.runner import RunConfig, Summary, featurize
+from memeprobe.featurize.spec import PRESETS, Options, Spec, create_featurizer, expand, parse_spec
 
-ensure_torchvision_ops()
+__all__ = ["PRESETS", "Options", "RunConfig", "Spec", "Summary", "create_featurizer", "expand", "featurize", "parse_spec"]

@@ -1,2 +1,124 @@
-"""Click commands of memeprobe.featurize (registered by memeprobe.cli)."""
-COMMANDS: list = []
+"""Click commands of memeprobe.featurize (registered by memeprobe.cli): ``featurize all|image|text``.
+
+Exit codes: 0 = every selected row featurized; 2 = error (nothing or part done, message says why);
+3 = completed with N failures (bad/missing images: rows marked failed with reasons, listed).
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from memeprobe.data.commands import dataset_options, load_from_options
+
+EXIT_FAILURES = 3
+_SHOW_FAILURES = 20
+
+
+def _batch_size(value: str):
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter("expected 'auto' or a positive integer")
+    return int(value)
+
+
+def _run_options(f):
+    from memeprobe.featurize.spec import PRESETS
+
+    opts = [
+        click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
+                     help="HDF5 feature store to create or extend (one per dataset)."),
+        click.option("--featurizer", "featurizers", multiple=True, metavar="SPEC",
+                     help="clip:MODEL:TAG|FILE, timm:MODEL[:FILE], hf:ID|DIR, st:minilm|st:DIR, pixels (repeatable)."),
+        click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+                     help="offline = st:minilm + pixels; clip-l14 = clip:ViT-L-14:openai; "
+                          "seed-baselines = timm:resnet50 + hf:albert-base-v2."),
+        click.option("--splits", default=None, help="Comma-separated splits to featurize (default: all)."),
+        click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
+        click.option("--batch-size", default="auto", show_default=True, callback=lambda c, p, v: _batch_size(v),
+                     help="Items per batch; auto = largest that fits on CUDA (halving on OOM), 32/128 on CPU."),
+        click.option("--workers", type=click.IntRange(min=0), default=None,
+                     help="DataLoader worker processes for decoding/tokenising (default: min(4, CPUs))."),
+        click.option("--downscale", type=click.IntRange(min=1), default=None,
+                     help="Resize images to NxN before the encoder (OS-AI setting: 64)."),
+        click.option("--regions", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Store image_regions pooled to a GxG grid (+ region_boxes); 0 = none."),
+        click.option("--text-tokens", is_flag=True, help="hf: also store text_tokens + text_mask."),
+        click.option("--max-length", type=click.IntRange(min=2), default=None,
+                     help="Text token limit (default: the model's own)."),
+        click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+                     help="Refuse images with more pixels (decompression bombs); default: Pillow's 89478485."),
+        click.option("--channels-last", is_flag=True, help="channels_last memory format for image models."),
+        click.option("--overwrite", is_flag=True, help="Replace a feature set whose provenance differs."),
+        click.option("--retry-failed", is_flag=True, help="Try rows marked failed again."),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers,
+         downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
+         no_progress, fmt=None, **dataset_opts):
+    from memeprobe.featurize.runner import RunConfig, featurize
+    from memeprobe.featurize.spec import Options, expand
+
+    specs = expand(featurizers, preset)
+    dataset = load_from_options(data, fmt, **dataset_opts)
+    split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
+    if split_list:
+        unknown = sorted(set(split_list) - set(dataset.splits()))
+        if unknown:
+            raise click.UsageError(f"unknown split(s) {', '.join(unknown)}; {data} has {', '.join(dataset.splits())}")
+    chosen = [m for m in dataset.memes if split_list is None or m.split in split_list][: limit or None]
+    missing = sum(1 for m in chosen if m.image is None or not dataset.image_path(m).is_file())
+    if missing:
+        click.echo(f"note: {missing} of {len(chosen)} selected memes have no image file on disk", err=True)
+    options = Options(downscale=downscale, regions=regions, text_tokens=text_tokens, max_length=max_length,
+                      max_pixels=max_pixels)
+    cfg = RunConfig(device=device, batch_size=batch_size, workers=workers, splits=split_list, limit=limit,
+                    overwrite=overwrite, retry_failed=retry_failed, channels_last=channels_last,
+                    progress=not no_progress)
+    summary = featurize(dataset, store_path, specs, options, modalities, cfg,
+                        log=lambda msg: click.echo(msg, err=True))
+    for where, what, why in summary.failures[:_SHOW_FAILURES]:
+        click.echo(f"failed {where} {what}: {why}", err=True)
+    if summary.failed > _SHOW_FAILURES:
+        click.echo(f"... and {summary.failed - _SHOW_FAILURES} more failures (see `memeprobe store info {store_path}`)",
+                   err=True)
+    click.echo(summary.line(store_path))
+    if summary.failed:
+        click.echo(f"completed with {summary.failed} failures", err=True)
+        sys.exit(EXIT_FAILURES)
+
+
+def _command(name, modalities, doc):
+    @click.command(name, help=doc)
+    @click.argument("data", type=click.Path(exists=True))
+    @dataset_options(allow_empty_text=True)
+    @_run_options
+    def command(data, **kwargs):
+        _run(modalities, data, **kwargs)
+
+    return command
+
+
+_EPILOG = ("Resumable: rows already done are skipped, a finished job re-runs without model work. "
+           "Exit code 0 = all done, 2 = error, 3 = completed with N failures (listed; the rows are marked "
+           "failed in the store, --retry-failed tries them again).")
+
+
+@click.group("featurize")
+def featurize_group():
+    """Encode memes with frozen encoders into the HDF5 feature store (resumable)."""
+
+
+featurize_group.add_command(_command("all", ("image", "text"),
+                                     "Featurize the images and texts of DATA into --store. " + _EPILOG))
+featurize_group.add_command(_command("image", ("image",), "Featurize only the images of DATA. " + _EPILOG))
+featurize_group.add_command(_command("text", ("text",), "Featurize only the texts of DATA. " + _EPILOG))
+
+COMMANDS: list = [featurize_group]

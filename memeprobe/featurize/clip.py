@@ -1,0 +1,206 @@
+"""``clip:MODEL:TAG_OR_FILE``: open_clip image and text towers (``create_model_and_transforms``).
+
+Arrays: ``image_embed`` / ``text_embed`` (projected, as CLIP compares them), ``image_pooled`` /
+``text_pooled`` (before the projection: Hate-CLIPper's input), ``text_truncated`` (text longer
+than the context length) and, with ``Options.regions = G``, ``image_regions`` (G*G pooled patch
+tokens) + ``region_boxes`` (their normalised x1, y1, x2, y2 in the original image).
+The pooled/region arrays need a ViT image tower and a CLIP-style text tower; other towers
+(e.g. ModifiedResNet, HF text) provide the projected embeddings only.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.featurize.base import Featurizer, grid_boxes, grid_pool, to_numpy
+from memeprobe.featurize.weights import cache_only, ensure_downloadable, file_sha256, weights_error
+
+_OPENCLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+
+
+def _locate_tag(spec, model: str, tag: str) -> str | None:
+    """Local file holding ``model``/``tag`` if cached; the one-line error when it is not and we are offline."""
+    import open_clip
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model, tag)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise MemeprobeError(
+            f"{spec.text}: {tag!r} is neither a pretrained tag of {model} (known: {', '.join(tags) or 'none'}) "
+            "nor an existing checkpoint file"
+        )
+    hint = f"clip:{model}:/path/to/open_clip_pytorch_model.bin"
+    if cfg.get("hf_hub"):
+        from memeprobe.featurize.weights import cached_hub_file, hub_cache_dir
+
+        hub = cfg["hf_hub"]
+        if hub.endswith("/"):  # open_clip's convention: repo id only, default file names
+            repo, names = hub[:-1], _OPENCLIP_FILES
+        else:
+            repo, name = os.path.split(hub)
+            names = (name,)
+        path = cached_hub_file(repo, names)
+        looked = f"the Hugging Face cache {hub_cache_dir()} for {repo}"
+    else:
+        path = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(cfg.get("url", "")))
+        path = path if os.path.isfile(path) else None
+        looked = "~/.cache/clip"
+    if path is None:
+        ensure_downloadable(spec.text, looked, hint)
+    return path
+
+
+class ClipTextCollate:
+    """Picklable open_clip tokeniser that also flags texts longer than the context length."""
+
+    def __init__(self, tokenizer, context_length: int):
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+
+    def __call__(self, texts: list[str]) -> dict:
+        import torch
+
+        encode = getattr(self.tokenizer, "encode", None)
+        flags = [len(encode(t)) + 2 > self.context_length if encode else False for t in texts]
+        return {
+            "input_ids": self.tokenizer(texts, context_length=self.context_length),
+            "truncated": torch.tensor(flags, dtype=torch.uint8),
+        }
+
+
+class ClipImageTransform:
+    """Picklable: PIL image → {"pixels": tensor, "size": (w, h) of the image given}."""
+
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
+
+    def __call__(self, image) -> dict:
+        import torch
+
+        return {"pixels": self.preprocess(image), "size": torch.tensor(image.size)}
+
+
+class ClipFeaturizer(Featurizer):
+    modalities = ("image", "text")
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        if os.path.isfile(spec.weights):
+            self.checkpoint, self._sha, self._cached = spec.weights, file_sha256(spec.weights), False
+        elif spec.weights.startswith(("/", ".", "~")):
+            raise weights_error(spec.text, spec.weights, f"clip:{spec.model}:/path/to/existing/ckpt.pt", "no such file")
+        else:
+            cached = _locate_tag(spec, spec.model, spec.weights)
+            self.checkpoint, self._cached = None, cached is not None
+            self._sha = file_sha256(cached) if cached else f"open_clip:{spec.model}:{spec.weights}"
+        self.model = self.preprocess = self.tokenizer = None
+
+    def weights_sha256(self) -> str:
+        return self._sha
+
+    def preprocessing(self) -> dict:
+        return {
+            "downscale": self.options.downscale,
+            "regions": self.options.regions,
+            "context_length": self.options.max_length,  # None = the model's own (77 for most)
+        }
+
+    def load(self, device) -> None:
+        super().load(device)
+        import open_clip
+
+        pretrained = self.checkpoint or self.spec.weights
+        try:
+            with cache_only(self._cached):
+                model, _, preprocess = open_clip.create_model_and_transforms(self.spec.model, pretrained=pretrained)
+                self.tokenizer = open_clip.get_tokenizer(self.spec.model)
+        except RuntimeError as e:
+            if "not found in built-ins" in str(e):
+                raise MemeprobeError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
+                                     "(see open_clip.list_models())") from None
+            raise weights_error(self.spec.text, pretrained, f"clip:{self.spec.model}:/path/to/ckpt.pt",
+                                str(e).splitlines()[0][:200]) from None
+        self.model = model.eval().to(device)
+        self.preprocess = preprocess
+        self.context_length = min(self.options.max_length or self.model.context_length, self.model.context_length)
+        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        self.resize_mode = cfg.get("resize_mode", "shortest")
+
+    # -- towers ------------------------------------------------------------------------------
+    def _vit(self):
+        v = self.model.visual
+        return v if hasattr(v, "_embeds") and hasattr(v, "_pool") and hasattr(v, "grid_size") else None
+
+    def _text_tower(self):
+        """The module holding the CLIP-style text transformer attributes, or None (e.g. HF text)."""
+        t = getattr(self.model, "text", self.model)
+        return t if hasattr(t, "token_embedding") and hasattr(t, "ln_final") else None
+
+    def arrays(self) -> dict:
+        from memeprobe.store import ArraySpec
+
+        embed = self.model.text_projection.shape[-1] if hasattr(self.model, "text_projection") else None
+        embed = embed or self.model.encode_text(self.tokenizer(["x"], context_length=self.context_length).to(self.device)).shape[-1]
+        out = {
+            "image_embed": ArraySpec((embed,), "image"),
+            "text_embed": ArraySpec((embed,), "text"),
+            "text_truncated": ArraySpec((1,), "text", "uint8"),
+        }
+        vit = self._vit()
+        if vit is not None:
+            out["image_pooled"] = ArraySpec((vit.transformer.width,), "image")
+            if self.options.regions:
+                g = self.options.regions
+                out["image_regions"] = ArraySpec((g * g, vit.transformer.width), "image")
+                out["region_boxes"] = ArraySpec((g * g, 4), "image")
+        text = self._text_tower()
+        if text is not None:
+            out["text_pooled"] = ArraySpec((text.transformer.width,), "text")
+        return out
+
+    def image_transform(self):
+        return ClipImageTransform(self.preprocess)
+
+    def text_collate(self):
+        return ClipTextCollate(self.tokenizer, self.context_length)
+
+    def encode_image(self, batch: dict) -> dict:
+        images = batch["pixels"]
+        vit = self._vit()
+        if vit is None:
+            return {"image_embed": to_numpy(self.model.encode_image(images))}
+        pooled, tokens = vit._pool(vit.transformer(vit._embeds(images)))
+        embed = pooled @ vit.proj if vit.proj is not None else pooled
+        out = {"image_embed": to_numpy(embed), "image_pooled": to_numpy(pooled)}
+        if self.options.regions:
+            g = self.options.regions
+            gh, gw = vit.grid_size
+            fmap = tokens[:, -gh * gw:].reshape(len(tokens), gh, gw, -1).permute(0, 3, 1, 2)
+            out["image_regions"] = to_numpy(grid_pool(fmap, g))
+            sizes = batch["size"].tolist()
+            out["region_boxes"] = grid_boxes(g, sizes, self.resize_mode)
+        return out
+
+    def encode_text(self, batch: dict) -> dict:
+        import torch
+        from open_clip.transformer import text_global_pool
+
+        ids = batch["input_ids"]
+        flags = to_numpy(batch["truncated"]).reshape(-1, 1).astype(np.uint8)
+        t = self._text_tower()
+        if t is None:
+            return {"text_embed": to_numpy(self.model.encode_text(ids)), "text_truncated": flags}
+        cast = t.transformer.get_cast_dtype()
+        x = t.token_embedding(ids).to(cast) + t.positional_embedding[: ids.shape[1]].to(cast)
+        mask = t.attn_mask[: ids.shape[1], : ids.shape[1]] if t.attn_mask is not None else None
+        x = t.ln_final(t.transformer(x, attn_mask=mask))
+        pool_type = getattr(t, "text_pool_type", getattr(t, "pool_type", "argmax"))
+        pooled = text_global_pool(x, ids, pool_type, eos_token_id=getattr(t, "text_eos_id", getattr(t, "eos_id", None)))
+        pooled = pooled[0] if isinstance(pooled, tuple) else pooled
+        proj = t.text_projection
+        embed = proj(pooled) if isinstance(proj, torch.nn.Linear) else (pooled @ proj if proj is not None else pooled)
+        return {"text_embed": to_numpy(embed), "text_pooled": to_numpy(pooled), "text_truncated": flags}
+

