@@ -33,9 +33,12 @@ def _register():
     from memeprobe.leakage import commands as leakage
     from memeprobe.store import commands as store
 
+    from memeprobe.demo import demo
+
     for module in (data, store, featurize, leakage, heads):
         for command in module.COMMANDS:
             main.add_command(command)
+    main.add_command(demo)
 
 
 _register()
