@@ -1,2 +1,72 @@
 """Click commands of memeprobe.leakage (registered by memeprobe.cli)."""
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+
+import click
+
+_COS = click.FloatRange(0.0, 1.0, min_open=True)
+
+
+@click.group("leakage")
+def leakage():
+    """Find duplicated texts and images within and across splits (exact hashes, perceptual hashes, FAISS)."""
+
+
+@leakage.command("report")
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--format", "fmt", default=None, help="Dataset format (default: auto-detect).")
+@click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Feature store (HDF5) of this dataset: embeddings enable near-duplicate search by cosine.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leakage_report", show_default=True,
+              help="Folder for report.json, pairs.csv, report.html and clean_ids/.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
+@click.option("--text-threshold", type=_COS, default=0.9, show_default=True, help="Min cosine of text embeddings.")
+@click.option("--image-threshold", type=_COS, default=0.95, show_default=True, help="Min cosine of image embeddings.")
+@click.option("--phash-distance", type=click.IntRange(0, 64), default=10, show_default=True,
+              help="Max Hamming distance (bits of 64) of perceptual hashes.")
+@click.option("--jaccard", type=_COS, default=0.7, show_default=True, help="Min token Jaccard of normalised texts.")
+@click.option("--text-array", default=None, help="Text embeddings as FEATURE_SET/ARRAY, e.g. st-minilm/text_embed.")
+@click.option("--image-array", default=None, help="Image embeddings as FEATURE_SET/ARRAY, e.g. clip-ViT-B-32-openai/image_embed.")
+@click.option("--feature-set", "feature_sets", multiple=True,
+              help="Only pick embeddings from these feature sets (repeatable; default: any but 'pixels').")
+@click.option("--train-split", default="train", show_default=True, help="The split eval splits must not leak from.")
+@click.option("--no-images", is_flag=True, help="Skip decoding images (text checks and store embeddings only).")
+def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
+           text_array, image_array, feature_sets, train_split, no_images):
+    """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
+    import warnings
+
+    from memeprobe.data import load_dataset
+    from memeprobe.leakage.analysis import LeakageConfig, analyze
+    from memeprobe.leakage.report import terminal_table, to_json, write_report
+
+    ds = load_dataset(data, format=fmt)
+    config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
+                           phash_distance=phash_distance, jaccard=jaccard, train_split=train_split)
+    opened = None
+    if store is not None:
+        from memeprobe.store import FeatureStore
+        opened = FeatureStore.open(store)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the notes are printed below and kept in the report
+            result = analyze(ds, opened, config, text_array=text_array, image_array=image_array,
+                             feature_sets=list(feature_sets) or None, check_images=not no_images)
+    finally:
+        if opened is not None:
+            opened.close()
+    paths = write_report(result, ds, out_dir)
+    for note in result.warnings:
+        click.echo(f"warning: {note}", err=True)
+    if as_json:
+        doc = to_json(result, ds)
+        summary = {k: doc[k] for k in ("dataset", "sources", "skipped", "summary", "eval")}
+        click.echo(json.dumps({**summary, "files": {k: str(v) for k, v in paths.items()}}, indent=1))
+        return
+    click.echo(terminal_table(result))
+    click.echo(f"\n{len(result.pairs)} pairs in {len(result.groups)} groups; detectors: "
+               + ", ".join(f"{k} ({v})" for k, v in result.sources.items()))
+    click.echo(str(paths["html"]))
+
+COMMANDS: list = [leakage]

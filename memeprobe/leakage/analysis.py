@@ -1,0 +1,264 @@
+"""Run every duplicate detector over a dataset (and optionally store embeddings) and collect the result.
+
+Defaults: Jaccard >= 0.7 and phash distance <= 10 find every planted near-duplicate of ``make-sample``
+(near texts have Jaccard >= 0.8, edited pictures phash distance <= 8) while unrelated sample memes stay
+below (Jaccard <= 0.6, distance >= 13); cosine >= 0.9 for text embeddings (MiniLM scores the sample's
+near texts >= 0.96, with no false pair) and >= 0.95 for image embeddings. The weight-free ``pixels``
+image statistics are not used for cosine unless named (``--image-array pixels/image_embed``): colour
+histograms of unrelated memes are too similar; its ``image_phash`` is used instead.
+Cross-split pairs between the train split and an eval split are the leakage; eval-eval and
+within-split pairs are reported too. Clean subsets keep the eval memes with no train duplicate.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.leakage import exploit, groups, images, neighbors, pairs, text
+
+
+@dataclass
+class LeakageConfig:
+    """Detection thresholds (defaults: see the module docstring)."""
+
+    text_threshold: float = 0.9  # cosine of text embeddings
+    image_threshold: float = 0.95  # cosine of image embeddings
+    phash_distance: int = 10  # max Hamming distance of 64-bit perceptual hashes
+    jaccard: float = 0.7  # token Jaccard of normalised texts
+    train_split: str = "train"
+    exact_limit: int = 50_000  # rows indexed exactly (IndexFlatIP); IVF beyond
+
+    def __post_init__(self):
+        for name in ("text_threshold", "image_threshold", "jaccard"):
+            value = getattr(self, name)
+            if not (0.0 < value <= 1.0) or not np.isfinite(value):
+                raise MemeprobeError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
+        if not (0 <= self.phash_distance <= 64):
+            raise MemeprobeError(f"phash-distance must be in 0..64 bits, got {self.phash_distance}")
+
+
+@dataclass
+class LeakageResult:
+    """Everything the report writers need."""
+
+    pairs: pd.DataFrame
+    groups: list[dict]
+    splits: list[str]
+    eval_splits: list[str]
+    split_sizes: dict[str, int]
+    clean_ids: dict[str, list[str]]
+    exploit: dict[str, dict]
+    skipped: dict[str, int]
+    sources: dict[str, str]
+    config: LeakageConfig
+    labelled_splits: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[dict]:
+        """Counts per split pair (cross-split pairs first, then within-split)."""
+        return summarize(self.pairs, self.splits, self.labelled_splits)
+
+
+class _StoreSource:
+    """One store array seen as a sliceable (n, D) source, read block by block."""
+
+    def __init__(self, store, feature_set, array):
+        self.store, self.fs, self.array = store, feature_set, array
+        spec = store.arrays(feature_set)[array]
+        self.shape = (store.n, int(np.prod(spec.shape)))
+
+    def __getitem__(self, sl: slice):
+        rows = np.arange(*sl.indices(self.shape[0]))
+        return self.store.read(self.fs, self.array, rows).reshape(len(rows), -1)
+
+
+def _check_store(store, ds) -> None:
+    ids = [m.id for m in ds.memes]
+    splits = [m.split for m in ds.memes]
+    if store.n != len(ids) or list(store.ids) != ids or list(store.splits) != splits:
+        raise MemeprobeError(
+            f"store {store.path} was built from another dataset ({store.n} rows vs {len(ids)} memes in "
+            f"{ds.root}); pass the store made from this dataset or re-run `memeprobe featurize`")
+
+
+def pick_array(store, modality: str, name: str | None, feature_sets=None) -> tuple[str, str] | None:
+    """``(feature_set, array)`` to use: ``name`` ("set/array") if given, else the first ``*_embed`` array
+    of that modality (``pixels`` statistics only when named: their cosine does not mean near-duplicate)."""
+    if name:
+        fs, _, array = name.partition("/")
+        if not array:
+            raise MemeprobeError(f"--{modality}-array {name!r}: give FEATURE_SET/ARRAY, e.g. st-minilm/text_embed")
+        specs = store.arrays(fs)  # MemeprobeError naming the store when the set is missing
+        if array not in specs:
+            raise MemeprobeError(f"store {store.path}: feature set {fs!r} has no array {array!r} "
+                                 f"(it has: {', '.join(specs)})")
+        if specs[array].modality != modality:
+            raise MemeprobeError(f"{fs}/{array} holds {specs[array].modality} features, not {modality}")
+        return fs, array
+    for fs in feature_sets or store.feature_sets():
+        if fs == "pixels":
+            continue
+        spec = store.arrays(fs).get(f"{modality}_embed")
+        if spec is not None and spec.modality == modality:
+            return fs, f"{modality}_embed"
+    return None
+
+
+def _vector_pairs(source, rows, threshold, config, what, skipped, notes):
+    """Cosine self-join over ``rows`` of a source; invalid vectors are counted and warned about.
+
+    Returns the pairs and the rows that had a usable vector.
+    """
+    i, j, s, bad = neighbors.cosine_pairs(source, threshold, rows, exact_limit=config.exact_limit)
+    if len(bad):
+        skipped[f"{what}_vectors_invalid"] = int(len(bad))
+        notes.append(f"{len(bad)} {what} vectors are all-zero or not finite (NaN/inf); "
+                     f"those rows were skipped for {what} cosine search")
+    return (i, j, s), np.setdiff1d(rows, bad)
+
+
+def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str | None = None,
+            image_array: str | None = None, feature_sets=None, text_vectors=None, image_vectors=None,
+            check_images: bool = True) -> LeakageResult:
+    """Find within- and cross-split duplicates of a :class:`~memeprobe.data.Dataset`.
+
+    Exact text and image hashes always run (images are decoded when present); embedding cosine runs on
+    store arrays (``text_array``/``image_array`` as "set/array", else picked automatically) or on
+    ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order).
+    """
+    config = config or LeakageConfig()
+    memes = ds.memes
+    n = len(memes)
+    ids = np.array([m.id for m in memes], dtype=object)
+    splits = np.array([m.split for m in memes], dtype=object)
+    split_names = ds.splits()
+    if config.train_split not in split_names:
+        raise MemeprobeError(f"{ds.root}: no split named {config.train_split!r} (splits: {', '.join(split_names)}); "
+                             "pass --train-split")
+    split_names = [config.train_split] + [s for s in split_names if s != config.train_split]  # train first
+    label = np.array([-1 if m.label is None else int(m.label) for m in memes], dtype=np.int64)
+    multi = None
+    if ds.label_names and not (label >= 0).any():
+        k = len(ds.label_names)
+        multi = np.array([m.labels if m.labels is not None else (-1,) * k for m in memes], dtype=np.int64)
+    notes: list[str] = []
+    skipped: dict[str, int] = {}
+    sources: dict[str, str] = {"text_exact": "normalised text hash", "text_jaccard": "token sets"}
+    detections: dict = {}
+
+    # texts: exact hashes and token Jaccard
+    keys = [text.normalize_text(m.text) for m in memes]
+    text_ok = np.array([bool(k) for k in keys])
+    if (~text_ok).any():
+        skipped["text_empty"] = int((~text_ok).sum())
+        notes.append(f"{int((~text_ok).sum())} memes have empty text (after normalisation); no text checks for them")
+    a, b = text.exact_pairs(keys)
+    detections["text_exact"] = (a, b, np.ones(len(a)))
+    detections["text_jaccard"] = text.jaccard_pairs([m.text for m in memes], config.jaccard, np.flatnonzero(text_ok))
+
+    # images: decoded-pixel hash and perceptual hash
+    phash_given = None
+    if store is not None:
+        _check_store(store, ds)
+        if check_images and "pixels" in store.feature_sets() and "image_phash" in store.arrays("pixels"):
+            done = store.status("pixels", "image") == 1
+            phash_given = np.where(done[:, None], store.read("pixels", "image_phash").reshape(n, -1), 0)
+            sources["image_phash"] = "store pixels/image_phash (computed for rows not done)"
+    paths = [ds.image_path(m) if check_images else None for m in memes]
+    hashes = images.hash_images(paths, phash_given)
+    image_ok = hashes.ok
+    if not check_images:
+        skipped["images_not_checked"] = n
+        notes.append("image checks turned off: no image duplicates searched")
+    else:
+        sources["image_exact"] = "hash of the decoded pixels"
+        sources.setdefault("image_phash", "imagehash.phash of the decoded images")
+        if (~image_ok).any():
+            skipped["images_missing"] = int((~image_ok).sum())
+            first = next(iter(hashes.problems.items()))
+            notes.append(f"{int((~image_ok).sum())} memes have no readable image (e.g. {ids[first[0]]}: "
+                         f"{first[1]}); image checks skipped for them")
+    a, b = text.exact_pairs(hashes.pixel)
+    detections["image_exact"] = (a, b, np.ones(len(a)))
+    detections["image_phash"] = images.phash_pairs(hashes.phash, config.phash_distance, np.flatnonzero(image_ok))
+
+    # embeddings (image vectors also count for rows whose image file is not here)
+    has_image = np.array([m.image is not None for m in memes])
+    for modality, given, name, threshold, ok in (
+            ("text", text_vectors, text_array, config.text_threshold, text_ok),
+            ("image", image_vectors, image_array, config.image_threshold, has_image)):
+        source = None
+        rows = np.flatnonzero(ok)
+        if given is not None:
+            source = np.asarray(given)
+            if source.shape[0] != n:
+                raise MemeprobeError(f"{modality} vectors have {source.shape[0]} rows but the dataset {ds.root} "
+                                     f"has {n} memes; give one row per meme in dataset order")
+            sources[f"{modality}_cosine"] = "vectors given"
+        elif store is not None:
+            pick = pick_array(store, modality, name, feature_sets)
+            if pick is not None:
+                source = _StoreSource(store, *pick)
+                done = store.status(pick[0], modality) == 1
+                if (~done[rows]).any():
+                    skipped[f"{modality}_not_featurized"] = int((~done[rows]).sum())
+                    notes.append(f"{int((~done[rows]).sum())} rows have no {pick[0]}/{pick[1]} vectors yet "
+                                 "(not done in the store); skipped for cosine search")
+                rows = rows[done[rows]]
+                sources[f"{modality}_cosine"] = f"store {pick[0]}/{pick[1]}"
+        if source is not None:
+            detections[f"{modality}_cosine"], used = _vector_pairs(source, rows, threshold, config, modality,
+                                                                   skipped, notes)
+            if modality == "image":
+                image_ok = image_ok.copy()
+                image_ok[used] = True  # comparable by embedding even without the file
+
+    merged = pairs.merge_evidence(detections, n)
+    table = pairs.classify(merged, ids=ids, splits=splits, split_order=split_names,
+                           train_split=config.train_split, image_ok=image_ok, text_ok=text_ok,
+                           label=label, labels=multi)
+    group_of_row = groups.group_rows(table, n)
+    table.insert(8, "group", group_of_row[table.a.to_numpy()] if len(table) else np.zeros(0, np.int64))
+    eval_splits = [s for s in split_names if s != config.train_split]
+    clean = clean_ids(table, ids, splits, eval_splits, config.train_split)
+    leaks = {s: exploit.leak_exploit(table, label, splits, config.train_split, s)
+             for s in eval_splits} if multi is None else {}
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return LeakageResult(
+        pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits), splits=split_names,
+        eval_splits=eval_splits, split_sizes={s: int((splits == s).sum()) for s in split_names},
+        clean_ids=clean, exploit=leaks, skipped=skipped, sources=sources, config=config, warnings=notes,
+        labelled_splits=[s for s in split_names
+                         if ((label >= 0) if multi is None else (multi >= 0).all(axis=1))[splits == s].any()])
+
+
+def clean_ids(table: pd.DataFrame, ids, splits, eval_splits, train_split) -> dict[str, list[str]]:
+    """Ids of each eval split with no duplicate (text or image) in the train split."""
+    cross = table[table.scope == "train-eval"]
+    leaked = set(cross.a[cross.split_a != train_split]) | set(cross.b[cross.split_b != train_split])
+    return {s: [str(ids[r]) for r in np.flatnonzero(splits == s) if r not in leaked] for s in eval_splits}
+
+
+def summarize(table: pd.DataFrame, split_names: list[str], labelled_splits=()) -> list[dict]:
+    """Per split pair: pair counts by evidence, confounders, label flips, rows involved."""
+    out = []
+    order = [(a, b) for k, a in enumerate(split_names) for b in split_names[k + 1:]] + [(s, s) for s in split_names]
+    for a, b in order:
+        sub = table[(table.split_a == a) & (table.split_b == b)]
+        out.append({
+            "split_a": a, "split_b": b, "scope": "within" if a == b else ("cross"),
+            "pairs": int(len(sub)),
+            "exact_text": int(sub.text_exact.notna().sum()),
+            "near_text": int((sub.text_exact.isna() & (sub.text_jaccard.notna() | sub.text_cosine.notna())).sum()),
+            "exact_image": int(sub.image_exact.notna().sum()),
+            "near_image": int((sub.image_exact.isna() & (sub.image_phash.notna() | sub.image_cosine.notna())).sum()),
+            "confounders": int(sub.kind.isin(pairs.CONFOUNDER_KINDS).sum()),
+            "label_flips": int((sub.label_relation == "flip").sum()),
+            "labelled": a in labelled_splits and b in labelled_splits,
+        })
+    return out

@@ -1,0 +1,118 @@
+"""Image duplicates: a hash of the decoded pixels (exact) and perceptual hashes (near, Hamming distance).
+
+The pixel hash is sha1 over mode, size and raw pixels after decoding, so a PNG re-saved (or a JPEG
+stored under a .png name) with the same pixels matches. Images are converted to RGB, or to RGBA when
+they have a non-opaque alpha channel. The perceptual hash is ``imagehash.phash`` (64 bits).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _decoded(im):
+    """The image in the canonical mode used for hashing (RGB, or RGBA if any pixel is transparent)."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        if im.getchannel("A").getextrema()[0] < 255:
+            return im
+    return im.convert("RGB")
+
+
+def pixel_hash(im) -> str:
+    """sha1 hex digest of the decoded pixels of a PIL image."""
+    im = _decoded(im)
+    h = hashlib.sha1(f"{im.mode}:{im.size[0]}x{im.size[1]}:".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def phash_bits(im) -> np.ndarray:
+    """64-bit perceptual hash of a PIL image as uint8 0/1 (the layout of ``pixels/image_phash``)."""
+    import imagehash
+
+    return np.asarray(imagehash.phash(_decoded(im).convert("RGB")).hash, dtype=np.uint8).reshape(64)
+
+
+@dataclass
+class ImageHashes:
+    """Per-row hashes: ``pixel[i]`` ("" = not available), ``phash[i]`` (64 bits), ``ok[i]``."""
+
+    pixel: list[str]
+    phash: np.ndarray  # (n, 64) uint8 0/1
+    ok: np.ndarray  # (n,) bool: hashes are valid for this row
+    problems: dict[int, str] = field(default_factory=dict)  # row -> why it has no hashes
+
+
+def _hash_one(path, given):
+    """``(pixel hash, phash bits, problem)`` of one image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    if path is None:
+        return "", None, "no image in the annotations"
+    try:
+        with Image.open(path) as im:
+            im.load()
+            bits = phash_bits(im) if given is None or not given.any() else given
+            return pixel_hash(im), bits, None
+    except FileNotFoundError:
+        return "", None, f"image file not found: {path}"
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        return "", None, f"image cannot be decoded: {path} ({e})"
+
+
+def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | None = None) -> ImageHashes:
+    """Decode every image once and hash it (in ``workers`` threads; Pillow decodes without the GIL).
+
+    ``paths[i]`` is a Path or None (no image). Rows whose image is absent or undecodable get ``ok=False``
+    and a reason in ``problems``; ``phash_given`` (n, 64) rows that are not all-zero replace the
+    computed perceptual hash.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(paths)
+    pixel, phash, ok = [""] * n, np.zeros((n, 64), np.uint8), np.zeros(n, bool)
+    problems: dict[int, str] = {}
+    given = [None] * n if phash_given is None else list(phash_given)
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        for i, (digest, bits, problem) in enumerate(pool.map(_hash_one, paths, given)):
+            if problem is not None:
+                problems[i] = problem
+                continue
+            pixel[i], phash[i], ok[i] = digest, bits, True
+    return ImageHashes(pixel, phash, ok, problems)
+
+
+def phash_pairs(bits: np.ndarray, max_distance: int, rows=None):
+    """Pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss binary range search)."""
+    import faiss
+
+    rows = np.arange(len(bits)) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+    packed = np.packbits(bits[rows].astype(np.uint8), axis=1)
+    index = faiss.IndexBinaryFlat(64)
+    index.add(packed)
+    lims, dist, nbr = index.range_search(packed, max_distance + 1)  # faiss keeps distance < radius
+    q = np.repeat(np.arange(len(rows)), np.diff(lims).astype(np.int64))
+    keep = q < nbr
+    return rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
+
+
+def thumbnail_jpeg(path, size: int = 160) -> bytes | None:
+    """A small JPEG of the image for the HTML report (None when it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im = _decoded(im).convert("RGB")
+            im.thumbnail((size, size))
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=80)
+            return buf.getvalue()
+    except (OSError, ValueError):
+        return None

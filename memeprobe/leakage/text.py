@@ -1,0 +1,105 @@
+"""Text duplicates: the documented normalisation, exact-match groups and token-Jaccard pairs.
+
+Normalisation (:func:`normalize_text`), applied in this order:
+1. Unicode NFKC (full-width letters, ligatures, non-breaking spaces become their plain forms);
+2. ``str.casefold`` (case-insensitive, also for non-ASCII);
+3. every Unicode punctuation character (general category ``P*``) becomes a space;
+4. runs of whitespace collapse to one space; leading/trailing whitespace is removed.
+Texts that normalise to ``""`` never count as duplicates of each other.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+import numpy as np
+from scipy import sparse
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """The normalised form two texts must share to count as exact duplicates."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def text_hash(text: str) -> str:
+    """sha1 hex digest of the normalised text ("" when it normalises to nothing)."""
+    norm = normalize_text(text)
+    return hashlib.sha1(norm.encode("utf-8")).hexdigest() if norm else ""
+
+
+def exact_pairs(keys, rows=None):
+    """All pairs ``(i, j)``, ``i < j``, of rows whose non-empty keys are equal (a hash join, no N x N).
+
+    ``keys`` is a sequence of hashable keys ("" = no key); ``rows`` restricts to those row indices.
+    Returns two int64 arrays.
+    """
+    keys = list(keys)
+    rows = range(len(keys)) if rows is None else rows
+    buckets: dict = {}
+    for r in rows:
+        if keys[r]:
+            buckets.setdefault(keys[r], []).append(int(r))
+    left, right = [], []
+    for members in buckets.values():
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                left.append(members[a])
+                right.append(members[b])
+    return np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+
+
+def tokens(text: str) -> set[str]:
+    """Word tokens of the normalised text."""
+    return set(normalize_text(text).split())
+
+
+def jaccard_pairs(texts, threshold: float, rows=None, block: int = 4096):
+    """Pairs ``(i, j, jaccard)``, ``i < j``, whose token sets have Jaccard similarity >= ``threshold``.
+
+    Exact, with prefix filtering: two sets with Jaccard >= t share at least one of their
+    ``|A| - ceil(t |A|) + 1`` rarest tokens, so candidates come from a sparse product of those
+    prefixes (block by block, memory bounded) and are then checked against the full token sets.
+    Empty token sets are skipped.
+    """
+    rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
+    sets = [tokens(texts[r]) for r in rows]
+    vocab: dict[str, int] = {}
+    for t in sets:
+        for w in t:
+            vocab.setdefault(w, len(vocab))
+    freq = np.zeros(max(len(vocab), 1), np.int64)
+    coded = [np.array(sorted(vocab[w] for w in t), dtype=np.int64) for t in sets]
+    for c in coded:
+        freq[c] += 1
+    full, prefix = _csr(coded, len(freq)), _csr(
+        [c[np.argsort(freq[c], kind="stable")][: len(c) - int(np.ceil(threshold * len(c) - 1e-9)) + 1]
+         for c in coded], len(freq))
+    sizes = np.diff(full.indptr).astype(np.float64)
+    prefix_t = prefix.T.tocsc()
+    out_i, out_j, out_s = [], [], []
+    for start in range(0, len(rows), block):
+        cand = (prefix[start:start + block] @ prefix_t).tocoo()
+        a, b = cand.row + start, cand.col
+        keep = a < b
+        a, b = a[keep], b[keep]
+        inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel()
+        jac = inter / (sizes[a] + sizes[b] - inter)
+        hit = jac >= threshold - 1e-9
+        out_i.append(rows[a[hit]])
+        out_j.append(rows[b[hit]])
+        out_s.append(jac[hit].astype(np.float32))
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
+
+
+def _csr(coded, width):
+    """Binary sparse matrix with one row per token-id array."""
+    indptr = np.concatenate([[0], np.cumsum([len(c) for c in coded])])
+    indices = np.concatenate(coded) if coded else np.zeros(0, np.int64)
+    return sparse.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(coded), width))
