@@ -148,7 +148,6 @@ def main() -> None:
                 b = {tuple(r) for r in np.load(base["pairs_file"]).tolist()}
                 agree = len(a & b) / max(1, len(b))
             rows.append((n, fast, base, agree))
-            print(rows[-1], file=sys.stderr)
         path.unlink()
     print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores", file=sys.stderr)
     head = ("N", "index", "faiss s", "CPU s", "peak RSS MB", "planted recall", "pairs", "numpy s", "numpy RSS MB",
