@@ -1,1 +1,8 @@
-"""memeprobe.heads"""
+"""memeprobe.heads: light heads on cached features, metrics, thresholds, sweeps and submissions.
+
+Modules (imported lazily so ``memeprobe --help`` stays fast):
+``factory`` (``create_head(name, **config)``, ``head_config``), ``base`` (``Head``, ``load_model``),
+``logreg`` / ``mlp`` / ``fusion`` (the heads), ``ensemble``, ``losses``, ``metrics``, ``thresholds``,
+``features`` (store → arrays), ``experiment`` (fit + tune + score), ``sweep``, ``runs``,
+``submission``, ``plots``, ``commands`` (``train-head``, ``predict``, ``sweep``, ``runs``).
+"""

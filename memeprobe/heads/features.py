@@ -1,0 +1,142 @@
+"""Head inputs from a feature store: array references, targets, and the features' identity.
+
+An array reference is ``SET`` (its ``*_embed`` arrays), ``SET:a,b`` or ``SET/a`` (e.g.
+``st-minilm/text_embed``). Targets: ``label`` (binary), ``labels`` (multi-hot), ``all``
+(the binary label followed by the multi-hot classes, e.g. MAMI misogynous + 4 types) and
+``auto`` (binary when the dataset has binary labels, else multi-hot).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from memeprobe.errors import MemeprobeError
+
+TARGETS = ("auto", "label", "labels", "all")
+
+
+@dataclass
+class Features:
+    X: np.ndarray  # float32 (m, D)
+    ids: np.ndarray  # (m,) str
+    y: np.ndarray  # (m,) or (m, K) int, -1 = unlabeled
+    rows: np.ndarray  # store row of each returned row
+    blocks: list[int]  # width of each array, in column order
+    modalities: list[str]  # modality of each block
+
+
+def parse_ref(ref: str) -> tuple[str, list[str] | None]:
+    """``"SET"`` → (SET, None); ``"SET:a,b"`` / ``"SET/a"`` → (SET, [a, b])."""
+    for sep in (":", "/"):
+        if sep in ref:
+            name, arrays = ref.split(sep, 1)
+            names = [a.strip() for a in arrays.split(",") if a.strip()]
+            if not name or not names:
+                break
+            return name, names
+    else:
+        if ref.strip():
+            return ref.strip(), None
+    raise MemeprobeError(f"bad feature reference {ref!r}; write SET, SET:array[,array] or SET/array")
+
+
+def resolve(store, ref: str) -> tuple[str, list[str]]:
+    """The feature set and arrays a reference names in ``store`` (checked)."""
+    name, arrays = parse_ref(ref)
+    if name not in store.feature_sets():
+        raise MemeprobeError(f"store {store.path} has no feature set {name!r} (it has: "
+                             f"{', '.join(store.feature_sets()) or 'none'}); run `memeprobe featurize` first")
+    spec = store.arrays(name)
+    if arrays is None:
+        arrays = [a for a in spec if a.endswith("_embed")]
+        if not arrays:
+            raise MemeprobeError(f"feature set {name!r} has no *_embed array; name the arrays: {name}:{','.join(spec)}")
+    missing = [a for a in arrays if a not in spec]
+    if missing:
+        raise MemeprobeError(f"feature set {name!r} has no array {', '.join(missing)} (it has: {', '.join(spec)})")
+    return name, arrays
+
+
+def canonical(store, refs) -> list[str]:
+    """References in the explicit ``SET:a,b`` form (what a model file records)."""
+    out = []
+    for ref in refs:
+        name, arrays = resolve(store, ref)
+        out.append(f"{name}:{','.join(arrays)}")
+    return out
+
+
+def label_names(store, target: str) -> list[str]:
+    target = resolve_target(store, target)
+    binary = [store.binary_name or "label"]
+    return {"label": binary, "labels": list(store.label_names), "all": binary + list(store.label_names)}[target]
+
+
+def resolve_target(store, target: str) -> str:
+    if target not in TARGETS:
+        raise MemeprobeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target == "auto":
+        has_binary = store.binary_name is not None or (store.label >= 0).any()
+        return "label" if has_binary or not store.label_names else "labels"
+    if target in ("labels", "all") and not store.label_names:
+        raise MemeprobeError(f"store {store.path} has no multi-label classes; use --target label")
+    return target
+
+
+def _target(store, target: str, rows: np.ndarray) -> np.ndarray:
+    target = resolve_target(store, target)
+    if target == "label":
+        return store.label[rows].astype(np.int64)
+    if target == "labels":
+        return store.labels[rows].astype(np.int64)
+    both = np.hstack([store.label[rows, None], store.labels[rows]]).astype(np.int64)
+    both[(both < 0).any(1)] = -1  # a row is labeled only when both parts are
+    return both
+
+
+def load_features(store, refs, splits, target="auto") -> Features:
+    """The referenced arrays of the rows of ``splits``, concatenated in reference order."""
+    parts, blocks, mods, rows = [], [], [], None
+    for ref in refs:
+        name, arrays = resolve(store, ref)
+        spec = store.arrays(name)
+        for a in arrays:
+            X, _, _, r = store.load_rows(name, [a], splits=splits, target="auto", missing="error")
+            if rows is not None and not np.array_equal(rows, r):
+                raise MemeprobeError(f"feature set {name!r} covers other rows than {refs[0]!r}")
+            rows = r
+            parts.append(X)
+            blocks.append(X.shape[1])
+            mods.append(spec[a].modality)
+    if rows is None:
+        raise MemeprobeError("give at least one --feature-set")
+    if not len(rows):
+        raise MemeprobeError(f"store {store.path} has no rows in split(s) {', '.join(splits)} "
+                             f"(it has: {', '.join(store.split_names())})")
+    return Features(np.hstack(parts), store.ids[rows], _target(store, target, rows), rows, blocks, mods)
+
+
+def identity(store, refs) -> dict:
+    """What identifies the features of ``refs``: per set, array specs and the provenance identity keys."""
+    from memeprobe.store.schema import IDENTITY_KEYS
+
+    out = {}
+    for ref in refs:
+        name, arrays = resolve(store, ref)
+        spec, prov = store.arrays(name), store.provenance(name)
+        entry = out.setdefault(name, {"identity": {k: prov.get(k) for k in IDENTITY_KEYS}, "arrays": {}})
+        for a in arrays:
+            entry["arrays"][a] = spec[a].to_json()
+    return out
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def store_checksum(store, refs) -> str:
+    """sha256 of the meme-table fingerprint plus the features' identity."""
+    return digest({"dataset": store.info()["dataset"]["fingerprint"], "features": identity(store, refs)})

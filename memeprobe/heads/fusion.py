@@ -1,0 +1,146 @@
+"""Two-modality fusion heads: ``concat``, ``late``, ``align``, ``cross`` (Hate-CLIPper), ``attention``.
+
+``X`` is ``[image part | text part]``; ``split`` is the width of the image part. For
+``attention`` the image part is ``image_tokens`` tokens (e.g. ``image_regions`` (R, D)) and
+the text part ``text_tokens`` tokens (1 = one vector).
+
+* concat: an MLP on both parts.
+* late: one MLP per modality, each trained with its own loss; the prediction averages their probabilities.
+* align / cross (Kumar & Nandakumar 2022, Hate-CLIPper): per-modality linear projection to
+  ``proj_dim`` + dropout, L2-normalised, then the element-wise product (align) or the flattened
+  ``proj_dim``² outer product (cross) feeds an MLP. ``proj_dim=None`` means 256 for align and 64
+  for cross: the paper's 256² = 65 536-wide cross features are costly on a CPU
+  (see benchmarks/README_heads.md), 64² = 4 096 keeps it laptop-sized.
+* attention: tokens projected to ``d_model`` plus a modality embedding and a [CLS] token go
+  through a small pre-norm transformer encoder; the [CLS] output is classified.
+"""
+from __future__ import annotations
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.heads.training import TorchHead, mlp
+
+FUSIONS = ("concat", "late", "align", "cross", "attention")
+
+
+def _modules():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class TwoPart(nn.Module):
+        def __init__(self, split):
+            super().__init__()
+            self.split = split
+
+        def parts(self, x):
+            return x[:, :self.split], x[:, self.split:]
+
+    class Concat(TwoPart):
+        def __init__(self, split, in_dim, n_out, hidden, dropout):
+            super().__init__(split)
+            self.net = mlp(in_dim, hidden, n_out, dropout)
+
+        def forward(self, x):
+            return self.net(x)
+
+    class Late(TwoPart):
+        def __init__(self, split, in_dim, n_out, hidden, dropout):
+            super().__init__(split)
+            self.image = mlp(split, hidden, n_out, dropout)
+            self.text = mlp(in_dim - split, hidden, n_out, dropout)
+
+        def forward(self, x):
+            xi, xt = self.parts(x)
+            return torch.stack([self.image(xi), self.text(xt)], -1)
+
+    class Product(TwoPart):
+        def __init__(self, split, in_dim, n_out, hidden, dropout, proj_dim, outer):
+            super().__init__(split)
+            self.outer = outer
+            self.image = nn.Sequential(nn.Linear(split, proj_dim), nn.Dropout(dropout))
+            self.text = nn.Sequential(nn.Linear(in_dim - split, proj_dim), nn.Dropout(dropout))
+            self.net = mlp(proj_dim * proj_dim if outer else proj_dim, hidden, n_out, dropout)
+
+        def forward(self, x):
+            xi, xt = self.parts(x)
+            zi, zt = F.normalize(self.image(xi), dim=-1), F.normalize(self.text(xt), dim=-1)
+            z = (zi[:, :, None] * zt[:, None, :]).flatten(1) if self.outer else zi * zt
+            return self.net(z)
+
+    class Attention(TwoPart):
+        def __init__(self, split, in_dim, n_out, dropout, image_tokens, text_tokens, d_model, n_layers, n_heads):
+            super().__init__(split)
+            for part, width, tokens in (("image", split, image_tokens), ("text", in_dim - split, text_tokens)):
+                if width % tokens:
+                    raise MemeprobeError(f"attention fusion: the {part} part has {width} values, not divisible "
+                                         f"into {tokens} tokens; check --image/--text arrays and token counts")
+            self.ri, self.rt = image_tokens, text_tokens
+            self.image = nn.Linear(split // image_tokens, d_model)
+            self.text = nn.Linear((in_dim - split) // text_tokens, d_model)
+            self.kind = nn.Parameter(torch.zeros(2, d_model))
+            self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
+            layer = nn.TransformerEncoderLayer(d_model, n_heads, 2 * d_model, dropout, batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(d_model)
+            self.out = nn.Linear(d_model, n_out)
+            nn.init.normal_(self.kind, std=0.02)
+            nn.init.normal_(self.cls, std=0.02)
+
+        def forward(self, x):
+            xi, xt = self.parts(x)
+            ti = self.image(xi.reshape(len(x), self.ri, -1)) + self.kind[0]
+            tt = self.text(xt.reshape(len(x), self.rt, -1)) + self.kind[1]
+            h = self.encoder(torch.cat([self.cls.expand(len(x), -1, -1), ti, tt], 1))
+            return self.out(self.norm(h[:, 0]))
+
+    return Concat, Late, Product, Attention
+
+
+class FusionHead(TorchHead):
+    name = "fusion"
+
+    def __init__(self, fusion="align", split=None, proj_dim=None, hidden=(256,), dropout=0.2, image_tokens=1,
+                 text_tokens=1, d_model=128, n_layers=2, n_heads=4, lr=1e-3, weight_decay=1e-2, epochs=30,
+                 batch_size=256, patience=5, loss="bce", focal_gamma=2.0, label_smoothing=0.0,
+                 class_weight=None, norm="l2", blocks=None, seed=0, device="auto"):
+        self.fusion = fusion
+        self.split = split
+        self.proj_dim = proj_dim
+        self.hidden = hidden
+        self.dropout = dropout
+        self.image_tokens = image_tokens
+        self.text_tokens = text_tokens
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.loss = loss
+        self.focal_gamma = focal_gamma
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
+        self.norm = norm
+        self.blocks = blocks
+        self.seed = seed
+        self.device = device
+
+    def _build(self, in_dim, n_out):
+        if self.fusion not in FUSIONS:
+            raise MemeprobeError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
+        if not self.split or not 0 < int(self.split) < in_dim:
+            raise MemeprobeError(f"fusion needs split = width of the image part (0 < split < {in_dim}), "
+                                 f"got {self.split!r}; pass --image and --text arrays")
+        Concat, Late, Product, Attention = _modules()
+        split = int(self.split)
+        if self.fusion == "concat":
+            return Concat(split, in_dim, n_out, self.hidden, self.dropout)
+        if self.fusion == "late":
+            return Late(split, in_dim, n_out, self.hidden, self.dropout)
+        if self.fusion in ("align", "cross"):
+            proj = int(self.proj_dim or (256 if self.fusion == "align" else 64))
+            return Product(split, in_dim, n_out, self.hidden, self.dropout, proj, self.fusion == "cross")
+        return Attention(split, in_dim, n_out, self.dropout, int(self.image_tokens), int(self.text_tokens),
+                         int(self.d_model), int(self.n_layers), int(self.n_heads))

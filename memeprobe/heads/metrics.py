@@ -1,0 +1,107 @@
+"""Evaluation metrics, computed the way the competitions' scorers compute them.
+
+* Hateful Memes: AUROC with sklearn ``roc_auc_score`` (+ bootstrap 95 % CI), accuracy.
+* MAMI sub-task A: macro-F1 = mean of the F1 of both classes; sub-task B: each category's
+  two-class macro-F1 weighted by its number of gold positives (MIND-Lab ``evaluation.py``).
+* SemEval-2021 T6: micro and macro F1 over the multi-hot matrix with ``zero_division=1``
+  (the task's ``scorer/task1_3.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
+
+
+def _two_classes(y) -> bool:
+    return len(np.unique(y)) == 2
+
+
+def auroc(y, p) -> float:
+    """sklearn AUROC; NaN when ``y`` has a single class."""
+    return float(roc_auc_score(y, p)) if _two_classes(y) else float("nan")
+
+
+def bootstrap_auroc_ci(y, p, n_boot=1000, seed=0, level=0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the AUROC (resamples with one class are skipped)."""
+    y, p = np.asarray(y), np.asarray(p)
+    if not _two_classes(y) or n_boot <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if _two_classes(y[idx]):
+            scores.append(roc_auc_score(y[idx], p[idx]))
+    alpha = (1 - level) / 2
+    return float(np.quantile(scores, alpha)), float(np.quantile(scores, 1 - alpha))
+
+
+def binary_metrics(y, p, threshold=0.5, n_boot=1000, seed=0) -> dict:
+    """AUROC (+CI), accuracy at 0.5 and at ``threshold``, F1 and MAMI-A macro-F1 at ``threshold``."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
+    pred = (p >= threshold).astype(int)
+    low, high = bootstrap_auroc_ci(y, p, n_boot, seed)
+    return {
+        "n": int(len(y)), "positives": int(y.sum()),
+        "auroc": auroc(y, p), "auroc_ci_low": low, "auroc_ci_high": high,
+        "acc@0.5": float(accuracy_score(y, (p >= 0.5).astype(int))),
+        "threshold": float(threshold),
+        "acc": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+        "macro_f1": float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0)),
+    }
+
+
+def mami_weighted_f1(Y, pred) -> float:
+    """MAMI sub-task B: per-category two-class macro-F1, weighted by gold positives."""
+    Y, pred = np.asarray(Y).astype(int), np.asarray(pred).astype(int)
+    support = Y.sum(0)
+    if support.sum() == 0:
+        return float("nan")
+    per = [f1_score(Y[:, k], pred[:, k], average="macro", labels=[0, 1], zero_division=0) for k in range(Y.shape[1])]
+    return float(np.dot(per, support) / support.sum())
+
+
+def multilabel_metrics(Y, P, thresholds=0.5, names=None) -> dict:
+    """Micro/macro F1 (SemEval-2021 scorer) at 0.5 and at ``thresholds``, per-class F1, MAMI-B."""
+    Y, P = np.asarray(Y).astype(int), np.asarray(P, dtype=np.float64)
+    K = Y.shape[1]
+    names = list(names) if names is not None else [str(k) for k in range(K)]
+    t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (K,))
+    pred, pred05 = (P >= t).astype(int), (P >= 0.5).astype(int)
+    aurocs = [auroc(Y[:, k], P[:, k]) for k in range(K)]
+    valid = [a for a in aurocs if not np.isnan(a)]
+    return {
+        "n": int(len(Y)),
+        "micro_f1": float(f1_score(Y, pred, average="micro", zero_division=1)),
+        "macro_f1": float(f1_score(Y, pred, average="macro", zero_division=1)),
+        "micro_f1@0.5": float(f1_score(Y, pred05, average="micro", zero_division=1)),
+        "macro_f1@0.5": float(f1_score(Y, pred05, average="macro", zero_division=1)),
+        "mami_b_f1": mami_weighted_f1(Y, pred),
+        "macro_auroc": float(np.mean(valid)) if valid else float("nan"),
+        "per_class_f1": {n: float(f) for n, f in zip(names, f1_score(Y, pred, average=None, zero_division=1))},
+    }
+
+
+def evaluate(y, p, thresholds, names=None, n_boot=1000, seed=0) -> dict:
+    """Binary or multi-label metrics depending on the shape of ``y``."""
+    if np.asarray(y).ndim == 1:
+        return binary_metrics(y, p, float(np.ravel(thresholds)[0]), n_boot=n_boot, seed=seed)
+    return multilabel_metrics(y, p, thresholds, names)
+
+
+def headline(metrics: dict) -> str:
+    """The key used to rank runs on this kind of target."""
+    return "auroc" if "auroc" in metrics else "macro_f1"
+
+
+def dev_score(Y, scores) -> float:
+    """Threshold-free model-selection score: AUROC (one column) or macro AP over classes with positives."""
+    Y = np.asarray(Y)
+    if Y.ndim == 1 or Y.shape[1] == 1:
+        s = auroc(Y.ravel(), np.asarray(scores).ravel())
+        return -np.inf if np.isnan(s) else s
+    keep = Y.sum(0) > 0
+    if not keep.any():
+        return -np.inf
+    return float(average_precision_score(Y[:, keep], np.asarray(scores)[:, keep], average="macro"))

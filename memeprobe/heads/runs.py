@@ -1,0 +1,72 @@
+"""The runs table: one JSON line per trained head in ``runs.jsonl`` beside the store."""
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+from pathlib import Path
+
+from memeprobe.errors import MemeprobeError
+
+
+def runs_path(store_path) -> Path:
+    return Path(store_path).resolve().parent / "runs.jsonl"
+
+
+def append_runs(path, records: list[dict]) -> None:
+    """Append ``records`` under an exclusive lock (safe with concurrent writers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records)
+    with open(path, "a", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(text)
+        f.flush()
+
+
+def _jsonable(v):
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    return str(v)
+
+
+def read_runs(path) -> list[dict]:
+    """All records; a line that is not JSON (e.g. cut short by a crash) is named, not skipped silently."""
+    path = Path(path)
+    if not path.is_file():
+        raise MemeprobeError(f"no runs table at {path}; train a head with `memeprobe train-head` first")
+    runs = []
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            runs.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise MemeprobeError(f"{path} line {i} is not valid JSON; remove or fix that line") from None
+    return runs
+
+
+def metric_value(run: dict, key: str) -> float:
+    """``split.metric`` (e.g. ``dev.auroc``) of a run; NaN when absent."""
+    split, _, name = key.partition(".")
+    v = run.get("metrics", {}).get(split, {}).get(name)
+    return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
+
+
+def best_runs(runs: list[dict], key: str, top: int = 1) -> list[dict]:
+    """The ``top`` runs with the highest ``key`` (runs without it are left out)."""
+    scored = [r for r in runs if not math.isnan(metric_value(r, key))]
+    if not scored:
+        raise MemeprobeError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc")
+    return sorted(scored, key=lambda r: -metric_value(r, key))[:top]
+
+
+def table(runs: list[dict], keys: list[str]) -> str:
+    """A fixed-width text table of runs with the given metric columns."""
+    import pandas as pd
+
+    rows = [{"run": r.get("run_id", ""), "time": r.get("time", "")[:19], "store": Path(r.get("store", "")).name,
+             "head": r.get("head", ""),
+             "features": " ".join(r.get("feature_sets", [])), "target": r.get("target", ""),
+             **{k: metric_value(r, k) for k in keys}} for r in runs]
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}")

@@ -1,0 +1,108 @@
+"""Competition submission files, written and read back for validation.
+
+* hateful_memes: CSV with header ``id,proba,label`` (label from the tuned threshold).
+* mami: ``answer.txt``, tab-separated, no header: file name, misogynous[, shaming, stereotype,
+  objectification, violence] (2 or 6 columns, as the MAMI scorer expects).
+* semeval2021: JSON list ``[{"id": ..., "labels": [technique names]}]``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from memeprobe.errors import MemeprobeError
+
+FORMATS = ("hateful_memes", "mami", "semeval2021")
+
+
+def _check_ids(ids) -> list[str]:
+    ids = [str(i) for i in ids]
+    seen, dup = set(), []
+    for i in ids:
+        if i in seen:
+            dup.append(i)
+        seen.add(i)
+    if dup:
+        raise MemeprobeError(f"ids repeat in the split ({', '.join(dup[:5])}); a submission needs every id once, "
+                             "predict one split at a time")
+    return ids
+
+
+def write_hateful_memes(path, ids, proba, labels) -> Path:
+    ids, proba, labels = _check_ids(ids), np.asarray(proba, np.float64), np.asarray(labels).astype(int)
+    if proba.ndim != 1:
+        raise MemeprobeError("the hateful_memes format needs a binary model (one probability per meme)")
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "proba", "label"])
+        for i, p, lab in zip(ids, proba, labels):
+            w.writerow([i, repr(float(p)), int(lab)])
+    return path
+
+
+def write_mami(path, ids, pred) -> Path:
+    """``pred``: (n,) misogynous, (n, 5) misogynous + four types, or (n, 4) types (misogynous = any), 0/1."""
+    ids, pred = _check_ids(ids), np.asarray(pred).astype(int)
+    pred = pred[:, None] if pred.ndim == 1 else pred
+    if pred.shape[1] == 4:  # the four types only: misogynous when any type is
+        pred = np.hstack([pred.max(1, keepdims=True), pred])
+    if pred.shape[1] not in (1, 5):
+        raise MemeprobeError(f"the mami format needs 1, 4 or 5 label columns, the model gives {pred.shape[1]}")
+    path = Path(path)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        for i, row in zip(ids, pred):
+            w.writerow([i, *(int(v) for v in row)])
+    return path
+
+
+def write_semeval2021(path, ids, pred, names) -> Path:
+    ids, pred = _check_ids(ids), np.asarray(pred).astype(int)
+    if pred.ndim != 2 or pred.shape[1] != len(names):
+        raise MemeprobeError(f"the semeval2021 format needs a multi-label model over the {len(names)} techniques")
+    path = Path(path)
+    data = [{"id": i, "labels": [n for n, v in zip(names, row) if v]} for i, row in zip(ids, pred)]
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def read_submission(path, fmt: str):
+    """Parse a written file back: hateful_memes → list of (id, proba, label); mami → list of
+    (id, [0/1...]); semeval2021 → list of (id, [names]). Malformed content raises MemeprobeError."""
+    path = Path(path)
+    if fmt == "hateful_memes":
+        with open(path, newline="", encoding="utf-8") as f:
+            r = csv.reader(f)
+            if next(r, None) != ["id", "proba", "label"]:
+                raise MemeprobeError(f"{path}: header must be id,proba,label")
+            out = [(row[0], float(row[1]), int(row[2])) for row in r]
+        if any(lab not in (0, 1) or not 0 <= p <= 1 for _, p, lab in out):
+            raise MemeprobeError(f"{path}: proba must be in [0, 1] and label 0 or 1")
+    elif fmt == "mami":
+        with open(path, newline="", encoding="utf-8") as f:
+            out = [(row[0], [int(v) for v in row[1:]]) for row in csv.reader(f, delimiter="\t")]
+        if {len(v) for _, v in out} - {1, 5} or len({len(v) for _, v in out}) > 1:
+            raise MemeprobeError(f"{path}: every line needs 2 or 6 tab-separated columns, all alike")
+    elif fmt == "semeval2021":
+        out = [(d["id"], list(d["labels"])) for d in json.loads(path.read_text(encoding="utf-8"))]
+    else:
+        raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    ids = [i for i, *_ in out]
+    if len(set(ids)) != len(ids):
+        raise MemeprobeError(f"{path}: an id appears more than once")
+    return out
+
+
+def write_submission(path, fmt, ids, proba, pred, names) -> Path:
+    """Dispatch on ``fmt``; ``names`` are the model's output names (binary: one name)."""
+    if fmt == "hateful_memes":
+        return write_hateful_memes(path, ids, proba, pred)
+    if fmt == "mami":
+        return write_mami(path, ids, pred)
+    if fmt == "semeval2021":
+        return write_semeval2021(path, ids, pred, names)
+    raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,96 @@
+"""Grid / random hyper-parameter search over heads on cached features, on every core.
+
+A search space maps a head name to ``{param: [values]}``; the grid is the product of the lists.
+``random`` draws ``n`` distinct points of that grid. Configs run in ``jobs`` worker processes
+(joblib/loky; large arrays are memory-mapped, not copied), one torch/BLAS thread each.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.heads.factory import HEAD_NAMES, create_head
+
+DEFAULT_SPACE = {
+    "logreg": {
+        "C": [float(c) for c in np.logspace(-3, 2, 11)],
+        "norm": ["l2+standard", "l2"],
+        "class_weight": [None, "balanced"],
+    },
+    "mlp": {
+        "hidden": [[256], [512], [512, 256]],
+        "dropout": [0.1, 0.3, 0.5],
+        "lr": [3e-4, 1e-3, 3e-3],
+        "weight_decay": [1e-4, 1e-2, 1e-1],
+        "loss": ["bce", "focal"],
+    },
+}
+
+
+def load_space(path) -> dict:
+    """A search space from a JSON file ``{"head": {"param": [values, ...]}}`` (checked against the heads)."""
+    try:
+        space = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise MemeprobeError(f"cannot read search space {path}: {e}; give a JSON object "
+                             '{"mlp": {"dropout": [0.1, 0.5]}}') from None
+    check_space(space)
+    return space
+
+
+def check_space(space: dict) -> None:
+    if not isinstance(space, dict) or not space:
+        raise MemeprobeError("a search space is a non-empty JSON object of head name → {param: [values]}")
+    for head, params in space.items():
+        if head not in HEAD_NAMES:
+            raise MemeprobeError(f"search space: unknown head {head!r}; choose from {', '.join(HEAD_NAMES)}")
+        if not isinstance(params, dict) or not all(isinstance(v, list) and v for v in params.values()):
+            raise MemeprobeError(f"search space: {head} must map parameters to non-empty lists of values")
+        create_head(head, **{k: v[0] for k, v in params.items()})  # unknown parameters raise here
+
+
+def _tupled(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def configs(space: dict, search="grid", n=None, seed=0) -> list[tuple[str, dict]]:
+    """``(head, params)`` points: the whole grid, or ``n`` distinct random points of it."""
+    grid = []
+    for head, params in space.items():
+        keys = list(params)
+        for values in itertools.product(*(params[k] for k in keys)):
+            grid.append((head, {k: _tupled(v) for k, v in zip(keys, values)}))
+    if search == "grid":
+        return grid[:n] if n else grid
+    if search != "random":
+        raise MemeprobeError(f"unknown search {search!r}; choose grid or random")
+    n = min(int(n or len(grid)), len(grid))
+    pick = np.random.default_rng(seed).choice(len(grid), size=n, replace=False)
+    return [grid[i] for i in sorted(pick)]
+
+
+def run_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
+    """Worker: fit one config, return ``(head, full params, metrics, seconds)``; one thread per worker."""
+    import torch
+
+    from memeprobe.heads.experiment import fit_one, score
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    model = fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric)
+    metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
+    params = {**model.get_params(), **({"C_": model.C_} if hasattr(model, "C_") else {})}
+    return head, params, metrics, time.perf_counter() - start
+
+
+def run_sweep(points, data, train_split, dev_split, names, seed=0, tune_metric=None, jobs=2):
+    """Yield each finished ``(head, config, metrics, seconds)`` as soon as it is done."""
+    from joblib import Parallel, delayed
+
+    tasks = (delayed(run_config)(h, c, data, train_split, dev_split, names, seed, tune_metric) for h, c in points)
+    yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks)

@@ -1,0 +1,123 @@
+"""Shared torch training loop of the neural heads (MLP and fusion).
+
+AdamW with weight decay, mini-batches, optional class weighting (``"balanced"`` → positive
+weight ``n_neg / n_pos`` per class), BCE or focal loss with label smoothing, early stopping
+on the dev score (AUROC / macro AP) with the best epoch's weights restored. A module may
+return ``(n, K, M)`` member logits (late fusion): each member gets the loss, the prediction
+is the mean of their probabilities. Runs on CUDA when ``device="auto"`` finds one.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.heads.base import Head
+from memeprobe.heads.metrics import dev_score
+
+
+def _combine(out):
+    import torch
+
+    if out.dim() == 3:
+        return torch.logit(torch.sigmoid(out).mean(-1), eps=1e-7)
+    return out
+
+
+class TorchHead(Head):
+    """A :class:`Head` whose model is a torch module built by ``_build(in_dim, n_out)``."""
+
+    def _device(self):
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def _build(self, in_dim: int, n_out: int):
+        raise NotImplementedError
+
+    def _fit(self, X, Y, dev):
+        import torch
+
+        from memeprobe.heads.losses import make_loss
+
+        dev_ = self._device()
+        torch.manual_seed(self.seed)
+        gen = torch.Generator().manual_seed(self.seed)
+        self.in_dim_ = X.shape[1]
+        self.module_ = self._build(self.in_dim_, Y.shape[1]).to(dev_)
+        Xt, Yt = torch.from_numpy(X).to(dev_), torch.from_numpy(Y).to(dev_)
+        pos_weight = None
+        if self.class_weight == "balanced":
+            pos = Y.sum(0)
+            pos_weight = torch.from_numpy(np.clip((len(Y) - pos) / np.maximum(pos, 1), 0.01, 100.0).astype(np.float32)).to(dev_)
+        elif self.class_weight is not None:
+            raise MemeprobeError(f"{self.name}: class_weight must be None or 'balanced', got {self.class_weight!r}")
+        loss_fn = make_loss(self.loss, self.label_smoothing, self.focal_gamma, pos_weight)
+        opt = torch.optim.AdamW(self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        best, best_state, bad = -np.inf, None, 0
+        self.history_ = []
+        n, bs = len(X), int(self.batch_size)
+        for epoch in range(int(self.epochs)):
+            self.module_.train()
+            total = 0.0
+            for idx in torch.randperm(n, generator=gen).split(bs):
+                idx = idx.to(dev_)
+                out = self.module_(Xt[idx])
+                y = Yt[idx]
+                loss = (sum(loss_fn(out[..., m], y) for m in range(out.shape[-1])) / out.shape[-1]
+                        if out.dim() == 3 else loss_fn(out, y))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(idx)
+            score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
+            self.history_.append((epoch + 1, total / n, float(score)))
+            if dev is None:
+                continue
+            if score > best:
+                best, best_state, bad, self.best_epoch_ = score, copy.deepcopy(self.module_.state_dict()), 0, epoch + 1
+            else:
+                bad += 1
+                if self.patience and bad >= self.patience:
+                    break
+        if best_state is not None:
+            self.module_.load_state_dict(best_state)
+        else:
+            self.best_epoch_ = len(self.history_)
+
+    def _logits(self, X):
+        import torch
+
+        dev_ = next(self.module_.parameters()).device
+        self.module_.eval()
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(X), 8192):
+                xb = torch.from_numpy(np.ascontiguousarray(X[start:start + 8192])).to(dev_)
+                outs.append(_combine(self.module_(xb)).float().cpu().numpy())
+        return np.concatenate(outs) if outs else np.zeros((0, self.n_outputs_), np.float32)
+
+    def _state(self):
+        return {"in_dim": int(self.in_dim_), "best_epoch": int(self.best_epoch_),
+                "weights": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}}
+
+    def _set_state(self, s):
+        self.in_dim_, self.best_epoch_ = s["in_dim"], s["best_epoch"]
+        self.module_ = self._build(self.in_dim_, self.n_outputs_)
+        self.module_.load_state_dict(s["weights"])
+        self.module_.to(self._device())
+
+
+def mlp(in_dim: int, hidden, out_dim: int, dropout: float):
+    """Linear → GELU → Dropout blocks, then a linear output layer."""
+    from torch import nn
+
+    layers, d = [], in_dim
+    for h in ([hidden] if isinstance(hidden, int) else list(hidden)):
+        layers += [nn.Linear(d, int(h)), nn.GELU(), nn.Dropout(dropout)]
+        d = int(h)
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)

@@ -1,0 +1,148 @@
+"""train-head / predict / sweep / runs on small synthetic feature stores."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from memeprobe.cli import main
+from memeprobe.data.records import Dataset, Meme
+from memeprobe.heads.submission import read_submission
+from memeprobe.store import ArraySpec, FeatureStore
+
+D = 8
+SPLITS = (("train", 500), ("dev_seen", 200), ("test_unseen", 150))
+
+
+def make_store(path, fmt="hateful_memes", classes=(), binary="hateful", encoder="synthetic:v1", seed=0):
+    """A store whose binary label needs image[0] * text[0] and whose classes follow image[1..K]."""
+    rng = np.random.default_rng(seed)
+    n = sum(m for _, m in SPLITS)
+    a, b = rng.normal(size=(n, D)), rng.normal(size=(n, D))
+    y = ((a[:, 0] + b[:, 0]) > 0).astype(int)
+    Y = (a[:, 1:1 + len(classes)] + 0.3 * rng.normal(size=(n, len(classes))) > 0.8).astype(int)
+    memes, i = [], 0
+    for split, m in SPLITS:
+        for _ in range(m):
+            test = split == "test_unseen"
+            memes.append(Meme(f"{i:05d}", split, f"text {i}", f"img/{i:05d}.png",
+                              None if test or binary is None else int(y[i]),
+                              None if test or not classes else tuple(int(v) for v in Y[i])))
+            i += 1
+    ds = Dataset(path.parent, fmt, memes, label_names=tuple(classes), binary_name=binary)
+    st = FeatureStore.create(path, ds)
+    st.add_feature_set("img", {"image_embed": ArraySpec((D,), "image")}, {"encoder": encoder})
+    st.add_feature_set("txt", {"text_embed": ArraySpec((D,), "text")}, {"encoder": "synthetic:text"})
+    st.write_rows("img", np.arange(n), {"image_embed": a.astype(np.float16)}, "image")
+    st.write_rows("txt", np.arange(n), {"text_embed": b.astype(np.float16)}, "text")
+    st.close()
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def hm(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("hm") / "hm.h5")
+
+
+def test_train_head_predict_hateful_memes(hm, tmp_path):
+    model = tmp_path / "lr.pt"
+    r = run("train-head", "logreg", "--store", hm, "--feature-set", "img", "--feature-set", "txt/text_embed",
+            "--out", model, "--bootstrap", 100)
+    assert r.exit_code == 0, r.output
+    assert "dev_seen" in r.output and "auroc" in r.output
+    runs = [json.loads(line) for line in (hm.parent / "runs.jsonl").read_text().splitlines()]
+    last = runs[-1]
+    assert last["feature_sets"] == ["img:image_embed", "txt:text_embed"] and len(last["store_checksum"]) == 64
+    assert last["metrics"]["dev_seen"]["auroc"] > 0.8  # the label is linear in img[0] + txt[0]
+    sub = tmp_path / "sub.csv"
+    r = run("predict", model, "--store", hm, "--split", "test_unseen", "--out", sub)
+    assert r.exit_code == 0, r.output
+    rows = read_submission(sub, "hateful_memes")
+    with FeatureStore.open(hm) as st:
+        expected = list(st.ids[st.rows(["test_unseen"])])
+    assert [i for i, _, _ in rows] == expected  # every id once, as stored (zero-padded)
+    t = last["thresholds"][0]
+    assert all(lab == int(p >= t) for _, p, lab in rows)
+
+
+def test_predict_refuses_other_features(hm, tmp_path):
+    model = tmp_path / "m.pt"
+    assert run("train-head", "logreg", "--store", hm, "--feature-set", "img", "--out", model,
+               "--bootstrap", 0).exit_code == 0
+    other = make_store(tmp_path / "other.h5", encoder="synthetic:v2")
+    r = CliRunner().invoke(main, ["predict", str(model), "--store", str(other), "--split", "test_unseen",
+                                  "--out", str(tmp_path / "x.csv")])
+    assert r.exit_code == 2 and "error:" in r.output and "other features" in r.output and "img" in r.output
+    assert not (tmp_path / "x.csv").exists()
+    r = CliRunner().invoke(main, ["predict", str(tmp_path / "nope.pt"), "--store", str(hm), "--split", "test_unseen",
+                                  "--out", str(tmp_path / "x.csv")])
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_fusion_seeds_ensemble_clean_ids_plots(hm, tmp_path):
+    with FeatureStore.open(hm) as st:
+        dev_ids = list(st.ids[st.rows(["dev_seen"])])
+    (tmp_path / "leak" / "clean_ids").mkdir(parents=True)
+    (tmp_path / "leak" / "clean_ids" / "dev_seen.txt").write_text("\n".join(dev_ids[:120]) + "\n")
+    r = run("train-head", "fusion", "--store", hm, "--image", "img", "--text", "txt", "--fusion", "concat",
+            "--epochs", 3, "--hidden", "32", "--seeds", 2, "--ensemble", "--clean-ids", tmp_path / "leak",
+            "--plots", tmp_path / "plots", "--bootstrap", 50, "--out", tmp_path / "f.pt")
+    assert r.exit_code == 0, r.output
+    assert "dev_seen@clean" in r.output and "±std" in r.output
+    last = json.loads((hm.parent / "runs.jsonl").read_text().splitlines()[-1])
+    assert last["metrics"]["dev_seen@clean"]["n"] == 120 and last["ensemble"] is True
+    assert {p.name for p in (tmp_path / "plots").iterdir()} >= {"dev_seen_roc.png", "dev_seen_pr.png",
+                                                                 "dev_seen_calibration.png"}
+    r = CliRunner().invoke(main, ["train-head", "fusion", "--store", str(hm), "--feature-set", "img"])
+    assert r.exit_code == 2 and "--image" in r.output
+
+
+def test_sweep_and_runs_best(tmp_path):
+    store = make_store(tmp_path / "s.h5")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"logreg": {"C": [0.001, 1.0, 100.0]},
+                                 "mlp": {"epochs": [1], "hidden": [[8]], "dropout": [0.1, 0.5]}}))
+    r = run("sweep", "--store", store, "--feature-set", "img", "--feature-set", "txt", "--space", space,
+            "--search", "grid", "--jobs", 2, "--top", 3)
+    assert r.exit_code == 0, r.output
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    assert len(runs) == 5 and {r["head"] for r in runs} == {"logreg", "mlp"}
+    best = max(runs, key=lambda r: r["metrics"]["dev_seen"]["auroc"])
+    r = run("runs", "best", "--store", store, "--metric", "dev_seen.auroc", "--top", 2)
+    assert r.exit_code == 0 and f'"run": "{best["run_id"]}"' in r.output
+    r = run("runs", "list", "--store", store)
+    assert r.exit_code == 0 and all(x["run_id"] in r.output for x in runs)
+    r = CliRunner().invoke(main, ["runs", "best", "--store", str(store), "--metric", "dev_seen.nothing"])
+    assert r.exit_code == 2 and "no run has metric" in r.output
+
+
+def test_semeval_multilabel_json(tmp_path):
+    names = ("Smears", "Loaded Language", "Name calling/Labeling")
+    store = make_store(tmp_path / "se.h5", fmt="semeval2021_task6", classes=names, binary=None)
+    r = run("train-head", "logreg", "--store", store, "--feature-set", "img", "--dev-split", "dev_seen",
+            "--out", tmp_path / "ml.pt")
+    assert r.exit_code == 0, r.output
+    assert "micro_f1" in r.output and "per-class F1" in r.output and "Loaded Language" in r.output
+    r = run("predict", tmp_path / "ml.pt", "--store", store, "--split", "test_unseen", "--out", tmp_path / "p.json")
+    assert r.exit_code == 0, r.output
+    sub = read_submission(tmp_path / "p.json", "semeval2021")
+    assert len(sub) == 150 and all(set(labels) <= set(names) for _, labels in sub)
+    assert any(labels for _, labels in sub)
+
+
+def test_mami_answer_txt(tmp_path):
+    store = make_store(tmp_path / "mami.h5", fmt="mami", binary="misogynous",
+                       classes=("shaming", "stereotype", "objectification", "violence"))
+    r = run("train-head", "mlp", "--store", store, "--feature-set", "img", "--feature-set", "txt",
+            "--target", "all", "--epochs", 3, "--out", tmp_path / "mami.pt")
+    assert r.exit_code == 0, r.output
+    assert "mami_b_f1" in r.output
+    r = run("predict", tmp_path / "mami.pt", "--store", store, "--split", "test_unseen", "--out", tmp_path / "answer.txt")
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "answer.txt").read_text().splitlines()
+    assert len(lines) == 150 and all(len(line.split("\t")) == 6 for line in lines)
+    assert read_submission(tmp_path / "answer.txt", "mami")[0][0] == "00700"

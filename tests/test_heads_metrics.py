@@ -1,0 +1,131 @@
+"""Metrics and threshold tuning against sklearn and independent small computations."""
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+from memeprobe.errors import MemeprobeError
+from memeprobe.heads.metrics import (auroc, binary_metrics, bootstrap_auroc_ci, dev_score, mami_weighted_f1,
+                                     multilabel_metrics)
+from memeprobe.heads.thresholds import best_threshold, tune_thresholds
+
+
+def _scores(n, seed, signal=1.0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p = 1 / (1 + np.exp(-(signal * (2 * y - 1) + rng.normal(size=n))))
+    return y, np.round(p, 2)  # rounding makes ties, which both AUROC and tuning must handle
+
+
+def test_auroc_equals_pairwise_probability_with_ties():
+    y, p = _scores(300, 0)
+    pos, neg = p[y == 1], p[y == 0]
+    diff = pos[:, None] - neg[None, :]
+    expected = ((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size
+    assert auroc(y, p) == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(auroc(np.ones(5), np.linspace(0, 1, 5)))
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_more_data():
+    y, p = _scores(200, 1)
+    low, high = bootstrap_auroc_ci(y, p, n_boot=300, seed=0)
+    assert low < auroc(y, p) < high
+    y2, p2 = _scores(3000, 1)
+    low2, high2 = bootstrap_auroc_ci(y2, p2, n_boot=300, seed=0)
+    assert (high2 - low2) < (high - low) / 2
+    y3 = np.array([0] * 50 + [1] * 50)
+    assert bootstrap_auroc_ci(y3, y3 * 0.5 + 0.25, n_boot=50) == (1.0, 1.0)
+
+
+def test_binary_metrics_match_sklearn():
+    y, p = _scores(400, 2)
+    m = binary_metrics(y, p, threshold=0.6, n_boot=0)
+    assert m["auroc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["acc@0.5"] == pytest.approx(accuracy_score(y, p >= 0.5))
+    assert m["acc"] == pytest.approx(accuracy_score(y, p >= 0.6))
+    assert m["f1"] == pytest.approx(f1_score(y, p >= 0.6))
+    # MAMI sub-task A: the mean of the F1 of both classes, from raw counts
+    pred = (p >= 0.6).astype(int)
+    f1s = []
+    for cls in (1, 0):
+        tp = np.sum((pred == cls) & (y == cls))
+        fp = np.sum((pred == cls) & (y != cls))
+        fn = np.sum((pred != cls) & (y == cls))
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    assert m["macro_f1"] == pytest.approx(np.mean(f1s))
+    assert (m["n"], m["positives"]) == (400, int(y.sum()))
+
+
+def _mami_reference(Y, pred):
+    """The MAMI scorer's sub-task B written out: per category mean F1 of both classes, weighted by gold positives."""
+    total, weights = 0.0, 0
+    for k in range(Y.shape[1]):
+        g, q = Y[:, k].astype(bool), pred[:, k].astype(bool)
+        f1s = []
+        for cls in (True, False):
+            tp = np.sum((q == cls) & (g == cls))
+            fp = np.sum((q == cls) & (g != cls))
+            fn = np.sum((q != cls) & (g == cls))
+            prec = tp / (tp + fp) if tp else 0.0
+            rec = tp / (tp + fn) if tp else 0.0
+            f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+        total += np.mean(f1s) * g.sum()
+        weights += g.sum()
+    return total / weights
+
+
+def test_multilabel_metrics_semeval_and_mami_scorers():
+    rng = np.random.default_rng(3)
+    Y = (rng.random((150, 4)) < [0.4, 0.2, 0.1, 0.05]).astype(int)
+    Y[:, 3] = 0  # a class without positives: the SemEval scorer counts it as F1 = 1 (zero_division=1)
+    P = np.clip(Y * 0.5 + rng.random(Y.shape) * 0.6, 0, 1)
+    t = np.array([0.5, 0.4, 0.6, 0.5])
+    m = multilabel_metrics(Y, P, t, names=list("abcd"))
+    pred = (P >= t).astype(int)
+    assert m["micro_f1"] == pytest.approx(f1_score(Y, pred, average="micro", zero_division=1))
+    assert m["macro_f1"] == pytest.approx(f1_score(Y, pred, average="macro", zero_division=1))
+    assert m["macro_f1@0.5"] == pytest.approx(f1_score(Y, P >= 0.5, average="macro", zero_division=1))
+    assert m["per_class_f1"]["a"] == pytest.approx(f1_score(Y[:, 0], pred[:, 0]))
+    assert m["mami_b_f1"] == pytest.approx(_mami_reference(Y, pred))
+    assert mami_weighted_f1(Y, pred) == pytest.approx(_mami_reference(Y, pred))
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "f1", "macro_f1"])
+def test_best_threshold_matches_brute_force(metric):
+    y, p = _scores(250, 4, signal=0.7)
+    t = best_threshold(y, p, metric)
+
+    def value(th):
+        pred = (p >= th).astype(int)
+        if metric == "accuracy":
+            return accuracy_score(y, pred)
+        return f1_score(y, pred, average="binary" if metric == "f1" else "macro", zero_division=0)
+
+    cands = np.unique(p)
+    brute = max(value(c) for c in itertools.chain(cands, [cands[-1] + 1]))
+    assert value(t) == pytest.approx(brute)
+    assert not np.isin(t, p)  # a midpoint, not glued to a score
+
+
+def test_tune_thresholds_per_class_and_errors():
+    rng = np.random.default_rng(5)
+    Y = (rng.random((300, 3)) < 0.3).astype(int)
+    P = np.clip(0.15 + 0.25 * Y + 0.2 * rng.random((300, 3)), 0, 1)  # positives ~0.4-0.6: 0.5 is a poor cut
+    t = tune_thresholds(Y, P)
+    assert t.shape == (3,)
+    tuned = f1_score(Y, P >= t, average="macro")
+    assert tuned > f1_score(Y, P >= 0.5, average="macro") + 0.1
+    assert tune_thresholds(np.zeros(10, int), np.linspace(0, 1, 10))[0] == 0.5  # one class: default kept
+    with pytest.raises(MemeprobeError, match="unknown threshold metric"):
+        best_threshold(Y[:, 0], P[:, 0], "recall")
+
+
+def test_dev_score_auroc_or_macro_ap():
+    y, p = _scores(200, 6)
+    assert dev_score(y[:, None], p[:, None]) == pytest.approx(roc_auc_score(y, p))
+    Y = np.stack([y, 1 - y, np.zeros_like(y)], 1)
+    from sklearn.metrics import average_precision_score
+
+    expected = np.mean([average_precision_score(y, p), average_precision_score(1 - y, 1 - p)])
+    assert dev_score(Y, np.stack([p, 1 - p, p], 1)) == pytest.approx(expected)
