@@ -91,6 +91,17 @@ def test_multilabel_metrics_semeval_and_mami_scorers():
     assert mami_weighted_f1(Y, pred) == pytest.approx(_mami_reference(Y, pred))
 
 
+def test_mami_b_scores_only_the_four_types_when_misogynous_is_a_column_too():
+    rng = np.random.default_rng(4)
+    types = (rng.random((200, 4)) < [0.3, 0.3, 0.2, 0.1]).astype(int)
+    Y = np.column_stack([types.max(1), types])  # --target all: misogynous first, then the four types
+    P = np.clip(Y * 0.4 + rng.random(Y.shape) * 0.7, 0, 1)
+    m = multilabel_metrics(Y, P, 0.5, names=["misogynous", "shaming", "stereotype", "objectification", "violence"])
+    pred = (P >= 0.5).astype(int)
+    assert m["mami_b_f1"] == pytest.approx(_mami_reference(Y[:, 1:], pred[:, 1:]))
+    assert m["mami_b_f1"] != pytest.approx(_mami_reference(Y, pred))
+
+
 @pytest.mark.parametrize("metric", ["accuracy", "f1", "macro_f1"])
 def test_best_threshold_matches_brute_force(metric):
     y, p = _scores(250, 4, signal=0.7)

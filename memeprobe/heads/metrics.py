@@ -52,6 +52,9 @@ def binary_metrics(y, p, threshold=0.5, n_boot=1000, seed=0) -> dict:
     }
 
 
+MAMI_TYPES = ("shaming", "stereotype", "objectification", "violence")  # the columns MAMI scores in sub-task B
+
+
 def mami_weighted_f1(Y, pred) -> float:
     """MAMI sub-task B: per-category two-class macro-F1, weighted by gold positives."""
     Y, pred = np.asarray(Y).astype(int), np.asarray(pred).astype(int)
@@ -70,6 +73,8 @@ def multilabel_metrics(Y, P, thresholds=0.5, names=None) -> dict:
     t = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (K,))
     pred, pred05 = (P >= t).astype(int), (P >= 0.5).astype(int)
     aurocs = [auroc(Y[:, k], P[:, k]) for k in range(K)]
+    # with the MAMI columns present (e.g. --target all adds "misogynous"), sub-task B scores only the four types
+    b = [names.index(n) for n in MAMI_TYPES] if set(MAMI_TYPES) <= set(names) else list(range(K))
     valid = [a for a in aurocs if not np.isnan(a)]
     return {
         "n": int(len(Y)),
@@ -77,7 +82,7 @@ def multilabel_metrics(Y, P, thresholds=0.5, names=None) -> dict:
         "macro_f1": float(f1_score(Y, pred, average="macro", zero_division=1)),
         "micro_f1@0.5": float(f1_score(Y, pred05, average="micro", zero_division=1)),
         "macro_f1@0.5": float(f1_score(Y, pred05, average="macro", zero_division=1)),
-        "mami_b_f1": mami_weighted_f1(Y, pred),
+        "mami_b_f1": mami_weighted_f1(Y[:, b], pred[:, b]),
         "macro_auroc": float(np.mean(valid)) if valid else float("nan"),
         "per_class_f1": {n: float(f) for n, f in zip(names, f1_score(Y, pred, average=None, zero_division=1))},
     }
