@@ -130,7 +130,7 @@ def _head_options(f):
         click.option("--proj-dim", type=int, help="Fusion projection size (default 256 align, 64 cross)."),
         click.option("--class-weight", type=click.Choice(["none", "balanced"]), help="Weight positives by n_neg/n_pos."),
         click.option("--norm", type=click.Choice(["l2", "standard", "l2+standard", "none"]),
-                     help="Input normalisation per array (default: logreg l2+standard, others l2)."),
+                     help="Input normalisation per array (default: logreg l2+standard, mlp standard, fusion l2)."),
         click.option("--C", "C", type=float, help="logreg: fixed C (default: sweep on dev)."),
         click.option("--param", "params", multiple=True, help="Any other head parameter as KEY=VALUE (JSON value)."),
     ]

@@ -9,7 +9,7 @@ class MLPHead(TorchHead):
 
     def __init__(self, hidden=(256,), dropout=0.2, lr=1e-3, weight_decay=1e-2, epochs=30, batch_size=256,
                  patience=5, loss="bce", focal_gamma=2.0, label_smoothing=0.0, class_weight=None,
-                 norm="l2", blocks=None, seed=0, device="auto"):
+                 norm="standard", blocks=None, seed=0, device="auto"):
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
