@@ -339,7 +339,7 @@ def _flip_rates(report: dict) -> str:
 
 
 def render(res: dict, p: Pipeline, env: dict) -> str:
-    out = [f"# memeprobe on real data: results", "",
+    out = ["# memeprobe on real data: results", "",
            f"Written by `benchmarks/real_data.py` on {env['finished']} (started {env['started']}). Every number "
            "below was measured by that run (read from `leakage report --json`, from the `runs.jsonl` records "
            "the run appended, or by reading the written submission files back); nothing is typed in.", "",

@@ -1,6 +1,5 @@
 """Synthetic memes: format, determinism, planted leakage as recorded, no unplanted duplicates,
 and a label that needs both modalities."""
-import io
 import itertools
 import json
 
