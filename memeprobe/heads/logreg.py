@@ -39,11 +39,20 @@ class LogRegHead(Head):
         return [float(c) for c in np.logspace(np.log10(self.C_min), np.log10(self.C_max), int(self.n_C))]
 
     def _fit(self, X, Y, dev):
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_limits
 
         K, D = Y.shape[1], X.shape[1]
         candidates = self._candidates(dev)
+        # float32 throughout (sklearn's L-BFGS keeps it); the matrix-vector products are memory-bound,
+        # so one BLAS thread is as fast as two and does not spin-wait against other work.
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._path(X, Y, dev, candidates, K, D)
+
+    def _path(self, X, Y, dev, candidates, K, D):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
         best = (-np.inf, None, None, None)
         models = [None] * K
         self.path_ = []
