@@ -95,6 +95,8 @@ def test_logreg_picks_C_on_dev_and_handles_a_constant_class():
     ("logreg", {}),
     ("mlp", {"epochs": 2, "hidden": (16, 8), "loss": "focal", "label_smoothing": 0.1, "class_weight": "balanced"}),
     ("fusion", {"fusion": "cross", "split": D, "proj_dim": 4, "epochs": 2, "norm": "l2+standard"}),
+    ("fusion", {"fusion": "cross", "split": D, "proj_dim": 4, "cross_rank": 2, "epochs": 2}),
+    ("mlp", {"epochs": 2, "hidden": (16,), "precision": "bf16"}),
 ])
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, xor_data, name, cfg):
     (X, y), (Xd, yd), (Xt, _) = xor_data
@@ -106,6 +108,19 @@ def test_save_load_round_trip_gives_identical_predictions(tmp_path, xor_data, na
     assert type(again) is type(head) and again.get_params() == head.get_params()
     np.testing.assert_array_equal(again.predict_proba(Xt), head.predict_proba(Xt))
     np.testing.assert_array_equal(again.predict(Xt), head.predict(Xt))
+
+
+def test_low_rank_cross_fusion_still_learns_the_interaction(xor_data):
+    (X, y), (Xd, yd), (Xt, yt) = xor_data
+    head = create_head("fusion", fusion="cross", split=D, proj_dim=8, cross_rank=4, blocks=(D, D), epochs=15,
+                       patience=4, lr=3e-3, hidden=(64,), seed=0).fit(X, y, Xd, yd)
+    assert _auroc(head, Xt, yt) > 0.85
+
+
+def test_unknown_precision_is_a_clear_error(xor_data):
+    (X, y), (Xd, yd), _ = xor_data
+    with pytest.raises(MemeprobeError, match="precision must be 'fp32' or 'bf16'"):
+        create_head("mlp", blocks=(D, D), epochs=1, precision="fp8").fit(X, y, Xd, yd)
 
 
 def test_seeds_reproducible_and_ensemble_round_trip(tmp_path, xor_data):

@@ -11,6 +11,11 @@ the text part ``text_tokens`` tokens (1 = one vector).
   ``proj_dim``² outer product (cross) feeds an MLP. ``proj_dim=None`` means 256 for align and 64
   for cross: the paper's 256² = 65 536-wide cross features are costly on a CPU
   (see benchmarks/README_heads.md), 64² = 4 096 keeps it laptop-sized.
+  Opt-in ``cross_rank=r`` (not in the paper): the first MLP layer on the outer product is
+  factorised, each hidden unit's ``proj_dim × proj_dim`` weight matrix being a rank-``r`` sum
+  ``Σ u vᵀ``, so ``h_j = Σ_r (zi·u_jr)(zt·v_jr)`` is computed without forming the outer product:
+  ``2·r·proj_dim·hidden`` multiply-adds per row instead of ``proj_dim²·hidden``. Default ``None`` =
+  the exact (paper) layer.
 * attention: tokens projected to ``d_model`` plus a modality embedding and a [CLS] token go
   through a small pre-norm transformer encoder; the [CLS] output is classified.
 """
@@ -53,17 +58,42 @@ def _modules():
             xi, xt = self.parts(x)
             return torch.stack([self.image(xi), self.text(xt)], -1)
 
+    class LowRankBilinear(nn.Module):
+        """``h_j = Σ_r (a·U[j, r]) (b·V[j, r]) + c_j``: a rank-``r`` factorised Linear on vec(a bᵀ)."""
+
+        def __init__(self, p, out, rank):
+            super().__init__()
+            self.out, self.rank = out, rank
+            # same output variance at init as nn.Linear(p*p, out) on the unit-norm vec(a bᵀ)
+            std = (3.0 * p * p * rank) ** -0.25
+            self.U = nn.Parameter(torch.randn(out * rank, p) * std)
+            self.V = nn.Parameter(torch.randn(out * rank, p) * std)
+            self.bias = nn.Parameter(torch.zeros(out))
+
+        def forward(self, a, b):
+            h = (a @ self.U.t()) * (b @ self.V.t())
+            return h.view(len(a), self.out, self.rank).sum(-1) + self.bias
+
     class Product(TwoPart):
-        def __init__(self, split, in_dim, n_out, hidden, dropout, proj_dim, outer):
+        def __init__(self, split, in_dim, n_out, hidden, dropout, proj_dim, outer, rank=None):
             super().__init__(split)
             self.outer = outer
             self.image = nn.Sequential(nn.Linear(split, proj_dim), nn.Dropout(dropout))
             self.text = nn.Sequential(nn.Linear(in_dim - split, proj_dim), nn.Dropout(dropout))
-            self.net = mlp(proj_dim * proj_dim if outer else proj_dim, hidden, n_out, dropout)
+            self.low_rank = None
+            if outer and rank:
+                hidden = [hidden] if isinstance(hidden, int) else list(hidden)
+                self.low_rank = LowRankBilinear(proj_dim, int(hidden[0]), int(rank))
+                self.after = nn.Sequential(nn.GELU(), nn.Dropout(dropout))
+                self.net = mlp(int(hidden[0]), hidden[1:], n_out, dropout)
+            else:
+                self.net = mlp(proj_dim * proj_dim if outer else proj_dim, hidden, n_out, dropout)
 
         def forward(self, x):
             xi, xt = self.parts(x)
             zi, zt = F.normalize(self.image(xi), dim=-1), F.normalize(self.text(xt), dim=-1)
+            if self.low_rank is not None:
+                return self.net(self.after(self.low_rank(zi, zt)))
             z = (zi[:, :, None] * zt[:, None, :]).flatten(1) if self.outer else zi * zt
             return self.net(z)
 
@@ -99,13 +129,14 @@ def _modules():
 class FusionHead(TorchHead):
     name = "fusion"
 
-    def __init__(self, fusion="align", split=None, proj_dim=None, hidden=(256,), dropout=0.2, image_tokens=1,
+    def __init__(self, fusion="align", split=None, proj_dim=None, cross_rank=None, hidden=(256,), dropout=0.2, image_tokens=1,
                  text_tokens=1, d_model=128, n_layers=2, n_heads=4, lr=1e-3, weight_decay=1e-2, epochs=30,
                  batch_size=256, patience=5, loss="bce", focal_gamma=2.0, label_smoothing=0.0,
-                 class_weight=None, norm="l2", blocks=None, seed=0, device="auto"):
+                 class_weight=None, norm="l2", blocks=None, seed=0, device="auto", precision="fp32"):
         self.fusion = fusion
         self.split = split
         self.proj_dim = proj_dim
+        self.cross_rank = cross_rank
         self.hidden = hidden
         self.dropout = dropout
         self.image_tokens = image_tokens
@@ -126,6 +157,7 @@ class FusionHead(TorchHead):
         self.blocks = blocks
         self.seed = seed
         self.device = device
+        self.precision = precision
 
     def _build(self, in_dim, n_out):
         if self.fusion not in FUSIONS:
@@ -141,6 +173,7 @@ class FusionHead(TorchHead):
             return Late(split, in_dim, n_out, self.hidden, self.dropout)
         if self.fusion in ("align", "cross"):
             proj = int(self.proj_dim or (256 if self.fusion == "align" else 64))
-            return Product(split, in_dim, n_out, self.hidden, self.dropout, proj, self.fusion == "cross")
+            return Product(split, in_dim, n_out, self.hidden, self.dropout, proj, self.fusion == "cross",
+                           self.cross_rank)
         return Attention(split, in_dim, n_out, self.dropout, int(self.image_tokens), int(self.text_tokens),
                          int(self.d_model), int(self.n_layers), int(self.n_heads))

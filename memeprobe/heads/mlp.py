@@ -9,7 +9,7 @@ class MLPHead(TorchHead):
 
     def __init__(self, hidden=(256,), dropout=0.2, lr=1e-3, weight_decay=1e-2, epochs=30, batch_size=256,
                  patience=5, loss="bce", focal_gamma=2.0, label_smoothing=0.0, class_weight=None,
-                 norm="standard", blocks=None, seed=0, device="auto"):
+                 norm="standard", blocks=None, seed=0, device="auto", precision="fp32"):
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
@@ -25,6 +25,7 @@ class MLPHead(TorchHead):
         self.blocks = blocks
         self.seed = seed
         self.device = device
+        self.precision = precision
 
     def _build(self, in_dim, n_out):
         return mlp(in_dim, self.hidden, n_out, self.dropout)
