@@ -8,7 +8,8 @@ Rows: logreg with a 7-point C sweep on dev (memeprobe) vs sklearn ``LogisticRegr
 swept over the same 7 C (and one default fit); MLP 30 epochs (memeprobe, hidden 256 and 512, no early
 stopping) vs sklearn ``MLPClassifier(max_iter=30)`` (defaults otherwise); cross fusion 20 epochs
 at the default proj 64 and at the paper's 256 (256 is timed on ``--cross256-epochs`` epochs and
-extrapolated to 20). ``--sweep N`` also times an N-config random logreg+MLP sweep on ``--jobs`` cores.
+extrapolated to 20), and the opt-in variants at 256: bf16 autocast (``precision``) and a factorised
+first layer (``cross_rank``). ``--sweep N`` also times an N-config random logreg+MLP sweep on ``--jobs`` cores.
 
 Goals (HM size, 2 CPU cores): logreg sweep < 2 s, MLP < 5 s, cross fusion < 2 min, 100-config sweep < 5 min.
 
@@ -17,6 +18,7 @@ Goals (HM size, 2 CPU cores): logreg sweep < 2 s, MLP < 5 s, cross fusion < 2 mi
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 
@@ -93,6 +95,13 @@ def bench(scale, device, cross256_epochs, threads):
     CPU[-1] *= 20 / cross256_epochs
     rows.append((f"memeprobe cross fusion p=256, 20 epochs (from {cross256_epochs})", t * 20 / cross256_epochs,
                  auc(h.predict_proba(Xd)), t_mlp_base))
+    t, h = timed(lambda: create_head("fusion", proj_dim=256, epochs=cross256_epochs, precision="bf16",
+                                     **cross).fit(X, y, Xd, yd))
+    CPU[-1] *= 20 / cross256_epochs
+    rows.append((f"memeprobe cross p=256 bf16 autocast (opt-in), 20 ep (from {cross256_epochs})",
+                 t * 20 / cross256_epochs, auc(h.predict_proba(Xd)), t_mlp_base))
+    t, h = timed(lambda: create_head("fusion", proj_dim=256, cross_rank=16, epochs=20, **cross).fit(X, y, Xd, yd))
+    rows.append(("memeprobe cross p=256 rank-16 first layer (opt-in), 20 ep", t, auc(h.predict_proba(Xd)), t_mlp_base))
     t, h = timed(lambda: create_head("fusion", fusion="align", split=768, blocks=blocks, epochs=20, patience=0,
                                      device=device).fit(X, y, Xd, yd))
     rows.append(("memeprobe align fusion p=256, 20 epochs", t, auc(h.predict_proba(Xd)), t_mlp_base))
@@ -125,6 +134,7 @@ def main():
     ap.add_argument("--sweep", type=int, default=0, help="Also time an N-config sweep (0 = skip).")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
+    print("load average at start: %.2f %.2f %.2f" % os.getloadavg())
     for scale in args.scale:
         n, rows = bench(scale, args.device, args.cross256_epochs, args.threads)
         print(f"\n{n} train x 1536 features (float16 stored), 500 dev, device {args.device}, {args.threads} threads")
@@ -137,6 +147,7 @@ def main():
         print(f"\nsweep: {n} random logreg+MLP configs at 8.5k x 1536 on {args.jobs} jobs: {total:.1f} s "
               f"(fit seconds summed per head: {', '.join(f'{h} {s:.0f}' for h, s in per_head.items())}); "
               f"best dev AUROC {best[2]['dev']['auroc']:.4f} with {best[0]} {best[1]}")
+    print("load average at end: %.2f %.2f %.2f" % os.getloadavg())
 
 
 if __name__ == "__main__":
