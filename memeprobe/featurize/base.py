@@ -11,6 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 
+class ImageTransform:
+    """Picklable (runs in DataLoader workers): PIL image → {"pixels": transform(image), "size": (w, h)}."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, image) -> dict:
+        import torch
+
+        return {"pixels": self.transform(image), "size": torch.tensor(image.size)}
+
+
 class Featurizer:
     """Base class: subclasses set ``modalities`` and implement the hooks below."""
 

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.base import Featurizer, grid_boxes, grid_pool, to_numpy
+from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import cache_only, ensure_downloadable, file_sha256, weights_error
 
 _OPENCLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -69,18 +69,6 @@ class ClipTextCollate:
             "input_ids": self.tokenizer(texts, context_length=self.context_length),
             "truncated": torch.tensor(flags, dtype=torch.uint8),
         }
-
-
-class ClipImageTransform:
-    """Picklable: PIL image → {"pixels": tensor, "size": (w, h) of the image given}."""
-
-    def __init__(self, preprocess):
-        self.preprocess = preprocess
-
-    def __call__(self, image) -> dict:
-        import torch
-
-        return {"pixels": self.preprocess(image), "size": torch.tensor(image.size)}
 
 
 class ClipFeaturizer(Featurizer):
@@ -162,7 +150,7 @@ class ClipFeaturizer(Featurizer):
         return out
 
     def image_transform(self):
-        return ClipImageTransform(self.preprocess)
+        return ImageTransform(self.preprocess)
 
     def text_collate(self):
         return ClipTextCollate(self.tokenizer, self.context_length)

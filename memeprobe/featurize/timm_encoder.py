@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.base import Featurizer, grid_boxes, grid_pool, to_numpy
+from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import (
     cache_only,
     cached_hub_file,
@@ -44,18 +44,6 @@ def _locate_default_weights(spec) -> tuple[str | None, bool]:
         ensure_downloadable(spec.text, f"the Hugging Face cache {hub_cache_dir()} for {cfg.hf_hub_id} and "
                             "~/.cache/torch/hub/checkpoints", f"timm:{spec.model}:/path/to/weights.pth")
     return path, in_hub_cache
-
-
-class TimmImageTransform:
-    """Picklable: PIL image → {"pixels": tensor, "size": (w, h)} with the model's eval transform."""
-
-    def __init__(self, transform):
-        self.transform = transform
-
-    def __call__(self, image) -> dict:
-        import torch
-
-        return {"pixels": self.transform(image), "size": torch.tensor(image.size)}
 
 
 class TimmFeaturizer(Featurizer):
@@ -122,7 +110,7 @@ class TimmFeaturizer(Featurizer):
         return {k: ArraySpec(v.shape[1:], "image") for k, v in probe.items()}
 
     def image_transform(self):
-        return TimmImageTransform(self.transform)
+        return ImageTransform(self.transform)
 
     def encode_image(self, batch: dict) -> dict:
         feats = self.model.forward_features(batch["pixels"])
