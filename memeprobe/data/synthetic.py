@@ -23,7 +23,7 @@ Planted pairs (every meme is in at most one pair, so no transitive duplicates; "
 - ``near_image``: b's picture is a's after ``"jpeg"`` (JPEG round trip saved as PNG),
   ``"jpeg_bytes"`` (JPEG bytes inside the .png file), ``"resize"``, ``"crop"`` (a few % off the
   edges), ``"brightness"`` or ``"recolour"`` (desaturated); b has its own text.
-- ``exact_text``: b's text equals a's (``"identical"``) or equals it after :func:`normalize_text`
+- ``exact_text``: b's text equals a's (``"identical"``) or equals it after :func:`memeprobe.leakage.text.normalize_text`
   (``"normalised"``: case, whitespace, punctuation differ); b has its own picture.
 - ``near_text``: a's text with ``"word_changed"`` or ``"word_added"``; b has its own picture.
 - ``confounder``: b has exactly a's text and a picture of the other hue family, so a flipped label.
@@ -48,16 +48,15 @@ import io
 import itertools
 import json
 import os
-import re
 import shutil
 import tempfile
-import unicodedata
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
 
 from memeprobe.errors import MemeprobeError
+from memeprobe.leakage.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
 
 SPLITS = (("train", 0.70), ("dev_seen", 0.15), ("test_unseen", 0.15))
 IMAGE_ATTRS = ("cool", "warm")
@@ -181,16 +180,6 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 _FONTS: dict[int, ImageFont.FreeTypeFont] = {}
 
 
-def normalize_text(text: str) -> str:
-    """NFKC, casefold, punctuation to spaces, whitespace collapsed: the 'normalised' text identity."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w\s]", " ", text).split())
-
-
-def _tokens(text: str) -> frozenset[str]:
-    return frozenset(normalize_text(text).split())
-
-
 class _TextIndex:
     """Word sets of the accepted texts; rejects candidates that overlap one too much (Jaccard)."""
 
@@ -253,7 +242,7 @@ def _fresh_text(rng, topic: str, index: _TextIndex) -> str:
             fill["s"] = f"{det} {fill['m']} {rest}"
         text = template.format(**fill)
         triples = set(itertools.combinations(content, 3))
-        if not triples & index.triples and index.max_jaccard(_tokens(text)) <= MAX_JACCARD:
+        if not triples & index.triples and index.max_jaccard(tokens(text)) <= MAX_JACCARD:
             index.triples |= triples
             return text
     raise MemeprobeError(f"cannot generate {topic!r} captions distinct enough: use a smaller --n")
@@ -444,7 +433,7 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
         """Append a meme; text and picture hash indices stay aligned with ``memes``."""
         if img is None:
             img, h = fresh_picture(image_attr, text)
-        texts.add(_tokens(text))
+        texts.add(tokens(text))
         hashes.add(h)
         memes.append({"text": text, "text_attr": text_attr, "image_attr": image_attr,
                       "img": img, "data": data if data is not None else _png(img)})
@@ -475,7 +464,7 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
             else:
                 if kind == "near_text":
                     text = _near_text(rng, src["text"], variant)
-                    if texts.max_jaccard(_tokens(text), exclude=[a]) > MAX_JACCARD_NEAR:
+                    if texts.max_jaccard(tokens(text), exclude=[a]) > MAX_JACCARD_NEAR:
                         continue
                 elif variant == "normalised":
                     text = _normalised_variant(rng, src["text"])
