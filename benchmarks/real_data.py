@@ -297,6 +297,18 @@ def pct(v, digits=2) -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.{digits}f}"
 
 
+def chosen(runs: dict) -> str:
+    """The hyper-parameters each run picked on dev (config keys ending in ``_``), as one sentence."""
+    return "Chosen hyper-parameters: " + "; ".join(
+        f"{key}: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in r["config"].items() if k.endswith("_"))
+        for key, r in runs.items()) + "."
+
+
+def checked(sub: dict) -> str:
+    """Outcome of reading a submission file back."""
+    return "OK" if sub["ok"] else "PROBLEMS " + "; ".join(sub["problems"])
+
+
 def leakage_table(report: dict, image_cols: bool) -> list[str]:
     head = ["split pair", "pairs", "exact text", "near text"] + (["exact image", "near image"] if image_cols else []) \
         + ["confounders", "label flips"]
@@ -382,16 +394,14 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
                            f"{pct(m.get('acc@0.5'))} | {c.get('n', '–')} | {pct(c.get('auroc'))} | {pct(c.get('acc'))} |")
         out += [f"| Kiela et al. 2020, text-only BERT (published) | dev_seen | 500 | {KIELA_TEXT_BERT['dev_seen']:.2f} | | | | | |",
                 f"| Kiela et al. 2020, text-only BERT (published) | test_seen | 1000 | {KIELA_TEXT_BERT['test_seen']:.2f} | | | | | |",
-                "", "Chosen hyper-parameters: " + "; ".join(
-                    f"{h}: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in r["config"].items() if k.endswith("_"))
-                    for h, r in hm["runs"].items()) + ".",
+                "", chosen(hm["runs"]),
                 "dev_unseen shares 400 memes with dev_seen (the threshold was tuned on dev_seen); test_seen is "
                 "labelled in this copy and never used for tuning.", ""]
         s = hm["submission"]
         out += [f"Submission: `predict` with the {hm['best']} head (best dev_seen AUROC) on test_unseen → "
                 f"`W/hm/{Path(s['path']).name}`: {s['rows']} rows for {s['expected']} test_unseen ids, "
                 f"{s['positives']} predicted hateful; read back and checked: "
-                f"{'OK' if s['ok'] else 'PROBLEMS ' + '; '.join(s['problems'])}.", ""]
+                f"{checked(s)}.", ""]
 
     sem = res.get("sem")
     if sem:
@@ -412,16 +422,13 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
         mlp_cfg = next((r["config"] for k, r in sem["runs"].items() if k.startswith("mlp")), {})
         out += [f"| random baseline | each technique drawn with its train prevalence, mean of {b['draws']} seeded draws | "
                 f"{pct(b['micro_f1'])} ± {pct(b['micro_f1_std'])} | {pct(b['macro_f1'])} ± {pct(b['macro_f1_std'])} | | | | | | |", "",
-                "Chosen hyper-parameters: " + "; ".join(
-                    f"{k}: " + ", ".join(f"{n.rstrip('_')}={v}" for n, v in r["config"].items() if n.endswith("_"))
-                    for k, r in sem["runs"].items()) + ". The MLP runs use the head defaults (" + ", ".join(
+                chosen(sem["runs"])[:-1] + ". The MLP runs use the head defaults (" + ", ".join(
                     f"{k} {mlp_cfg.get(k)}" for k in ("hidden", "epochs", "batch_size", "lr", "patience"))
-                + "): a few optimiser steps per epoch on 607 memes; a low `train macro AUROC` shows a head that "
-                "did not fit its training set.", ""]
+                + "); `train macro AUROC` shows how well each head fit its training set.", ""]
         s = sem["submission"]
         out += [f"Submission: `predict` with `{sem['best']}` (best tuned micro-F1) on dev → `W/sem/{Path(s['path']).name}` "
                 f"(SemEval JSON): {s['rows']} entries for {s['expected']} dev ids; read back and checked: "
-                f"{'OK' if s['ok'] else 'PROBLEMS ' + '; '.join(s['problems'])}; re-scored from the file: "
+                f"{checked(s)}; re-scored from the file: "
                 f"micro-F1 {pct(s['micro_f1'])}, macro-F1 {pct(s['macro_f1'])}.", "",
                 "The thresholds are tuned per technique on the same 63 dev memes they are scored on (there is no "
                 "other labelled split here), so the tuned columns are optimistic; the @0.5 columns are not.", ""]
@@ -452,7 +459,7 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
                 + ". The official scorer weights only the 4 type columns (as in the two rows above).", ""]
         t = mm["test_submission"]
         out += [f"Test submission (`logreg`, `--target all`): `W/mami/{Path(t['path']).name}`, {t['rows']} lines for "
-                f"{t['expected']} test file names, 6 columns; checked: {'OK' if t['ok'] else 'PROBLEMS ' + '; '.join(t['problems'])}.", ""]
+                f"{t['expected']} test file names, 6 columns; checked: {checked(t)}.", ""]
 
     out += ["## Wall time per stage", "",
             "Featurize is resumable: `first run` is the longest recorded time of that stage in `W/timings.json` "
