@@ -32,7 +32,7 @@ import torch
 
 from memeprobe.data import load_dataset
 from memeprobe.data.synthetic import make_sample
-from memeprobe.featurize.images import DEFAULT_MAX_PIXELS
+from memeprobe.data.images import DEFAULT_MAX_PIXELS
 from memeprobe.featurize.runner import CPU_BATCH, Collate, ImageItems, RunConfig, featurize, resolve_device
 from memeprobe.featurize.spec import Options, create_featurizer
 

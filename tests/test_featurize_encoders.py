@@ -11,7 +11,7 @@ from PIL import Image
 
 import memeprobe.featurize  # noqa: F401  (torchvision shim before open_clip/timm/transformers)
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.images import load_image
+from memeprobe.data.images import load_image
 from memeprobe.featurize.spec import Options, create_featurizer, expand, parse_spec
 
 torch = pytest.importorskip("torch")

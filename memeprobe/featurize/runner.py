@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.images import DEFAULT_MAX_PIXELS, ImageFailure, load_image
+from memeprobe.data.images import DEFAULT_MAX_PIXELS, ImageFailure, load_image
 from memeprobe.featurize.spec import Options, create_featurizer
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenisers run in forked workers instead
