@@ -175,12 +175,15 @@ def test_image_text_featurizer_still_writes_the_text_of_a_meme_without_image(sam
 
 
 def test_hateful_memes_texts_without_images(shared_data, tmp_path):
-    result = featurize("all", shared_data / "hateful_memes", "--store", tmp_path / "hm.h5", "--featurizer", "st:minilm",
+    result = featurize("all", shared_data / "hateful_memes", "--store", tmp_path / "hm.h5", "--preset", "offline",
                        "--limit", "50")
     assert result.exit_code == 0, result.output
-    assert "note: 50 of 50 selected memes have no image file on disk" in result.output
+    assert result.output.count("has an image file") == 1
+    assert "note: none of the 50 selected memes has an image file on disk: featurizing texts only" in result.output
+    assert "0 failures" in result.output
     with FeatureStore.open(tmp_path / "hm.h5") as st:
         assert st.status("st-minilm", "text")[:50].tolist() == [DONE] * 50
+        assert "pixels" not in st.feature_sets()
 
 
 def test_semeval_jpeg_bytes_in_png(shared_data, tmp_path):
