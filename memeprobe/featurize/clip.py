@@ -14,7 +14,15 @@ import os
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
+from memeprobe.featurize.base import (
+    Featurizer,
+    ImageTransform,
+    cap_text,
+    char_limit,
+    grid_boxes,
+    grid_pool,
+    to_numpy,
+)
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
     cache_only,
@@ -67,11 +75,16 @@ class ClipTextCollate:
     def __init__(self, tokenizer, context_length: int):
         self.tokenizer = tokenizer
         self.context_length = context_length
+        vocab = getattr(tokenizer, "encoder", None)  # open_clip's SimpleTokenizer: BPE token -> id
+        self.char_limit = char_limit(context_length, vocab) if vocab else None
 
     def __call__(self, texts: list[str]) -> dict:
         import torch
 
         encode = getattr(self.tokenizer, "encode", None)
+        if self.char_limit and encode:  # before tokenising: the cut when it still overflows (see hf._capped)
+            texts = [c if cut and len(encode(c)) + 2 > self.context_length else t
+                     for t, (c, cut) in ((t, cap_text(t, self.char_limit)) for t in texts)]
         flags = [len(encode(t)) + 2 > self.context_length if encode else False for t in texts]
         return {
             "input_ids": self.tokenizer(texts, context_length=self.context_length),

@@ -10,7 +10,7 @@ import json
 import os
 
 from memeprobe.errors import WeightsError
-from memeprobe.featurize.base import Featurizer, to_numpy
+from memeprobe.featurize.base import Featurizer, cap_text, char_limit, to_numpy
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
     cache_only,
@@ -72,6 +72,16 @@ def load_hf_model(spec, source: str, cached: bool):
     return model
 
 
+def _capped(tokenizer, text: str, limit: int, max_length: int) -> str:
+    """The text cut by :func:`cap_text` when the cut still has more than ``max_length`` tokens (same tokens
+    kept, same truncation flag); the whole text in the rare case it does not (words too long for the
+    vocabulary become one unknown token each)."""
+    capped, cut = cap_text(text, limit)
+    if cut and len(tokenizer(capped, add_special_tokens=True, verbose=False)["input_ids"]) > max_length:
+        return capped
+    return text
+
+
 class TokenizeCollate:
     """Picklable batch tokeniser: pads to the longest text, truncates at ``max_length`` and flags it."""
 
@@ -79,10 +89,12 @@ class TokenizeCollate:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_to_max = pad_to_max
+        self.char_limit = char_limit(max_length, tokenizer.get_vocab())
 
     def __call__(self, texts: list[str]) -> dict:
         import torch
 
+        texts = [_capped(self.tokenizer, t, self.char_limit, self.max_length) for t in texts]  # before tokenising
         full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
         lengths = [len(ids) for ids in full]
         enc = self.tokenizer(
