@@ -47,7 +47,8 @@ def test_featurize_all_offline_then_rerun_does_no_model_work(sample, tmp_path):
     assert "st-minilm/text: 60 rows to do" in first.output and "pixels/image: 60 rows to do" in first.output
     truth = json.loads((sample / "ground_truth.json").read_text())
     with FeatureStore.open(store) as st:
-        assert st.feature_sets() == ["pixels", "st-minilm"]
+        assert st.feature_sets() == ["pixels", "st-minilm", "timm-tf_efficientnet_lite0-packaged"]
+        assert (st.status("timm-tf_efficientnet_lite0-packaged", "image") == DONE).all()
         assert (st.status("st-minilm", "text") == DONE).all() and (st.status("pixels", "image") == DONE).all()
         row = {(s, i): r for r, (s, i) in enumerate(zip(st.splits, st.ids))}
         text, image, phash = st.read("st-minilm", "text_embed"), st.read("pixels", "image_embed"), st.read("pixels", "image_phash")
@@ -66,6 +67,17 @@ def test_featurize_all_offline_then_rerun_does_no_model_work(sample, tmp_path):
     assert "st-minilm/text: 0 rows to do" in again.output and "pixels/image: 0 rows to do" in again.output
     assert "rows in" not in again.output  # no encoding pass ran
     assert "0 written" in again.output
+
+
+def test_two_offline_runs_are_bit_identical(sample, tmp_path):
+    for name in ("a.h5", "b.h5"):
+        result = featurize("all", sample, "--store", tmp_path / name, "--preset", "offline", "--limit", "12")
+        assert result.exit_code == 0, result.output
+    a, b = _all_arrays(tmp_path / "a.h5"), _all_arrays(tmp_path / "b.h5")
+    assert a.keys() == b.keys() and ("timm-tf_efficientnet_lite0-packaged", "image_embed") in a
+    for key in a:
+        assert a[key][:12].tobytes() == b[key][:12].tobytes(), key
+    assert np.abs(a["timm-tf_efficientnet_lite0-packaged", "image_embed"][:12]).sum() > 0
 
 
 def test_one_modality_limit_and_provenance_refusal(sample, tmp_path):
