@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import stat
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's decompression-bomb threshold (~89.5 Mpx)
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # open_image refuses those images itself
 _WIDE = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16/32-bit grey modes
 HASH_SIDE = 256  # phash works on the image box-reduced to a shortest side of about this many pixels
 
@@ -38,8 +40,9 @@ def open_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image
         raise ImageFailure(f"not a regular file (a folder, FIFO or device) {path}")
     if st.st_size == 0:
         raise ImageFailure(f"empty file (0 bytes) {path}")
+    lift = max_pixels is None or max_pixels > DEFAULT_MAX_PIXELS  # else Pillow's own limit is no stricter
     try:
-        with _pillow_limit_lifted():  # max_pixels decides, not Pillow's own global limit
+        with _pillow_limit_lifted() if lift else nullcontext():
             with Image.open(path) as probe:  # reads the header only; format sniffed from the bytes
                 _check_size(probe.size, max_pixels, path)
                 probe.verify()
@@ -47,6 +50,11 @@ def open_image(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image
                 im.load()
                 return _canonical(ImageOps.exif_transpose(im))
     except ImageFailure:
+        raise
+    except Image.DecompressionBombError:  # over twice Pillow's limit (>= max_pixels): refused while opening
+        with _pillow_limit_lifted(), Image.open(path) as probe:
+            size = probe.size
+        _check_size(size, max_pixels, path)
         raise
     except UnidentifiedImageError:
         raise ImageFailure(f"not an image (unrecognised bytes) {path}") from None
@@ -110,5 +118,5 @@ def _check_size(size, max_pixels, path):
     if max_pixels is not None and w * h > max_pixels:
         raise ImageFailure(
             f"decompression bomb refused: {w}x{h} = {w * h} pixels > limit {max_pixels} "
-            f"({path}; raise the pixel limit if the image is genuine)"
+            f"({path}; raise --max-pixels if the image is genuine)"
         )
