@@ -57,7 +57,7 @@ def demo(out_dir: Path, n: int, seed: int):
         _stage("1/5 make a synthetic sample", ["make-sample", str(data), "--n", str(n), "--seed", str(seed)])
     _stage("2/5 featurize (offline preset: MiniLM text, EfficientNet-Lite0 ImageNet features (not CLIP), "
            "pixel statistics + perceptual hash for the leakage report)",
-           ["featurize", "all", str(data), "--store", str(store), "--preset", "offline"])
+           ["featurize", "all", str(data), "--store", str(store), "--preset", "offline", "--channels-last"])
     _stage("3/5 leakage report", ["leakage", "report", str(data), "--store", str(store), "--out", str(leak)])
 
     rows = []
