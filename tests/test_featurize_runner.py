@@ -113,10 +113,11 @@ def test_bad_images_never_stop_the_run(sample, tmp_path):
     store = tmp_path / "bad.h5"
     result = featurize("all", data, "--store", store, "--preset", "offline", "--workers", "2", "--batch-size", "8")
     assert result.exit_code == 3, result.output
-    assert "completed with 5 failures" in result.output
+    assert "completed with 10 failures" in result.output  # 5 bad images x 2 image featurizers
     with FeatureStore.open(store) as st:
         assert (st.status("st-minilm", "text") == DONE).all()  # the text half is written for every meme
         failures = {st.ids[r]: why for r, mod, why in st.failures("pixels")}
+        assert failures == {st.ids[r]: why for r, mod, why in st.failures("timm-tf_efficientnet_lite0-packaged")}
         status = dict(zip(st.ids, st.status("pixels", "image")))
     expected = {i: n for i, n in bad.items() if n != "jpeg_bytes.png"}
     assert set(failures) == set(expected)
