@@ -197,13 +197,25 @@ def test_malicious_pickle_as_hf_or_st_weights_is_one_line(tiny_bert, tmp_path, f
     assert "pwned" not in capfd.readouterr().out
 
 
-def test_malicious_pickle_as_clip_weights_is_one_line(tmp_path, capfd):
+def _tiny_clip(folder):
     import open_clip
 
     cfg = {"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
            "text_cfg": {"context_length": 8, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
-    (tmp_path / "mp-tiny-clip-w.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path / "mp-tiny-clip-w.json")
+    (folder / "mp-tiny-clip-w.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(folder / "mp-tiny-clip-w.json")
+    return open_clip.create_model("mp-tiny-clip-w")
+
+
+def test_clip_checkpoint_with_a_wrong_prefix_is_one_line(tmp_path):
+    state = _tiny_clip(tmp_path).state_dict()
+    torch.save({f"model.{k}": v for k, v in state.items()}, tmp_path / "prefixed.pt")
+    with pytest.raises(WeightsError, match=rf"do not fit the model: missing {len(state)} \(.*unexpected {len(state)} \(model\."):
+        create_featurizer(f"clip:mp-tiny-clip-w:{tmp_path / 'prefixed.pt'}").load(CPU)
+
+
+def test_malicious_pickle_as_clip_weights_is_one_line(tmp_path, capfd):
+    _tiny_clip(tmp_path)
     path = _evil_pickle(tmp_path / "evil.pt")
     with pytest.raises(WeightsError, match="cannot load weights file"):
         create_featurizer(f"clip:mp-tiny-clip-w:{path}").load(CPU)

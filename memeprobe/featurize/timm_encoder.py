@@ -24,6 +24,7 @@ from memeprobe.featurize.weights import (
     hub_cache_dir,
     load_strict,
     refused_file,
+    torch_key_error,
     weights_error,
 )
 
@@ -131,7 +132,7 @@ class TimmFeaturizer(Featurizer):
         except RuntimeError as e:
             if "Unknown model" in str(e):
                 raise MemeprobeError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
-            raise weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
+            raise torch_key_error(self.spec.text, e) or weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
                                 str(e).strip().splitlines()[0][:200]) from None
         except (OSError, ValueError) as e:
             raise weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
