@@ -265,3 +265,141 @@ def read_model_file(path) -> dict | None:
         raise MemeprobeError(f"{path} is not a memeprobe model file ({e.__class__.__name__}); "
                              "pass the file written by `memeprobe train-head --out`") from None
     return d if isinstance(d, dict) and d.get("format") == FORMAT else None
+
+
+# ---------------------------------------------------------------- baselines and reports
+def whole_text_baseline(docs: Docs, techniques) -> list[list[tuple[int, int, int]]]:
+    """Every meme's whole text as one span of each technique in ``techniques`` (those seen in train)."""
+    return [[(0, len(t), j) for j in sorted(techniques)] if t else [] for t in docs.texts]
+
+
+def random_baseline(docs: Docs, train: Docs, seed: int = 0) -> list[list[tuple[int, int, int]]]:
+    """Random spans with train's statistics: per meme a Poisson number of spans (train mean), each of a technique
+    drawn by train frequency, a length drawn from train span lengths, a uniform start; snapped to words."""
+    rng = np.random.default_rng(seed)
+    gold = [s for g in train.gold for s in (g or ())]
+    labels = np.array([s[2] for s in gold])
+    lengths = np.array([s[1] - s[0] for s in gold])
+    mean = len(gold) / max(1, len(train))
+    out = []
+    for text in docs.texts:
+        spans = set()
+        for _ in range(rng.poisson(mean) if text and len(gold) else 0):
+            length = min(len(text), int(rng.choice(lengths)))
+            start = int(rng.integers(0, len(text) - length + 1))
+            spans.add((*snap(text, start, start + length), int(rng.choice(labels))))
+        out.append(sorted(spans))
+    return out
+
+
+def score_table(scores: dict[str, dict]) -> str:
+    """Rows ``name  P  R  F1`` for {name: span_f1 result}."""
+    width = max(12, *(len(n) + 2 for n in scores))
+    lines = ["".ljust(width) + "".join(c.rjust(11) for c in ("precision", "recall", "span_f1", "n_pred"))]
+    for name, m in scores.items():
+        lines.append(name.ljust(width) + "".join(f"{m[c]:.4f}".rjust(11) for c in ("precision", "recall", "f1"))
+                     + str(m["n_pred"]).rjust(11))
+    return "\n".join(lines)
+
+
+def technique_table(result: dict, names) -> str:
+    """Per-technique gold/predicted counts, precision, recall and F1 of one span_f1 result."""
+    lines = [f"{'n_gold':>7}{'n_pred':>7}{'P':>8}{'R':>8}{'F1':>8}  technique"]
+    for j, name in enumerate(names):
+        m = result["per_technique"].get(j, {"n_gold": 0, "n_pred": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0})
+        lines.append(f"{m['n_gold']:>7}{m['n_pred']:>7}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}  {name}")
+    return "\n".join(lines)
+
+
+def _feature_set(store, refs) -> str:
+    from memeprobe.heads.features import parse_ref
+
+    names = list(dict.fromkeys(parse_ref(r)[0] for r in refs))
+    if len(names) != 1:
+        raise MemeprobeError("the span head takes exactly one feature set with per-token arrays "
+                             f"(e.g. st-minilm), got {', '.join(names) or 'none'}")
+    return names[0]
+
+
+def _identity(store, name: str) -> dict:
+    from memeprobe.heads.features import identity
+
+    return identity(store, [f"{name}:{','.join(TOKEN_ARRAYS)}"])
+
+
+def train(store, refs, train_split: str, eval_splits, seed: int, params: dict, out=None, echo=print) -> dict:
+    """Fit a :class:`SpanHead` on ``train_split``, print the evaluated splits beside both baselines and a
+    per-technique table, save the model to ``out``; returns {split: span_f1 result}."""
+    import time
+
+    from memeprobe.heads.metrics import span_f1
+
+    name = _feature_set(store, refs)
+    names = list(store.label_names)
+    t0 = time.perf_counter()
+    docs = load_docs(store, name, train_split)
+    head = SpanHead(**{**params, "seed": seed}).fit(docs, names)
+    seconds = time.perf_counter() - t0
+    echo(f"span head on {name} ({len(docs)} {train_split} memes, {sum(len(x) for x in docs.X)} tokens, "
+         f"{docs.X[0].shape[1]}-d) in {seconds:.1f} s; threshold {head.threshold_} chosen by {head.folds}-fold CV "
+         f"on {train_split} (CV span F1 {head.cv_[head.threshold_]:.4f})")
+    seen = {s[2] for g in docs.gold for s in g}
+    results = {}
+    for split in eval_splits:
+        ev = load_docs(store, name, split)
+        known = [i for i, g in enumerate(ev.gold) if g is not None]
+        if not known:
+            echo(f"{split}: unlabelled, not scored")
+            continue
+        ev = ev.take(known)
+        scores = {"span head": span_f1(ev.gold, head.predict_spans(ev)),
+                  "random spans": span_f1(ev.gold, random_baseline(ev, docs, seed)),
+                  "whole text x seen": span_f1(ev.gold, whole_text_baseline(ev, seen))}
+        echo(f"{split} ({len(ev)} memes, {scores['span head']['n_gold']} gold spans):")
+        echo(score_table(scores))
+        echo(f"per technique ({split}, span head):")
+        echo(technique_table(scores["span head"], names))
+        results[split] = scores
+    if out:
+        head.save(out, {"feature_set": name, "identity": _identity(store, name), "train_split": train_split,
+                        "label_names": names, "train_seconds": round(seconds, 3)})
+        echo(f"model: {out}")
+    return results
+
+
+def predict(model_path, store, split: str, out, echo=print) -> list[dict]:
+    """Write the task's JSON for every meme of ``split``: ``[{id, text, labels: [{start, end, technique,
+    text_fragment}]}]`` (atomically); prints the span F1 when the split is labelled."""
+    import json
+
+    from memeprobe.atomic import atomic_write
+    from memeprobe.heads.metrics import span_f1
+
+    head, meta = SpanHead.load(model_path)
+    name = meta["feature_set"]
+    try:
+        current = _identity(store, name)
+    except MemeprobeError as e:
+        raise MemeprobeError(f"{model_path} was trained on feature set {name!r}, but store {store.path} "
+                             f"does not match: {e}") from None
+    if current != meta["identity"]:
+        raise MemeprobeError(f"{model_path} was trained on other features than store {store.path} holds in {name!r} "
+                             "(encoder, weights, preprocessing or token arrays differ); featurize with the same "
+                             "spec and --tokens, or retrain")
+    if list(store.label_names) != meta["label_names"]:
+        raise MemeprobeError(f"store {store.path} has other techniques than {model_path} was trained on")
+    docs = load_docs(store, name, split)
+    pred = head.predict_spans(docs)
+    names = meta["label_names"]
+    rows = [{"id": str(i), "text": text,
+             "labels": [{"start": s, "end": e, "technique": names[j], "text_fragment": text[s:e]} for s, e, j in p]}
+            for i, text, p in zip(docs.ids, docs.texts, pred)]
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=1)
+    echo(f"{out}: {len(rows)} {split} memes, {sum(len(p) for p in pred)} spans")
+    known = [i for i, g in enumerate(docs.gold) if g is not None]
+    if known:
+        m = span_f1([docs.gold[i] for i in known], [pred[i] for i in known])
+        echo(f"{split} span F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+             f"{len(known)} labelled memes)")
+    return rows
