@@ -14,7 +14,7 @@ from memeprobe.data.records import Span
 from memeprobe.errors import MemeprobeError
 from memeprobe.featurize.spec import Options, create_featurizer
 from memeprobe.heads.metrics import span_f1
-from memeprobe.heads.span import decode, snap, token_targets
+from memeprobe.heads.span import context, decode, snap, token_targets
 from memeprobe.store import SCHEMA_VERSION, FeatureStore
 
 LL, NC = "Loaded Language", "Name calling/Labeling"
@@ -67,6 +67,9 @@ def test_snap_and_decode_runs_to_word_boundaries():
     spans = decode(proba, offsets, text, 0.5)
     assert spans == [(0, 8, 1), (9, 15, 0), (20, 25, 0)]
     assert decode(proba, offsets, text, [0.7, 0.5]) == [(0, 8, 1), (9, 15, 0)]
+    assert decode(np.zeros((0, 2)), np.zeros((0, 2), int), "", 0.5) == []
+    assert context(np.zeros((0, 3), np.float32)).shape == (0, 12)
+    assert context(np.arange(6, dtype=np.float32).reshape(2, 3))[0].tolist() == [0, 1, 2, 0, 0, 0, 3, 4, 5, 1.5, 2.5, 3.5]
     y = token_targets(offsets, [Span(9, 15, 0), Span(0, 8, 1)], 2)
     assert y[:, 0].tolist() == [0, 0, 1, 1, 0, 0] and y[:, 1].tolist() == [1, 1, 0, 0, 0, 0]
 
@@ -108,13 +111,20 @@ def test_span_layout_reader(tmp_path):
 
 @pytest.mark.parametrize("label, message", [
     ({"start": 3, "end": 99, "technique": LL}, "offsets 3..99"),
-    ({"start": 0, "end": 4, "technique": LL, "text_fragment": "nope"}, "text_fragment 'nope' differs"),
     ({"start": 0, "end": 4, "technique": "Loaded Languag"}, "did you mean 'Loaded Language'"),
 ])
 def test_span_layout_errors_name_the_record(tmp_path, label, message):
     (tmp_path / "train.json").write_text(json.dumps([{"id": "7", "text": "some text here", "labels": [label]}]))
     with pytest.raises(MemeprobeError, match=rf"train.json record 1 \(id 7\).*{message}"):
         load_dataset(tmp_path)
+
+
+def test_span_fragment_mismatch_is_a_note_and_offsets_win(tmp_path):
+    (tmp_path / "train.json").write_text(json.dumps([{"id": "7", "text": "some text here", "labels": [
+        {"start": 5, "end": 9, "technique": LL, "text_fragment": "TEXT"}]}]))
+    ds = load_dataset(tmp_path)
+    assert ds.memes[0].spans == (Span(5, 9, ds.label_names.index(LL)),)
+    assert ds.notes and "train.json record 1 (id 7) span 1" in ds.notes[0] and "offsets are used" in ds.notes[0]
 
 
 # -- store ------------------------------------------------------------------------------------------

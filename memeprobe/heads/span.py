@@ -104,6 +104,8 @@ def decode(proba: np.ndarray, offsets: np.ndarray, text: str, thresholds) -> lis
 def context(x: np.ndarray) -> np.ndarray:
     """(T, D) token features → (T, 4D): each token, its left and right neighbours (zero at the edges) and the
     meme's mean token, so a per-token classifier sees local and whole-text context."""
+    if not len(x):  # a text without word pieces (empty, or only characters the tokenizer drops)
+        return np.zeros((0, 4 * x.shape[1]), dtype=np.float32)
     zero = np.zeros((1, x.shape[1]), dtype=np.float32)
     left = np.concatenate([zero, x[:-1]])
     right = np.concatenate([x[1:], zero])
