@@ -185,7 +185,8 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     Appends the run to runs.jsonl beside the store. Example:
     memeprobe train-head logreg --store hm.h5 --feature-set st-minilm --out hm.pt
     span: technique spans (SemEval-2021 T6 subtask 2) from per-token features (featurize --tokens); its
-    threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored.
+    threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
+    take --param KEY=VALUE for SpanHead parameters and are not appended to runs.jsonl).
     """
     if head == "span":
         return _train_span(store_path, list(feature_sets), train_split, dev_split, eval_splits, seed, out_path,
