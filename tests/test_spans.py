@@ -202,6 +202,18 @@ def test_span_head_needs_token_arrays(tmp_path):
     assert r.exit_code != 0 and "featurize the texts again with --tokens" in r.output
 
 
+def test_span_head_parameters_are_checked_once(tmp_path):
+    d = _write_spans_dir(tmp_path / "spans", with_test=False)
+    store = tmp_path / "s.h5"
+    assert _run("featurize", "text", d, "--store", store, "--featurizer", "st:minilm", "--tokens",
+                "--no-progress").exit_code == 0
+    for param, message in (("hiden=3", "no parameter hiden"), ("folds=1", "folds=1 (an integer >= 2)"),
+                           ("dropout=1.5", "dropout=1.5 (a number in [0, 1))"), ("folds=9", "fewer than folds=9")):
+        r = CliRunner().invoke(main, ["train-head", "span", "--store", str(store), "--feature-set", "st-minilm",
+                                      "--param", param])
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
 def test_shared_span_data_reads(shared_data):
     ds = load_dataset(shared_data / "semeval2021_task6_spans")
     assert {s: len(ds.split(s)) for s in ds.splits()} == {"train": 688, "dev": 63}

@@ -1,8 +1,8 @@
 """Technique spans (SemEval-2021 Task 6 subtask 2) from cached per-token features.
 
 A small MLP tags every token (with its neighbours and the meme's mean token as context) with 20
-independent "inside a span of technique k" probabilities on frozen token features (``featurize ... --tokens``: ``text_tokens``, ``text_mask``, ``text_offsets``).
-Runs of tokens at or above a technique's threshold become spans, mapped back to character offsets
+independent "inside a span of technique k" probabilities on frozen token features (``featurize ...
+--tokens``: ``text_tokens``, ``text_mask``, ``text_offsets``). Runs of tokens at or above a technique's threshold become spans, mapped back to character offsets
 and widened to whole words. The decision threshold is chosen by K-fold cross-validation on the
 training split (out-of-fold span F1), then the model is refitted on the whole training split: no
 split that is reported is used for any choice.
@@ -136,7 +136,8 @@ def _cpu_settings():
 
 
 class SpanHead:
-    """Multi-label token tagger (an MLP on each token with its context) over frozen token features; ``fit`` picks the threshold by CV on train."""
+    """Multi-label token tagger (an MLP on each token with its context) over frozen token features;
+    ``fit`` picks the threshold by CV on train."""
 
     def __init__(self, hidden=256, dropout=0.3, epochs=10, lr=2e-3, weight_decay=1e-2, batch_size=512,
                  folds=3, seed=0):
@@ -152,6 +153,19 @@ class SpanHead:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("hidden", "dropout", "epochs", "lr", "weight_decay", "batch_size",
                                               "folds", "seed")}
+
+    def _check(self, n: int) -> None:
+        ints = {"hidden": 1, "epochs": 1, "batch_size": 1, "folds": 2}
+        bad = [f"{k}={getattr(self, k)!r} (an integer >= {lo})" for k, lo in ints.items()
+               if isinstance(getattr(self, k), bool) or not isinstance(getattr(self, k), int) or getattr(self, k) < lo]
+        bad += [f"{k}={getattr(self, k)!r} (a number in {rng})" for k, rng, ok in (
+            ("dropout", "[0, 1)", lambda v: 0 <= v < 1), ("lr", "(0, inf)", lambda v: v > 0),
+            ("weight_decay", "[0, inf)", lambda v: v >= 0))
+                if not isinstance(getattr(self, k), (int, float)) or not ok(getattr(self, k))]
+        if bad:
+            raise MemeprobeError(f"span head: bad parameter {'; '.join(bad)}")
+        if n < self.folds:
+            raise MemeprobeError(f"span head: {n} training memes are fewer than folds={self.folds}")
 
     # ---------------------------------------------------------------- training
     def _train(self, docs: Docs, k: int):
@@ -192,6 +206,8 @@ class SpanHead:
 
     def _fit(self, docs: Docs, label_names) -> "SpanHead":
         from memeprobe.heads.metrics import span_f1
+
+        self._check(len(docs))
 
         if any(g is None for g in docs.gold):
             raise MemeprobeError("the training split has memes without span annotations; train on a labelled split")
@@ -340,6 +356,10 @@ def train(store, refs, train_split: str, eval_splits, seed: int, params: dict, o
     names = list(store.label_names)
     t0 = time.perf_counter()
     docs = load_docs(store, name, train_split)
+    unknown = sorted(set(params) - set(SpanHead().get_params()) | ({"seed"} & set(params)))
+    if unknown:
+        raise MemeprobeError(f"span head has no parameter {', '.join(unknown)} (it has: "
+                             f"{', '.join(k for k in SpanHead().get_params() if k != 'seed')}; the seed is --seed)")
     head = SpanHead(**{**params, "seed": seed}).fit(docs, names)
     seconds = time.perf_counter() - t0
     echo(f"span head on {name} ({len(docs)} {train_split} memes, {sum(len(x) for x in docs.X)} tokens, "
