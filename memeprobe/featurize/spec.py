@@ -63,7 +63,7 @@ class Options:
 
     downscale: int | None = None  # resize to NxN right after decoding (OS-AI 64x64 setting)
     regions: int = 0  # grid size for image_regions (0 = no regions)
-    text_tokens: bool = False  # store per-token features (hf) as text_tokens + text_mask
+    text_tokens: bool = False  # store per-token features (st, hf): text_tokens + text_mask + text_offsets
     max_length: int | None = None  # text token limit (None = the model's own)
     max_pixels: int | None = field(default=None)  # decompression-bomb limit (None = Pillow's default)
 

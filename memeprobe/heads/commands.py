@@ -155,7 +155,7 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 
 
 @click.command("train-head")
-@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion"]))
+@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion", "span"]))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True,
               help="Arrays to use: SET, SET:a,b or SET/a (repeatable; default arrays: SET's *_embed).")
@@ -180,11 +180,17 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 @_head_options
 def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, eval_splits,
                target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
-    """Train a HEAD (logreg | mlp | fusion) on cached features, tune thresholds on dev, print metrics.
+    """Train a HEAD (logreg | mlp | fusion | span) on cached features, tune thresholds on dev, print metrics.
 
     Appends the run to runs.jsonl beside the store. Example:
     memeprobe train-head logreg --store hm.h5 --feature-set st-minilm --out hm.pt
+    span: technique spans (SemEval-2021 T6 subtask 2) from per-token features (featurize --tokens); its
+    threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
+    take --param KEY=VALUE for SpanHead parameters and are not appended to runs.jsonl).
     """
+    if head == "span":
+        return _train_span(store_path, list(feature_sets), train_split, dev_split, eval_splits, seed, out_path,
+                           _parse_param(opts.get("params") or ()))
     from memeprobe.heads.experiment import read_clean_ids, run_experiment
     from memeprobe.heads.runs import append_runs, runs_path
     from memeprobe.store import FeatureStore
@@ -255,6 +261,17 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     click.echo(f"run {record['run_id']} appended to {path} ({duration:.1f} s)")
 
 
+def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out_path, params):
+    from memeprobe.heads import span
+    from memeprobe.store import FeatureStore
+
+    with FeatureStore.open(store_path) as store:
+        dev = _dev_split(store, dev_split)
+        splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
+        _check_splits(store, [train_split] + splits)
+        span.train(store, refs, train_split, splits, seed, params, out_path, echo=click.echo)
+
+
 def _shapes(store, refs) -> list[tuple]:
     from memeprobe.heads.features import resolve
 
@@ -288,6 +305,7 @@ def predict(model_path, store_path, split, out_path, fmt):
     """
     import numpy as np
 
+    from memeprobe.heads import span
     from memeprobe.heads.base import load_model
     from memeprobe.heads.experiment import labeled
     from memeprobe.heads.features import load_features
@@ -295,6 +313,11 @@ def predict(model_path, store_path, split, out_path, fmt):
     from memeprobe.heads.submission import write_submission
     from memeprobe.store import FeatureStore
 
+    if span.read_model_file(model_path) is not None:  # a span model writes the task's span JSON
+        with FeatureStore.open(store_path) as store:
+            _check_splits(store, [split])
+            span.predict(model_path, store, split, out_path, echo=click.echo)
+        return
     model, meta = load_model(model_path)
     with FeatureStore.open(store_path) as store:
         _check_features(store, meta, model_path, store_path)

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
@@ -110,3 +112,41 @@ def dev_score(Y, scores) -> float:
     if not keep.any():
         return -np.inf
     return float(average_precision_score(Y[:, keep], np.asarray(scores)[:, keep], average="macro"))
+
+
+def _prf(p_num, p_den, r_num, r_den) -> tuple[float, float, float]:
+    p = p_num / p_den if p_den else 0.0
+    r = r_num / r_den if r_den else 0.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def span_f1(gold, pred) -> dict:
+    """SemEval-2021 Task 6 subtask 2 span F1 (the task's ``scorer/task2.py``).
+
+    ``gold`` and ``pred``: one iterable of ``(start, end, technique)`` per meme (same order; end exclusive).
+    Each predicted span earns |overlap with every same-technique gold span of its meme| / |predicted span|
+    (summed over those gold spans); precision = earned / number of predicted spans. Recall is the same from
+    the gold side; both are micro-averaged over techniques. Returns precision, recall, f1, counts and
+    ``per_technique`` {technique: {precision, recall, f1, n_gold, n_pred}}."""
+    gold, pred = list(gold), list(pred)
+    if len(gold) != len(pred):
+        raise ValueError(f"span_f1: {len(gold)} gold memes but {len(pred)} predicted")
+    num_p, num_r, n_p, n_g = Counter(), Counter(), Counter(), Counter()
+    for g_spans, p_spans in zip(gold, pred):
+        g_spans, p_spans = list(g_spans), list(p_spans)
+        for _, _, t in g_spans:
+            n_g[t] += 1
+        for ps, pe, pt in p_spans:
+            n_p[pt] += 1
+            for gs, ge, gt in g_spans:
+                if gt == pt:
+                    inter = max(0, min(pe, ge) - max(ps, gs))
+                    num_p[pt] += inter / (pe - ps)
+                    num_r[pt] += inter / (ge - gs)
+    per = {}
+    for t in sorted(set(n_g) | set(n_p), key=str):
+        p, r, f = _prf(num_p[t], n_p[t], num_r[t], n_g[t])
+        per[t] = {"precision": p, "recall": r, "f1": f, "n_gold": n_g[t], "n_pred": n_p[t]}
+    p, r, f = _prf(sum(num_p.values()), sum(n_p.values()), sum(num_r.values()), sum(n_g.values()))
+    return {"precision": p, "recall": r, "f1": f, "n_gold": sum(n_g.values()), "n_pred": sum(n_p.values()),
+            "per_technique": per}
