@@ -13,6 +13,8 @@ Speed (benchmarks/README_heads.md): float32 contiguous tensors, one shuffled ind
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
@@ -78,7 +80,8 @@ class TorchHead(Head):
                         if out.dim() == 3 else loss_fn(out, y))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
+                with _one_thread():
+                    opt.step()
                 total += loss.detach() * len(idx)
             score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
             self.history_.append((epoch + 1, float(total) / n, float(score)))
@@ -123,8 +126,6 @@ def _autocast(precision, device, name):
     """``fp32`` (default): plain float32. ``bf16`` (opt-in): matrix products in bfloat16 under
     torch.autocast (parameters, optimiser and loss stay float32); 2-3x faster GEMMs on CPUs with
     AVX512-BF16 / AMX, at bfloat16 rounding of the activations. Inference is always float32."""
-    import contextlib
-
     import torch
 
     if precision in (None, "fp32"):
@@ -143,6 +144,24 @@ def _adamw(params, lr, weight_decay):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run the optimiser step on one thread: the fused AdamW kernel is memory-bound, and with two
+    OpenMP threads it took 15-24 ms per step for a 394k-parameter MLP instead of 0.17 ms on one
+    (benchmarks/README_heads.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def mlp(in_dim: int, hidden, out_dim: int, dropout: float):
