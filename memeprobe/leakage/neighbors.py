@@ -1,9 +1,10 @@
 """Cosine-similarity search over vectors streamed in row blocks (never an N x N matrix).
 
 Vectors are L2-normalised, so inner product = cosine. Up to ``exact_limit`` indexed rows the search is
-exact: the indexed rows are kept as one float32 matrix and each tile of queries is one BLAS matmul
-against it, thresholded (``range_search``) or ``np.argpartition``-ed (``search``) on the tile; a
-self-join computes only the upper triangle of tiles. Beyond it, a FAISS ``IndexIVFFlat`` with ``nlist ~ 4 sqrt(N)`` cells (k-means on
+exact: the indexed rows are kept as one float32 matrix and each tile of queries is one matmul against
+it, thresholded (``range_search``; on CPUs with native bfloat16 a bfloat16 matmul pre-filters and the
+candidates are re-scored in float32) or ``np.argpartition``-ed (``search``) on the tile; a self-join
+computes only the upper triangle of tiles. Beyond it, a FAISS ``IndexIVFFlat`` with ``nlist ~ 4 sqrt(N)`` cells (k-means on
 ~10 sampled vectors per cell, 8 iterations), ``nprobe`` of them scanned per query. On clustered
 768-d vectors with planted near-duplicates (cosine ~0.93-0.98, threshold 0.9) its recall of the
 planted pairs is 1.0 at 100k and 1M rows (``benchmarks/dedup_scale.py``, ``benchmarks/README_dedup.md``).
@@ -20,6 +21,18 @@ import numpy as np
 DEFAULT_BLOCK = 16384
 EXACT_LIMIT = 50_000  # indexed rows up to which the exact matmul path is used (benchmarks/README_dedup.md)
 TILE = 1 << 24  # similarity values per exact tile (64 MiB of float32)
+BF16_MARGIN = 1 / 64  # bfloat16 pre-filter threshold slack (> the 0.006 worst-case error on unit vectors)
+
+
+def bf16_matmul_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX): there a bfloat16 GEMM is ~5x a
+    float32 one (benchmarks/README_dedup.md); elsewhere it is emulated and slower."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError):
+        return False
 
 
 def iter_blocks(source, rows, block: int = DEFAULT_BLOCK):
@@ -50,12 +63,13 @@ class CosineIndex:
     """
 
     def __init__(self, exact_limit: int = EXACT_LIMIT, nlist: int | None = None, nprobe: int = 4,
-                 block: int = DEFAULT_BLOCK, seed: int = 0):
+                 block: int = DEFAULT_BLOCK, seed: int = 0, bf16: bool | None = None):
         self.exact_limit = exact_limit
         self.nlist = nlist
         self.nprobe = nprobe
         self.block = block
         self.seed = seed
+        self.bf16 = bf16
 
     def fit(self, source, rows=None):
         rows = np.arange(source.shape[0]) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
@@ -72,6 +86,11 @@ class CosineIndex:
             skipped.append(sel[~valid])
         if self.exact_:
             self.base_ = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+            self.base_bf16_ = None
+            if len(self.base_) and (bf16_matmul_is_fast() if self.bf16 is None else self.bf16):
+                import torch
+
+                self.base_bf16_ = torch.from_numpy(self.base_).to(torch.bfloat16)
         self.ids_ = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         self.skipped_ = np.concatenate(skipped) if skipped else np.zeros(0, np.int64)
         return self
@@ -140,15 +159,32 @@ class CosineIndex:
         return ((start, min(n_rows, start + step)) for start in range(0, n_rows, step))
 
     def _exact_range(self, x, threshold, upper: bool = False):
-        """``(query_pos, base_pos, cosine)`` per tile of ``x`` rows; ``upper``: x is ``base_``, only j > i."""
+        """``(query_pos, base_pos, cosine)`` per tile of ``x`` rows; ``upper``: x is ``base_``, only j > i.
+
+        With a bfloat16 copy of the base (:func:`bf16_matmul_is_fast`), each tile is a bfloat16 matmul
+        whose pairs above ``threshold - BF16_MARGIN`` are re-scored in float32: a superset by construction
+        (unit vectors, bfloat16 rounding of inputs and output costs < 0.006 in cosine), so the result is
+        the float32 answer."""
+        fast = self.base_bf16_
         for lo, hi in self._tiles(len(x)):
             first = lo if upper else 0
-            s = x[lo:hi] @ self.base_[first:].T
-            q, b = np.nonzero(s >= threshold)
+            if fast is None:
+                s = x[lo:hi] @ self.base_[first:].T
+                q, b = np.nonzero(s >= threshold)
+            else:
+                import torch
+
+                approx = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
+                q, b = (t.numpy() for t in torch.nonzero(approx >= threshold - BF16_MARGIN, as_tuple=True))
             if upper:
                 keep = b > q
                 q, b = q[keep], b[keep]
-            yield q + lo, b + first, s[q, b]
+            if fast is None:
+                yield q + lo, b + first, s[q, b]
+                continue
+            cos = np.einsum("ij,ij->i", x[lo + q], self.base_[first + b])
+            keep = cos >= threshold
+            yield q[keep] + lo, b[keep] + first, cos[keep]
 
     def self_pairs(self, threshold: float):
         """Pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows (exact only)."""
