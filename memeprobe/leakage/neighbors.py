@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 DEFAULT_BLOCK = 16384
-EXACT_LIMIT = 50_000  # indexed rows up to which the exact matmul path is used (benchmarks/README_dedup.md)
+EXACT_LIMIT = 25_000  # indexed rows up to which the exact path beats IVF (measured: benchmarks/README_dedup.md)
 TILE = 1 << 24  # similarity values per exact tile (64 MiB of float32)
 BF16_MARGIN = 1 / 64  # bfloat16 pre-filter threshold slack (> the 0.006 worst-case error on unit vectors)
 
