@@ -49,6 +49,8 @@ class TorchHead(Head):
         from memeprobe.heads.losses import make_loss
 
         dev_ = self._device()
+        if dev_.type == "cpu":
+            _reuse_freed_memory()
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         self.in_dim_ = X.shape[1]
@@ -144,6 +146,22 @@ def _adamw(params, lr, weight_decay):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def _reuse_freed_memory(limit: int = 1 << 29):
+    """Let glibc serve allocations up to ``limit`` bytes from its heap and keep freed memory.
+
+    Its default sends blocks over 32 MiB (the p=256 cross layer's 64 MiB activations and gradients)
+    to fresh ``mmap``s that the kernel zero-fills page by page on every step: 30 % of a cross p=256
+    training step on one thread (benchmarks/README_heads.md). No-op off glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, limit)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, limit)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 @contextlib.contextmanager
