@@ -153,7 +153,6 @@ class CosineIndex:
             return np.zeros(0, np.int64), np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         return np.concatenate(qs), np.concatenate(ns), np.concatenate(ds)
 
-
     def _tiles(self, n_rows: int):
         step = max(64, TILE // max(1, len(self.base_)))
         return ((start, min(n_rows, start + step)) for start in range(0, n_rows, step))
@@ -163,8 +162,8 @@ class CosineIndex:
 
         With a bfloat16 copy of the base (:func:`bf16_matmul_is_fast`), each tile is a bfloat16 matmul
         whose pairs above ``threshold - BF16_MARGIN`` are re-scored in float32: a superset by construction
-        (unit vectors, bfloat16 rounding of inputs and output costs < 0.006 in cosine), so the result is
-        the float32 answer."""
+        (unit vectors: bfloat16 rounding of inputs and output costs < 0.006 in cosine, rounding the
+        compared threshold < 0.002 more), so the result is the float32 answer."""
         fast = self.base_bf16_
         for lo, hi in self._tiles(len(x)):
             first = lo if upper else 0
