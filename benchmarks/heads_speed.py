@@ -13,7 +13,8 @@ a rank-16 first layer) and align fusion. ``--sweep N`` also times an N-config lo
 
 Beside every timing, measured in the same run on the same threads: the head's forward + backward FLOPs
 (matrix products only, see ``linear_flops``) and achieved GFLOP/s, the *matmul ceiling* (achieved
-GFLOP/s of bare float32 torch matmuls of exactly the shapes one training step multiplies, batch 256),
+GFLOP/s of bare float32 torch matmuls of exactly the shapes one training step multiplies, batch 256,
+measured right before each row, best over rounds),
 and wall / (FLOPs at that ceiling): 1.0x would be a loop with zero overhead. Rows and ceilings run
 interleaved for ``--repeats`` rounds and the best round is kept; the load average is printed.
 Output: one markdown table per scale.
@@ -221,10 +222,10 @@ def bench(scale, device, cross256_epochs, threads, repeats, quick):
     ceilings = {}
     with threadpool_limits(limits=threads):
         for _ in range(repeats):  # interleaved: every row once per round, best round kept
-            for key, layers in CEILINGS.items():
-                gf = gemm_ceiling(step_shapes(256, layers), threads)
-                ceilings[key] = max(ceilings.get(key, 0.0), gf)
             for row in rows:
+                if row.ceiling:  # measured right before the row, so both see the same machine state
+                    gf = gemm_ceiling(step_shapes(256, CEILINGS[row.ceiling]), threads)
+                    ceilings[row.ceiling] = max(ceilings.get(row.ceiling, 0.0), gf)
                 wall, model, cpu = timed(row.fit)
                 wall, cpu = wall * row.scale, cpu * row.scale
                 if row.best is None or wall < row.best[0]:
