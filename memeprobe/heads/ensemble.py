@@ -26,14 +26,17 @@ class EnsembleHead:
         return np.mean([m.predict_proba(X) for m in self.members], axis=0)
 
     def predict(self, X):
-        p = self.predict_proba(X)
-        return (p >= (self.thresholds_ if self.multilabel_ else self.thresholds_[0])).astype(np.int64)
+        from memeprobe.heads.thresholds import decide
+
+        return decide(self.predict_proba(X), self.thresholds_, getattr(self, "rule_", None))
 
     def to_dict(self):
         import torch
 
+        from memeprobe.heads.base import _rule
+
         return {"head": self.name, "members": [m.to_dict() for m in self.members],
-                "thresholds": torch.as_tensor(self.thresholds_)}
+                "thresholds": torch.as_tensor(self.thresholds_), "rule": _rule(self)}
 
     def save(self, path, meta=None):
         from memeprobe.heads.base import save_model

@@ -40,6 +40,7 @@ def head_from_dict(d: dict):
 
         ens = EnsembleHead([head_from_dict(m) for m in d["members"]])
         ens.thresholds_ = d["thresholds"].numpy()
+        ens.rule_ = dict(d.get("rule") or {})
         return ens
     head = create_head(d["head"], **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["params"].items()})
     head._restore(d)
