@@ -20,7 +20,7 @@ from memeprobe.errors import MemeprobeError
 from memeprobe.heads.factory import create_head
 from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import MAMI_TYPES, baselines, evaluate
-from memeprobe.heads.selection import CV_FOLDS, check_two_classes, cv_folds, oof_proba
+from memeprobe.heads.selection import CV_FOLDS, check_two_classes, cv_folds, duplicate_groups, oof_proba
 from memeprobe.heads.thresholds import NO_RULE, decide, fit_rule, tune_thresholds
 
 SELECT_ON = ("train", "train+dev", "dev")
@@ -94,7 +94,7 @@ def fit_one(name, config, train: Features, dev: Features | None, seed: int, tune
     head.fit(X, y)
     if getattr(head, "oof_", None) is None:
         params = {**head.get_params(), **({"C": head.C_} if hasattr(head, "C_") else {})}
-        head.oof_ = oof_proba(lambda: create_head(name, **params), X, y, cv_folds(y, cv, seed))
+        head.oof_ = oof_proba(lambda: create_head(name, **params), X, y, cv_folds(y, cv, seed, duplicate_groups(X)))
     _set_decisions(head, y, head.oof_, tune_metric, names)
     return head
 

@@ -96,9 +96,9 @@ class LogRegHead(Head):
         """Index of the C with the best out-of-fold score; sets ``path_`` and ``oof_``."""
         from joblib import Parallel, delayed
 
-        from memeprobe.heads.selection import cv_folds
+        from memeprobe.heads.selection import cv_folds, duplicate_groups
 
-        folds = cv_folds(Y[:, 0] if Y.shape[1] == 1 else Y, self.cv, self.seed)
+        folds = cv_folds(Y[:, 0] if Y.shape[1] == 1 else Y, self.cv, self.seed, duplicate_groups(X))
 
         def path(tr, te):
             models = [None] * Y.shape[1]

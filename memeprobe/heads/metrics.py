@@ -113,7 +113,7 @@ def baselines(y_ref, y, names=None, draws=20, seed=0) -> dict[str, dict]:
 
     def mean_over(fn):
         runs = [fn(rng.random(y.shape)) for _ in range(draws)]
-        return {k: float(np.nanmean([r[k] for r in runs])) if isinstance(v, float) else v
+        return {k: float(np.mean([r[k] for r in runs])) if isinstance(v, float) else v
                 for k, v in runs[0].items() if not isinstance(v, dict)}
 
     if y.ndim == 1:

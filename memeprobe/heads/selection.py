@@ -1,8 +1,10 @@
 """Selection by cross-validation: stratified folds and out-of-fold predictions.
 
 Binary targets use sklearn's ``StratifiedKFold``; multi-hot targets iterative stratification
-(Sechidis et al. 2011, ``iterstrat``), so every fold keeps each class's share. The fold count
-drops to the smallest class count when a class is rarer than ``k`` (never below 2).
+(Sechidis et al. 2011, ``iterstrat``), so every fold keeps each class's share. Rows with identical
+features (e.g. the same caption twice) form one group and always land in the same fold, so a
+duplicate never scores its own copy. The fold count drops to the smallest class count when a class
+is rarer than ``k`` (never below 2).
 """
 from __future__ import annotations
 
@@ -23,21 +25,34 @@ def check_two_classes(y, what="the training split") -> None:
                            "(choose another split or add labeled rows)")
 
 
-def cv_folds(y, k=CV_FOLDS, seed=0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``[(train_idx, test_idx)] * k`` stratified on ``y`` ((n,) binary or (n, K) multi-hot)."""
+def duplicate_groups(X) -> np.ndarray:
+    """Group index of every row; rows with byte-identical features share one."""
+    X = np.ascontiguousarray(X)
+    rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+    return np.unique(rows, return_inverse=True)[1].ravel()
+
+
+def cv_folds(y, k=CV_FOLDS, seed=0, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``[(train_idx, test_idx)] * k`` stratified on ``y`` ((n,) binary or (n, K) multi-hot); rows of
+    one group (default: each row its own) stay in one fold, stratified on the group's first label."""
     from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(y)
     check_two_classes(y)
-    if y.ndim == 1:
-        k = max(2, min(k, int(np.bincount(y.astype(int)).min())))
+    groups = np.arange(len(y)) if groups is None else np.asarray(groups)
+    _, first, member = np.unique(groups, return_index=True, return_inverse=True)
+    g = y[first]
+    if g.ndim == 1:
+        k = max(2, min(k, int(np.bincount(g.astype(int), minlength=2).min())))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
-    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+    else:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
-    k = max(2, min(k, len(y)))
-    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(tr, te) for tr, te in splitter.split(np.zeros(len(y)), y)]
+        k = max(2, min(k, len(g)))
+        splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    member = member.ravel()
+    return [(np.flatnonzero(np.isin(member, tr)), np.flatnonzero(np.isin(member, te)))
+            for tr, te in splitter.split(np.zeros(len(g)), g)]
 
 
 def oof_proba(make_head, X, y, folds) -> np.ndarray:
