@@ -178,7 +178,7 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 
 
 @click.command("train-head")
-@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion"]))
+@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion", "retrieval"]))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True,
               help="Arrays to use: SET, SET:a,b or SET/a (repeatable; default arrays: SET's *_embed).")
@@ -208,7 +208,7 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 @_head_options
 def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, select_on,
                eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
-    """Train a HEAD (logreg | mlp | fusion) on cached features, select by cross-validation, print metrics
+    """Train a HEAD (logreg | mlp | fusion | retrieval) on cached features, select by cross-validation, print metrics
     beside trivial baselines.
 
     Appends the run to runs.jsonl beside the store. Example:
@@ -263,12 +263,12 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     gap = _gap(res.metrics, train_split)
     if gap:
         click.echo(gap)
-    click.echo(f"selected on: {' + '.join(res.in_sample)} ({'dev' if select_on == 'dev' else '5-fold CV'}); "
+    click.echo(f"selected on: {' + '.join(res.in_sample)} ({'dev' if select_on == 'dev' else 'leave-one-out' if head == 'retrieval' else '5-fold CV'}); "
                f"untouched: {', '.join(s for s in res.metrics if s not in res.in_sample and s != 'cv') or 'none'}")
     if meta["target"] != "label":
         click.echo(_per_class(res.metrics, dev if dev and dev not in res.in_sample else "cv"))
     params = res.model.get_params()
-    fitted = {k: getattr(res.model, k) for k in ("C_", "best_epoch_") if hasattr(res.model, k)}
+    fitted = {k: getattr(res.model, k) for k in ("C_", "best_epoch_", "k_") if hasattr(res.model, k)}
     if fitted:
         click.echo("chosen: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in fitted.items()))
     if plots_dir:

@@ -8,11 +8,12 @@ def _registry() -> dict:
     from memeprobe.heads.fusion import FusionHead
     from memeprobe.heads.logreg import LogRegHead
     from memeprobe.heads.mlp import MLPHead
+    from memeprobe.heads.retrieval import RetrievalHead
 
-    return {"logreg": LogRegHead, "mlp": MLPHead, "fusion": FusionHead}
+    return {"logreg": LogRegHead, "mlp": MLPHead, "fusion": FusionHead, "retrieval": RetrievalHead}
 
 
-HEAD_NAMES = ("logreg", "mlp", "fusion")
+HEAD_NAMES = ("logreg", "mlp", "fusion", "retrieval")
 
 
 def head_config(name: str) -> dict:
