@@ -187,3 +187,18 @@ def test_cli_table_shows_cv_baselines_and_gap(tmp_path):
     r = CliRunner().invoke(main, ["train-head", "logreg", "--store", str(store), "--feature-set", "img",
                                   "--select-on", "dev"])
     assert r.exit_code == 0 and "dev_seen (in-sample)" in r.output
+
+
+def test_single_label_multiclass_gets_argmax_decisions_and_accuracy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(450, 6)).astype(np.float32)
+    c = np.argmax(X[:, :3] + 0.3 * rng.normal(size=(450, 3)), 1)
+    Y = np.eye(3, dtype=int)[c]
+    res = run_experiment("logreg", {}, {"train": feats(X[:350], Y[:350]), "test": feats(X[350:], Y[350:])},
+                         "train", None, ["low", "mid", "high"])
+    assert res.model.rule_ == {"min_labels": 1, "max_labels": 1, "parent": -1}
+    pred = res.model.predict(X[350:])
+    assert (pred.sum(1) == 1).all()
+    assert np.array_equal(pred.argmax(1), res.model.predict_proba(X[350:]).argmax(1))
+    assert res.metrics["test"]["accuracy"] > 0.7 and res.metrics["test"]["accuracy"] == pytest.approx(
+        (pred.argmax(1) == c[350:]).mean())

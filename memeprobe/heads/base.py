@@ -97,7 +97,9 @@ class Head(BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Positive-class probability: ``(n,)`` (binary) or ``(n, K)`` (multi-label)."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X).astype(np.float64)))
+        from scipy.special import expit
+
+        p = expit(self.decision_function(X).astype(np.float64))
         return p if self.multilabel_ else p[:, 0]
 
     def predict(self, X) -> np.ndarray:

@@ -43,7 +43,7 @@ def _fmt(v) -> str:
 
 
 BINARY_COLS = ("n", "auroc", "auroc_ci_low", "auroc_ci_high", "acc@0.5", "acc", "f1", "macro_f1", "threshold")
-MULTI_COLS = ("n", "micro_f1", "macro_f1", "micro_f1@0.5", "macro_f1@0.5", "mami_a_f1", "mami_b_f1",
+MULTI_COLS = ("n", "accuracy", "micro_f1", "macro_f1", "micro_f1@0.5", "macro_f1@0.5", "mami_a_f1", "mami_b_f1",
               "labels_per_row", "macro_auroc")
 ROW_NAMES = {"cv": "cv (out-of-fold)"}
 

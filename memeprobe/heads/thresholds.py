@@ -9,7 +9,9 @@ positives keeps (nearly) the global cut; the shrinkage is chosen among ``SHRINKS
 score on the same (out-of-fold) predictions (micro-F1, or the mean per-class score). The decision
 rule keeps at least ``min_labels`` (1 when at least 95 % of training rows have a label) and at most
 ``max_labels`` labels per row (the 95th percentile of the training label count) and, with a
-``parent`` column (MAMI misogynous), never sets a child label when the parent is 0.
+``parent`` column (MAMI misogynous), never sets a child label when the parent is 0. A single-label
+multi-class target (every training row has exactly one class) gets ``min = max = 1`` and thresholds
+0: the decision is the argmax.
 """
 from __future__ import annotations
 
@@ -69,6 +71,8 @@ def tune_thresholds(y, P, metric=None, shrinks=SHRINKS) -> np.ndarray:
     y, P = np.asarray(y), np.asarray(P)
     if y.ndim == 1:
         return np.array([best_threshold(y, P, metric or "accuracy")])
+    if exclusive(y):
+        return np.zeros(y.shape[1])
     metric = metric or "f1"
     glob = best_threshold(y.ravel(), P.ravel(), metric)
     pos = y.sum(0)
@@ -84,10 +88,18 @@ def tune_thresholds(y, P, metric=None, shrinks=SHRINKS) -> np.ndarray:
     return best[1]
 
 
+def exclusive(Y) -> bool:
+    """A single-label multi-class target: every row has exactly one class."""
+    Y = np.asarray(Y)
+    return Y.ndim == 2 and Y.shape[1] > 1 and len(Y) > 0 and bool((Y.sum(1) == 1).all())
+
+
 def fit_rule(Y, names=None) -> dict:
     """The multi-label decision rule learned from training targets ``Y`` (n, K)."""
     from memeprobe.heads.metrics import MAMI_TYPES
 
+    if exclusive(Y):
+        return {"min_labels": 1, "max_labels": 1, "parent": -1}
     card = np.asarray(Y).sum(1)
     names = list(names or [])
     parent = names.index("misogynous") if "misogynous" in names and set(MAMI_TYPES) <= set(names) else -1
