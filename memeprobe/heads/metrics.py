@@ -119,8 +119,11 @@ def baselines(y_ref, y, names=None, draws=20, seed=0) -> dict[str, dict]:
                 for k, v in runs[0].items() if not isinstance(v, dict)}
 
     if y.ndim == 1:
-        return {"majority": binary_metrics(y, np.full(len(y), prior), 0.5, n_boot=0),
-                "random": mean_over(lambda r: binary_metrics(y, r, 1 - prior, n_boot=0))}
+        out = {"majority": binary_metrics(y, np.full(len(y), prior), 0.5, n_boot=0),
+               "random": mean_over(lambda r: binary_metrics(y, r, 1 - prior, n_boot=0))}
+        for m in out.values():
+            m.pop("threshold")
+        return out
     rows, counts = np.unique(y_ref, axis=0, return_counts=True)
     k = int(round(y_ref.sum(1).mean()))
     top = np.zeros(y.shape[1], int)
