@@ -202,3 +202,13 @@ def test_single_label_multiclass_gets_argmax_decisions_and_accuracy():
     assert np.array_equal(pred.argmax(1), res.model.predict_proba(X[350:]).argmax(1))
     assert res.metrics["test"]["accuracy"] > 0.7 and res.metrics["test"]["accuracy"] == pytest.approx(
         (pred.argmax(1) == c[350:]).mean())
+
+
+def test_select_on_train_plus_dev_cross_validates_and_refits_on_both():
+    (X, y), (Xd, yd) = linear(300, 0), linear(100, 1)
+    res = run_experiment("logreg", {}, {"train": feats(X, y), "dev": feats(Xd, yd)}, "train", "dev", ["y"],
+                         select_on="train+dev")
+    assert res.in_sample == ["train", "dev"] and res.model.oof_.shape == (400,)
+    assert res.metrics["cv"]["n"] == 400
+    with pytest.raises(MemeprobeError, match="needs a dev split"):
+        run_experiment("logreg", {}, {"train": feats(X, y)}, "train", None, ["y"], select_on="train+dev")
