@@ -212,3 +212,25 @@ def test_select_on_train_plus_dev_cross_validates_and_refits_on_both():
     assert res.metrics["cv"]["n"] == 400
     with pytest.raises(MemeprobeError, match="needs a dev split"):
         run_experiment("logreg", {}, {"train": feats(X, y)}, "train", None, ["y"], select_on="train+dev")
+
+
+def test_ensemble_of_head_kinds_weights_from_out_of_fold(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(8, 6))
+    c = rng.integers(0, 8, 700)
+    X = (centers[c] + rng.normal(size=(700, 6))).astype(np.float32)
+    y = ((c % 2) ^ (X[:, 0] > 1)).astype(int)  # part cluster identity (kNN), part linear
+    res = run_experiment("ensemble", {"members": ["logreg", "retrieval"]},
+                         {"train": feats(X[:500], y[:500]), "test": feats(X[500:], y[500:])}, "train", None, ["y"])
+    model = res.model
+    assert model.weights.sum() == pytest.approx(1) and len(model.members) == 2
+    members_oof = [roc_auc_score(y[:500], m.oof_) for m in model.members]
+    assert res.metrics["cv"]["auroc"] >= max(members_oof) - 1e-9  # the grid holds each member alone
+    expected = sum(w * m.predict_proba(X[500:]) for w, m in zip(model.weights, model.members))
+    assert np.allclose(model.predict_proba(X[500:]), expected)
+    model.save(tmp_path / "e.pt")
+    assert np.allclose(load_model(tmp_path / "e.pt")[0].predict_proba(X[500:]), expected)
+    with pytest.raises(MemeprobeError, match="two or more member heads"):
+        run_experiment("ensemble", {"members": ["logreg"]}, {"train": feats(X, y)}, "train", None, ["y"])

@@ -155,6 +155,8 @@ def _head_options(f):
         click.option("--norm", type=click.Choice(["l2", "standard", "l2+standard", "none"]),
                      help="Input normalisation per array (default: logreg l2+standard, mlp standard, fusion l2)."),
         click.option("--C", "C", type=float, help="logreg: fixed C (default: sweep on dev)."),
+        click.option("--members", help="ensemble: comma-separated head kinds, e.g. logreg,mlp,retrieval "
+                     "(weights fitted on out-of-fold predictions)."),
         click.option("--param", "params", multiple=True, help="Any other head parameter as KEY=VALUE (JSON value)."),
     ]
     for o in reversed(opts):
@@ -163,7 +165,7 @@ def _head_options(f):
 
 
 def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, weight_decay,
-            batch_size, patience, proj_dim, class_weight, norm, C, params) -> dict:
+            batch_size, patience, proj_dim, class_weight, norm, C, members, params) -> dict:
     given = {"loss": loss, "focal_gamma": focal_gamma, "label_smoothing": label_smoothing,
              "hidden": _hidden(hidden) if hidden else None, "dropout": dropout, "epochs": epochs, "lr": lr,
              "weight_decay": weight_decay, "batch_size": batch_size, "patience": patience, "proj_dim": proj_dim,
@@ -173,12 +175,14 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
         config["class_weight"] = None if class_weight == "none" else class_weight
     if head == "fusion":
         config["fusion"] = fusion
+    if members:
+        config["members"] = [m.strip() for m in members.split(",") if m.strip()]
     config.update(_parse_param(params))
     return config
 
 
 @click.command("train-head")
-@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion", "retrieval"]))
+@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion", "retrieval", "ensemble"]))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True,
               help="Arrays to use: SET, SET:a,b or SET/a (repeatable; default arrays: SET's *_embed).")
@@ -208,7 +212,7 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 @_head_options
 def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, select_on,
                eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
-    """Train a HEAD (logreg | mlp | fusion | retrieval) on cached features, select by cross-validation, print metrics
+    """Train a HEAD (logreg | mlp | fusion | retrieval | ensemble) on cached features, select by cross-validation, print metrics
     beside trivial baselines.
 
     Appends the run to runs.jsonl beside the store. Example:

@@ -154,14 +154,17 @@ def run_experiment(name, config, data: dict[str, Features], train_split, dev_spl
              for split, f in data.items() if (~labeled(f)).any() and split in (train_split, dev_split)]
     selection = concat(train, dev) if select_on == "train+dev" else train
     in_sample = [train_split] + ([dev_split] if select_on != "train" else [])
+    ok = labeled(selection)
+    y_sel = selection.y[ok]
+    if name == "ensemble":
+        return _kinds_ensemble(config, data, selection, y_sel, train_split, names, seed, tune_metric, clean, n_boot,
+                               select_on, notes, in_sample)
     heads, per_seed = [], []
     for s in range(seed, seed + max(1, int(n_seeds))):
         heads.append(fit_one(name, config, selection, dev if select_on == "dev" else None, s, tune_metric, names))
         if n_seeds > 1:
             per_seed.append(score(heads[-1], data, names, clean, n_boot=0))
     model = heads[0]
-    ok = labeled(selection)
-    y_sel = selection.y[ok]
     if ensemble and len(heads) > 1:
         from memeprobe.heads.ensemble import EnsembleHead
 
@@ -174,6 +177,30 @@ def run_experiment(name, config, data: dict[str, Features], train_split, dev_spl
         else:
             model.oof_ = np.mean([h.oof_ for h in heads], axis=0)
             model.thresholds_ = tune_thresholds(y_sel, model.oof_, tune_metric or default_metric(y_sel, names))
+    return _finish(model, data, y_sel, train_split, names, seed, clean, n_boot, notes, in_sample,
+                   _summary(per_seed) if per_seed else {})
+
+
+def _kinds_ensemble(config, data, selection, y_sel, train_split, names, seed, tune_metric, clean, n_boot, select_on,
+                    notes, in_sample) -> Result:
+    """Members of several head kinds (default configs), weights and thresholds from out-of-fold predictions."""
+    from memeprobe.heads.ensemble import EnsembleHead, fit_weights
+
+    kinds = list(config.get("members") or ())
+    if len(kinds) < 2 or set(config) - {"members"} or select_on == "dev":
+        raise MemeprobeError("an ensemble takes two or more member heads (e.g. logreg,mlp,retrieval), no other "
+                             "parameters, and selects by cross-validation (not on dev)")
+    heads = [fit_one(kind, {}, selection, None, seed, tune_metric, names) for kind in kinds]
+    model = EnsembleHead(heads, fit_weights(y_sel, [h.oof_ for h in heads]))
+    model.rule_ = heads[0].rule_
+    model.oof_ = np.tensordot(model.weights, np.array([h.oof_ for h in heads]), axes=1)
+    model.thresholds_ = tune_thresholds(y_sel, model.oof_, tune_metric or default_metric(y_sel, names))
+    notes.append("ensemble weights (fitted on out-of-fold predictions): "
+                 + ", ".join(f"{k} {w:.1f}" for k, w in zip(kinds, model.weights)))
+    return _finish(model, data, y_sel, train_split, names, seed, clean, n_boot, notes, in_sample, {})
+
+
+def _finish(model, data, y_sel, train_split, names, seed, clean, n_boot, notes, in_sample, seeds) -> Result:
     metrics = score(model, data, names, clean, n_boot=n_boot, seed=seed, no_ci=(train_split,))
     base = {s: baselines(y_sel, data[s].y[labeled(data[s])], names, seed=seed) for s in metrics if s in data}
     oof = getattr(model, "oof_", None)
@@ -183,4 +210,4 @@ def run_experiment(name, config, data: dict[str, Features], train_split, dev_spl
         base["cv"] = baselines(y_sel, y_sel, names, seed=seed)
         if y_sel.ndim == 1:
             notes.append(_prior_note(y_sel, oof, float(model.thresholds_[0])))
-    return Result(model, metrics, _summary(per_seed) if per_seed else {}, notes, base, in_sample)
+    return Result(model, metrics, seeds, notes, base, in_sample)

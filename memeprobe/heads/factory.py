@@ -39,7 +39,7 @@ def head_from_dict(d: dict):
     if d["head"] == "ensemble":
         from memeprobe.heads.ensemble import EnsembleHead
 
-        ens = EnsembleHead([head_from_dict(m) for m in d["members"]])
+        ens = EnsembleHead([head_from_dict(m) for m in d["members"]], d.get("weights"))
         ens.thresholds_ = d["thresholds"].numpy()
         ens.rule_ = dict(d.get("rule") or {})
         return ens
