@@ -234,3 +234,17 @@ def test_ensemble_of_head_kinds_weights_from_out_of_fold(tmp_path):
     assert np.allclose(load_model(tmp_path / "e.pt")[0].predict_proba(X[500:]), expected)
     with pytest.raises(MemeprobeError, match="two or more member heads"):
         run_experiment("ensemble", {"members": ["logreg"]}, {"train": feats(X, y)}, "train", None, ["y"])
+
+
+def test_retrieval_contrastive_projection_learns_the_label_direction(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 12)).astype(np.float32)
+    X[:, 0] *= 0.3  # the label lives in a low-variance direction that plain cosine kNN mostly ignores
+    y = (X[:, 0] > 0).astype(int)
+    data = {"train": feats(X[:450], y[:450]), "test": feats(X[450:], y[450:])}
+    plain = run_experiment("retrieval", {}, data, "train", None, ["y"])
+    proj = run_experiment("retrieval", {"proj_dim": 4, "epochs": 60, "lr": 0.05}, data, "train", None, ["y"])
+    assert proj.metrics["test"]["auroc"] > plain.metrics["test"]["auroc"] + 0.05
+    assert proj.model.oof_.shape == (450,)  # out-of-fold from k-fold refits, not leave-one-out
+    proj.model.save(tmp_path / "p.pt")
+    assert np.allclose(load_model(tmp_path / "p.pt")[0].predict_proba(X[450:]), proj.model.predict_proba(X[450:]))
