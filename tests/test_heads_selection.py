@@ -173,7 +173,7 @@ def test_runs_table_appends_atomically_and_names_a_bad_line(tmp_path):
 
 
 def test_cli_table_shows_cv_baselines_and_gap(tmp_path):
-    from test_heads_cli import make_store
+    from tests.test_heads_cli import make_store
 
     store = make_store(tmp_path / "hm.h5")
     r = CliRunner().invoke(main, ["train-head", "logreg", "--store", str(store), "--feature-set", "img",
