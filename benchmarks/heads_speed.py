@@ -5,7 +5,8 @@ shared 64-d latent (so the modalities correlate like CLIP embeddings) plus noise
 on a linear part and an image×text interaction. Sizes: 8.5k train / 500 dev (HM) and ``--scale``× that.
 
 Rows: logreg with a 7-point C sweep on dev (memeprobe) vs sklearn ``LogisticRegression()`` swept over
-the same 7 C; MLP 30 epochs (hidden 256 and 512, no early stopping) vs sklearn
+the same 7 C; the default protocol's 5-fold CV logreg selection (7 C, out-of-fold AUROC) vs sklearn
+``LogisticRegressionCV(Cs=7, cv=5, n_jobs=2)``; the retrieval head's fit; MLP 30 epochs (hidden 256 and 512, no early stopping) vs sklearn
 ``MLPClassifier(max_iter=30)`` (hidden 100, defaults otherwise) and, at equal FLOPs,
 ``MLPClassifier((256,), max_iter=30)``; cross fusion 20 epochs at the default proj 64 and at the paper's
 256 (timed on ``--cross256-epochs`` epochs and scaled to 20), the opt-in variants at 256 (bf16 autocast,
@@ -129,7 +130,7 @@ class Row:
 
 
 def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.metrics import roc_auc_score
     from sklearn.neural_network import MLPClassifier
 
@@ -164,8 +165,13 @@ def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
             lambda r: r[0]),
         Row("memeprobe logreg 7-C sweep (warm start)", head("logreg", n_C=7), head_auc,
             baseline="sklearn LogisticRegression() 7-C sweep"),
-        # The 5-fold CV logreg selection row (cross-validated C, heads/logreg.py) goes here as one more Row,
-        # baseline "sklearn LogisticRegression() 7-C sweep".
+        Row("sklearn LogisticRegressionCV(Cs=7, cv=5, n_jobs=2)",
+            lambda: LogisticRegressionCV(Cs=Cs, cv=5, scoring="roc_auc", max_iter=500, n_jobs=2).fit(X, y), sk),
+        Row("memeprobe logreg 5-fold CV selection (default protocol)",
+            lambda: create_head("logreg", blocks=blocks).fit(X, y), head_auc,
+            baseline="sklearn LogisticRegressionCV(Cs=7, cv=5, n_jobs=2)"),
+        Row("memeprobe retrieval (FAISS kNN, k by leave-one-out)",
+            lambda: create_head("retrieval", blocks=blocks).fit(X, y), head_auc),
         Row(mlp_base, lambda: MLPClassifier(max_iter=30, random_state=0).fit(X, y), sk,
             lambda m: sklearn_mlp_flops(m, n), "mlp100"),
         Row("sklearn MLPClassifier((256,), max_iter=30) (same FLOPs)",
