@@ -92,19 +92,25 @@ def _spans(labels, text: str, names_index: dict[str, int], where: str, mid: str,
     return tuple(sorted(set(out)))
 
 
+def _records(path: Path):
+    """``(where, record)`` for each object of a JSON array file; one clear line for anything else."""
+    records = read_json(path)
+    if not isinstance(records, list):
+        raise MemeprobeError(f"{path}: expected a JSON array of memes, got {type(records).__name__}")
+    for i, rec in enumerate(records, start=1):
+        where = f"{path} record {i}"
+        if not isinstance(rec, dict):
+            raise MemeprobeError(f"{where}: expected a JSON object, got {rec!r}")
+        yield where, rec
+
+
 def _load_spans(root: Path, files: list[Path], allow_empty_text: bool, allow_duplicate_ids: bool) -> Dataset:
     names = text_techniques()
     index = {n: i for i, n in enumerate(names)}
     b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids)
     mismatches: list[str] = []
     for path in files:
-        records = read_json(path)
-        if not isinstance(records, list):
-            raise MemeprobeError(f"{path}: expected a JSON array of memes, got {type(records).__name__}")
-        for i, rec in enumerate(records, start=1):
-            where = f"{path} record {i}"
-            if not isinstance(rec, dict):
-                raise MemeprobeError(f"{where}: expected a JSON object, got {rec!r}")
+        for where, rec in _records(path):
             mid = meme_id(rec.get("id"), where)
             text = text_value(rec.get("text"), where)
             spans = _spans(rec["labels"], text, index, where, mid, mismatches) if rec.get("labels") is not None else None
@@ -134,14 +140,7 @@ def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool =
     index = {n: i for i, n in enumerate(names)}
     b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids)
     for d in dirs:
-        path = d / "labels.json"
-        records = read_json(path)
-        if not isinstance(records, list):
-            raise MemeprobeError(f"{path}: expected a JSON array of memes, got {type(records).__name__}")
-        for i, rec in enumerate(records, start=1):
-            where = f"{path} record {i}"
-            if not isinstance(rec, dict):
-                raise MemeprobeError(f"{where}: expected a JSON object, got {rec!r}")
+        for where, rec in _records(d / "labels.json"):
             mid = meme_id(rec.get("id"), where)
             image = rec.get("image")
             b.add(Meme(

@@ -181,22 +181,27 @@ def save_model(path, head, meta: dict) -> Path:
     return path
 
 
-def load_model(path) -> tuple["Head", dict]:
-    """``(head, meta)`` from a file written by :meth:`Head.save`."""
+def read_model_file(path):
+    """The object in a model file, read without running code (``weights_only``); one clear line if it is none."""
     import pickle
 
     import torch
-
-    from memeprobe.heads.factory import head_from_dict
 
     path = Path(path)
     if not path.is_file():
         raise MemeprobeError(f"model file {path} does not exist; train one with `memeprobe train-head ... --out {path}`")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
         raise MemeprobeError(f"{path} is not a memeprobe model file ({e.__class__.__name__}); "
                              "pass the file written by `memeprobe train-head --out`") from None
+
+
+def load_model(path) -> tuple["Head", dict]:
+    """``(head, meta)`` from a file written by :meth:`Head.save`."""
+    from memeprobe.heads.factory import head_from_dict
+
+    d = read_model_file(path)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise MemeprobeError(f"{path} is not a memeprobe model file (format {FORMAT} expected)")
     from memeprobe.heads.validate import check_model_dict

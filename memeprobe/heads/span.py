@@ -270,18 +270,9 @@ class SpanHead:
 
 def read_model_file(path) -> dict | None:
     """The contents of a span model file; None when ``path`` is another kind of model file."""
-    import pickle
+    from memeprobe.heads.base import read_model_file as read
 
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise MemeprobeError(f"model file {path} does not exist; train one with `memeprobe train-head ... --out {path}`")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise MemeprobeError(f"{path} is not a memeprobe model file ({e.__class__.__name__}); "
-                             "pass the file written by `memeprobe train-head --out`") from None
+    d = read(path)
     return d if isinstance(d, dict) and d.get("format") == FORMAT else None
 
 
