@@ -30,7 +30,7 @@ class LeakageConfig:
     phash_distance: int = 10  # max Hamming distance of 64-bit perceptual hashes
     jaccard: float = 0.7  # token Jaccard of normalised texts
     train_split: str = "train"
-    exact_limit: int = 50_000  # rows indexed exactly (IndexFlatIP); IVF beyond
+    exact_limit: int = neighbors.EXACT_LIMIT  # rows searched exactly (tiled matmul); FAISS IVF beyond (measured crossover)
 
     def __post_init__(self):
         for name in ("text_threshold", "image_threshold", "jaccard"):
