@@ -83,7 +83,7 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
         modalities = tuple(m for m in modalities if m != "image")
         click.echo(f"note: none of the {len(chosen)} selected memes has an image file on disk: "
                    "featurizing texts only", err=True)
-    elif missing:
+    elif missing and "image" in modalities:
         click.echo(f"note: {missing} of {len(chosen)} selected memes have no image file on disk", err=True)
     options = Options(downscale=downscale, regions=regions, text_tokens=text_tokens, max_length=max_length,
                       max_pixels=max_pixels)
