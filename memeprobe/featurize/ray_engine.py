@@ -48,12 +48,17 @@ class EncoderActor:
     """Encoder stage on Ray: loads the featurizer once, encodes the rows that read; failed rows pass through
     with zero-filled arrays (the driver only marks them failed)."""
 
-    def __init__(self, spec, options, modality, device, batch_size, auto, provenance, arrays):
+    def __init__(self, spec, options, modality, device, batch_size, auto, provenance, arrays, actors):
         from memeprobe.featurize.encoder import Encoder, resolve_device
         from memeprobe.featurize.spec import create_featurizer
 
         self.f = create_featurizer(spec, options)
-        self.f.load(resolve_device(device))
+        device = resolve_device(device)
+        if device.type == "cpu":  # Ray pins a 1-CPU worker to 1 thread; torch's own default is every core
+            import torch
+
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // actors))
+        self.f.load(device)
         if self.f.provenance() != provenance:
             raise MemeprobeError(f"{self.f.name}: this Ray worker reads other weights or pre-processing than the "
                                  f"store records ({self.f.provenance()} != {provenance}); give every node the same files")
@@ -143,12 +148,15 @@ class RayEngine:
         opts = f.options
         transform = f.image_transform() if modality == "image" else None
         ds = ray.data.from_items([{"row": int(r), "source": s} for r, s in zip(todo, sources)])
-        ds = ds.map_batches(read_rows, batch_size=batch, batch_format="numpy", num_cpus=1,
+        # reader tasks ask for half a core: Ray fuses map stages with equal resources into the actor, which
+        # would then decode and encode in turn; apart, reading overlaps encoding as DataLoader workers do
+        ds = ds.map_batches(read_rows, batch_size=batch, batch_format="numpy", num_cpus=0.5,
                             fn_kwargs=dict(modality=modality, transform=transform,
                                            max_pixels=opts.max_pixels or DEFAULT_MAX_PIXELS, downscale=opts.downscale))
         ds = ds.map_batches(EncoderActor, batch_size=batch, batch_format="numpy", num_gpus=gpus,
                             num_cpus=0 if gpus else 1, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
-                            fn_constructor_args=(f.spec, opts, modality, device, batch, auto, f.provenance(), arrays))
+                            fn_constructor_args=(f.spec, opts, modality, device, batch, auto, f.provenance(), arrays,
+                                                  cfg.ray_actors))
         try:
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 failed = out["error"] != ""
