@@ -99,7 +99,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=None, help="images (default 192 on CPU, 4096 on CUDA)")
     p.add_argument("--image-size", type=int, default=500)
-    p.add_argument("--specs", default=",".join(s for s in PRESETS["offline"] if not s.startswith(("st:", "hf:"))),
+    p.add_argument("--specs", default=",".join(s for s in PRESETS["offline"].specs if not s.startswith(("st:", "hf:"))),
                    help="comma-separated image featurizer specs (default: the offline preset's)")
     p.add_argument("--clip-models", default=None, help="comma-separated open_clip models with random weights")
     p.add_argument("--device", default="auto")

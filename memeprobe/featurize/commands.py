@@ -25,17 +25,15 @@ def _batch_size(value: str):
 
 def _run_options(f):
     from memeprobe.featurize.runner import ENGINES
-    from memeprobe.featurize.spec import PRESETS
+    from memeprobe.featurize.spec import PRESETS, featurizer_help, preset_help
 
     opts = [
         click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
                      help="HDF5 feature store to create or extend (one per dataset)."),
         click.option("--featurizer", "featurizers", multiple=True, metavar="SPEC",
-                     help="clip:MODEL:TAG|FILE, timm:MODEL[:FILE|packaged], hf:ID|DIR, st:minilm|st:DIR, pixels (repeatable)."),
+                     help=f"{featurizer_help()} (repeatable)."),
         click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                     help="offline = st:minilm + pixels + timm:tf_efficientnet_lite0:packaged (ImageNet EfficientNet-Lite0, "
-                          "not CLIP); clip-l14 = clip:ViT-L-14:openai; "
-                          "seed-baselines = timm:resnet50 + hf:albert-base-v2."),
+                     help=f"{preset_help()}."),
         click.option("--splits", default=None, help="Comma-separated splits to featurize (default: all)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
