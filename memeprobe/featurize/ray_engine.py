@@ -4,7 +4,8 @@
 failures as data) → ``map_batches(EncoderActor)`` (``ray_actors`` actors, one model copy and, when
 encoding on CUDA, one GPU each) → this process iterates the results and writes each batch with the
 same :class:`~memeprobe.featurize.writer.StoreWriter` as the local engine, as it arrives, so a killed
-run resumes from the store exactly as a local one does. Needs the ``[ray]`` extra.
+run resumes from the store exactly as a local one does. Needs the ``[ray]`` extra. (A SIGKILLed process
+that started its own local cluster leaves Ray's two node agents behind; ``ray stop`` ends them.)
 """
 from __future__ import annotations
 
