@@ -33,7 +33,9 @@ import torch
 from memeprobe.data import load_dataset
 from memeprobe.data.synthetic import make_sample
 from memeprobe.data.images import DEFAULT_MAX_PIXELS
-from memeprobe.featurize.runner import CPU_BATCH, Collate, ImageItems, RunConfig, _to_device, featurize, resolve_device
+from memeprobe.featurize.encoder import resolve_device, to_device
+from memeprobe.featurize.reader import Collate, ImageItems
+from memeprobe.featurize.runner import CPU_BATCH, RunConfig, featurize
 from memeprobe.featurize.spec import PRESETS, Options, create_featurizer
 
 TINY = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 4, "width": 128, "patch_size": 32, "head_width": 32},
@@ -75,7 +77,7 @@ def decode_rate(featurizer, dataset, batch, workers) -> float:
 def model_rate(featurizer, dataset, batch, steps, channels_last) -> float:
     """encode_image alone on one real pre-decoded batch, ``steps`` times (outputs copied back to the host)."""
     _, inputs, _ = next(iter(_loader(featurizer, dataset, batch, 0)))
-    inputs = _to_device(inputs, featurizer.device, channels_last)
+    inputs = to_device(inputs, featurizer.device, channels_last)
     amp = featurizer.device.type == "cuda"
 
     def run():
@@ -97,7 +99,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=None, help="images (default 192 on CPU, 4096 on CUDA)")
     p.add_argument("--image-size", type=int, default=500)
-    p.add_argument("--specs", default=",".join(s for s in PRESETS["offline"] if not s.startswith(("st:", "hf:"))),
+    p.add_argument("--specs", default=",".join(s for s in PRESETS["offline"].specs if not s.startswith(("st:", "hf:"))),
                    help="comma-separated image featurizer specs (default: the offline preset's)")
     p.add_argument("--clip-models", default=None, help="comma-separated open_clip models with random weights")
     p.add_argument("--device", default="auto")

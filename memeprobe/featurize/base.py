@@ -8,6 +8,8 @@ and return ``{array name: numpy array with one row per item}``.
 """
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 
@@ -23,8 +25,10 @@ class ImageTransform:
         return {"pixels": self.transform(image), "size": torch.tensor(image.size)}
 
 
-class Featurizer:
-    """Base class: subclasses set ``modalities`` and implement the hooks below."""
+class Featurizer(abc.ABC):
+    """Encoder-stage contract: cheap ``__init__`` (no weights read), explicit ``load(device)``,
+    ``encode(batch, modality) -> {array name: np.ndarray}``. Subclasses set ``modalities`` and implement
+    the abstract hooks, plus the pre-processing and ``encode_*`` hooks of their modalities."""
 
     modalities: tuple[str, ...] = ()
 
@@ -41,9 +45,11 @@ class Featurizer:
         """Identity of the features: encoder spec, weights sha256, preprocessing (no model load)."""
         return {"encoder": self.spec.text, "weights_sha256": self.weights_sha256(), "preprocessing": self.preprocessing()}
 
+    @abc.abstractmethod
     def weights_sha256(self) -> str:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def preprocessing(self) -> dict:
         raise NotImplementedError
 
@@ -51,6 +57,7 @@ class Featurizer:
         """Read the weights and move the model to ``device`` (a torch.device)."""
         self.device = device
 
+    @abc.abstractmethod
     def arrays(self) -> dict:
         """``{array name: ArraySpec}`` written by this featurizer (after ``load``)."""
         raise NotImplementedError
@@ -62,6 +69,10 @@ class Featurizer:
     def text_collate(self):
         """Picklable ``list[str] -> dict`` run in workers (text modality)."""
         raise NotImplementedError
+
+    def encode(self, batch: dict, modality: str) -> dict:
+        """Run the loaded model on one collated batch of ``modality``: ``{array name: np.ndarray}``."""
+        return self.encode_image(batch) if modality == "image" else self.encode_text(batch)
 
     def encode_image(self, batch: dict) -> dict:
         raise NotImplementedError

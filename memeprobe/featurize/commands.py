@@ -24,17 +24,16 @@ def _batch_size(value: str):
 
 
 def _run_options(f):
-    from memeprobe.featurize.spec import PRESETS
+    from memeprobe.featurize.runner import ENGINES
+    from memeprobe.featurize.spec import PRESETS, featurizer_help, preset_help
 
     opts = [
         click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
                      help="HDF5 feature store to create or extend (one per dataset)."),
         click.option("--featurizer", "featurizers", multiple=True, metavar="SPEC",
-                     help="clip:MODEL:TAG|FILE, timm:MODEL[:FILE|packaged], hf:ID|DIR, st:minilm|st:DIR, pixels (repeatable)."),
+                     help=f"{featurizer_help()} (repeatable)."),
         click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                     help="offline = st:minilm + pixels + timm:tf_efficientnet_lite0:packaged (ImageNet EfficientNet-Lite0, "
-                          "not CLIP); clip-l14 = clip:ViT-L-14:openai; "
-                          "seed-baselines = timm:resnet50 + hf:albert-base-v2."),
+                     help=f"{preset_help()}."),
         click.option("--splits", default=None, help="Comma-separated splits to featurize (default: all)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
@@ -56,6 +55,12 @@ def _run_options(f):
         click.option("--overwrite", is_flag=True, help="Replace a feature set whose provenance differs."),
         click.option("--retry-failed", is_flag=True, help="Try rows marked failed again."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option("--engine", type=click.Choice(list(ENGINES)), default="local", show_default=True,
+                     help="local = this machine; ray = read and encode on a Ray cluster, write here (extra [ray])."),
+        click.option("--ray-address", default=None, metavar="ADDRESS",
+                     help="Ray cluster to join (e.g. HEAD_IP:6379 or auto); default: start one with this machine's cores."),
+        click.option("--ray-actors", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Ray encoder actors (one model copy each; one GPU each when encoding on CUDA)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -64,7 +69,7 @@ def _run_options(f):
 
 def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers,
          downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
-         no_progress, fmt=None, **dataset_opts):
+         no_progress, engine, ray_address, ray_actors, fmt=None, **dataset_opts):
     from memeprobe.featurize.runner import RunConfig, featurize
     from memeprobe.featurize.spec import Options, expand
 
@@ -89,7 +94,7 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
                       max_pixels=max_pixels)
     cfg = RunConfig(device=device, batch_size=batch_size, workers=workers, splits=split_list, limit=limit,
                     overwrite=overwrite, retry_failed=retry_failed, channels_last=channels_last,
-                    progress=not no_progress)
+                    progress=not no_progress, engine=engine, ray_address=ray_address, ray_actors=ray_actors)
     summary = featurize(dataset, store_path, specs, options, modalities, cfg,
                         log=lambda msg: click.echo(msg, err=True))
     for where, what, why in summary.failures[:_SHOW_FAILURES]:

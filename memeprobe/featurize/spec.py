@@ -17,27 +17,50 @@ import importlib
 import os
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from memeprobe.errors import MemeprobeError
 
-PRESETS = {
-    "offline": ("st:minilm", "pixels", "timm:tf_efficientnet_lite0:packaged"),
-    "clip-l14": ("clip:ViT-L-14:openai",),
-    "seed-baselines": ("timm:resnet50", "hf:albert-base-v2"),
-}
+class Family(NamedTuple):
+    """A featurizer family: its class as "module:Class" (imported only when a spec of it is created) and
+    its spec form (for help texts and errors)."""
 
-# family → "module:Class"; modules are imported only when a spec of that family is created
+    target: str
+    usage: str
+
+
+class Preset(NamedTuple):
+    specs: tuple[str, ...]
+    note: str = ""
+
+
+# the one registry of featurizer families (family → Family) and of presets (name → Preset); the CLI's
+# choices and help texts derive from them
 REGISTRY = {
-    "clip": "memeprobe.featurize.clip:ClipFeaturizer",
-    "timm": "memeprobe.featurize.timm_encoder:TimmFeaturizer",
-    "hf": "memeprobe.featurize.hf:HFTextFeaturizer",
-    "st": "memeprobe.featurize.sentence:SentenceFeaturizer",
-    "pixels": "memeprobe.featurize.pixels:PixelFeaturizer",
+    "clip": Family("memeprobe.featurize.clip:ClipFeaturizer", "clip:MODEL:TAG|FILE"),
+    "timm": Family("memeprobe.featurize.timm_encoder:TimmFeaturizer", "timm:MODEL[:FILE|packaged]"),
+    "hf": Family("memeprobe.featurize.hf:HFTextFeaturizer", "hf:ID|DIR"),
+    "st": Family("memeprobe.featurize.sentence:SentenceFeaturizer", "st:minilm|st:ID|DIR"),
+    "pixels": Family("memeprobe.featurize.pixels:PixelFeaturizer", "pixels"),
 }
 
-_USAGE = (
-    "expected clip:MODEL:TAG_OR_FILE, timm:MODEL[:FILE|packaged], hf:ID_OR_DIR, st:minilm|st:ID_OR_DIR or pixels"
-)
+PRESETS = {
+    "offline": Preset(("st:minilm", "pixels", "timm:tf_efficientnet_lite0:packaged"),
+                      "ImageNet EfficientNet-Lite0, not CLIP"),
+    "clip-l14": Preset(("clip:ViT-L-14:openai",)),
+    "seed-baselines": Preset(("timm:resnet50", "hf:albert-base-v2")),
+}
+
+_USAGE = "expected " + ", ".join(f.usage for f in REGISTRY.values())
+
+
+def featurizer_help() -> str:
+    return ", ".join(f.usage for f in REGISTRY.values())
+
+
+def preset_help() -> str:
+    return "; ".join(f"{name} = {' + '.join(p.specs)}" + (f" ({p.note})" if p.note else "")
+                     for name, p in PRESETS.items())
 
 
 @dataclass(frozen=True)
@@ -94,7 +117,7 @@ def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
     """Specs from ``--featurizer`` values and/or a ``--preset``, duplicates dropped, order kept."""
     if preset and preset not in PRESETS:
         raise MemeprobeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    texts = list(PRESETS[preset]) if preset else []
+    texts = list(PRESETS[preset].specs) if preset else []
     texts += list(featurizers)
     if not texts:
         raise MemeprobeError("no featurizer given: use --featurizer SPEC or --preset offline")
@@ -109,7 +132,7 @@ def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
 def create_featurizer(spec: Spec | str, options: Options | None = None):
     """Build the featurizer object for ``spec`` (cheap: weights load later, in ``.load(device)``)."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    module, _, cls = REGISTRY[spec.family].partition(":")
+    module, _, cls = REGISTRY[spec.family].target.partition(":")
     return getattr(importlib.import_module(module), cls)(spec, options or Options())
 
 

@@ -1,0 +1,100 @@
+"""Featurize engines: local vs Ray wall time, the driver's write path, and a projection for N workers.
+
+1. ``memeprobe featurize all`` on ``make_sample`` memes with ``--preset offline``, once with
+   ``--engine local`` and once with ``--engine ray`` (a local Ray cluster with this machine's cores,
+   started inside the timed run), each in a fresh process; wall time and the per-set rates the CLI logs.
+   Goal: ray / local <= 1.3 (on one machine Ray can only add overhead).
+2. ``FeatureStore.write_rows`` throughput for 1024-d float16 rows (each call durable: data fsync, then the
+   status fsync) at several rows per call. Goal: >= 20 000 rows/s at the encoder's batch size.
+3. Projection: rows/s with N encoder workers = min(N x per-worker rate, write-path rate).
+
+    python benchmarks/featurize_engines.py [--n 2000] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from memeprobe.data.records import Dataset, Meme
+from memeprobe.data.synthetic import make_sample
+from memeprobe.store import ArraySpec, FeatureStore
+
+QUICK_N = 200
+
+
+def run_engine(data, store, engine, extra=()) -> tuple[float, dict]:
+    """Wall seconds of one CLI run and its logged per-set (rows, seconds)."""
+    cmd = [sys.executable, "-c", "from memeprobe.cli import main; main()", "featurize", "all", str(data),
+           "--store", str(store), "--preset", "offline", "--no-progress", "--engine", engine, *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0, 3):
+        sys.exit(f"{engine} run failed:\n{proc.stderr[-3000:]}")
+    sets = {m.group(1): (int(m.group(2)), float(m.group(3)))
+            for m in re.finditer(r"^(\S+/\w+): (\d+) rows in ([\d.]+) s", proc.stderr, re.M)}
+    return wall, sets
+
+
+def write_rate(folder, rows_per_call, n=20000, dim=1024, seconds=5.0) -> float:
+    """rows/s of write_rows for ``dim``-d float16 rows, ``rows_per_call`` contiguous rows per call."""
+    memes = [Meme(id=str(i), split="train", text="t") for i in range(n)]
+    path = Path(folder) / f"write{rows_per_call}.h5"
+    values = {"text_embed": np.random.default_rng(0).standard_normal((rows_per_call, dim)).astype(np.float32)}
+    with FeatureStore.create(path, Dataset(Path(folder), "jsonl", memes)) as st:
+        st.add_feature_set("f", {"text_embed": ArraySpec(shape=(dim,), modality="text", dtype="float16")},
+                           {"encoder": "bench", "weights_sha256": "", "preprocessing": {}})
+        t0, done = time.perf_counter(), 0
+        while done + rows_per_call <= n and time.perf_counter() - t0 < seconds:
+            st.write_rows("f", np.arange(done, done + rows_per_call), values, "text")
+            done += rows_per_call
+        rate = done / (time.perf_counter() - t0)
+    path.unlink()
+    return rate
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=2000, help="synthetic memes (default 2000)")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_N} memes (a slow CPU needs ~1 min per engine)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="N for the projection")
+    args = p.parse_args(argv)
+    n = QUICK_N if args.quick else args.n
+    load = "load average %.1f %.1f %.1f" % os.getloadavg()
+    print(f"# featurize_engines: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs, {n} memes, --preset offline, {load} at start")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        make_sample(data, n=n, seed=0)
+        runs = {engine: run_engine(data, Path(tmp) / f"{engine}.h5", engine) for engine in ("local", "ray")}
+        print("\n| engine | wall s | ray/local | " + " | ".join(f"{s} items/s" for s in runs["local"][1]) + " |")
+        print("|---" * (3 + len(runs["local"][1])) + "|")
+        for engine, (wall, sets) in runs.items():
+            rates = " | ".join(f"{r / max(s, 1e-9):.1f}" for r, s in sets.values())
+            print(f"| {engine} | {wall:.1f} | {wall / runs['local'][0]:.2f} | {rates} |")
+        writes = {b: write_rate(tmp, b) for b in (8, 32, 128, 1024)}
+    print("\n| write_rows, 1024-d float16 | " + " | ".join(f"{b} rows/call" for b in writes) + " |")
+    print("|---" * (1 + len(writes)) + "|")
+    print("| rows/s | " + " | ".join(f"{r:,.0f}" for r in writes.values()) + " |")
+    sets = runs["ray"][1]
+    worker = {s: r / max(t, 1e-9) for s, (r, t) in sets.items()}
+    cap = writes[32]
+    print(f"\nProjection, rows/s = min(N x per-worker rate, write path {cap:,.0f} rows/s at 32 rows/call):")
+    print("| N workers | " + " | ".join(worker) + " |")
+    print("|---" * (1 + len(worker)) + "|")
+    for k in args.workers:
+        print(f"| {k} | " + " | ".join(f"{min(k * r, cap):,.0f}" for r in worker.values()) + " |")
+    print("\n# " + "load average %.1f %.1f %.1f" % os.getloadavg() + " at end")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""``featurize --engine ray`` on a local 2-CPU Ray cluster: the same store as the local engine (bad images,
+failure reasons, provenance, status ledger), and a SIGKILLed Ray driver resumes without losing a row."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from memeprobe.data.synthetic import make_sample
+from memeprobe.store import DONE, FeatureStore
+from tests.test_featurize_images import write_bad_images
+from tests.test_featurize_runner import featurize
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+
+N = 48
+SPECS = ["--featurizer", "pixels", "--featurizer", "st:minilm"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster for the module (the engine uses it, as a joined cluster, and leaves it running)."""
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False,
+             configure_logging=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """make_sample memes, three of them with a corrupt, an empty and a missing image."""
+    d = tmp_path_factory.mktemp("ray_sample")
+    make_sample(d, n=N, seed=1)
+    rows = [json.loads(line) for line in (d / "train.jsonl").read_text().splitlines()]
+    write_bad_images(d)
+    for r, name in zip(rows, ["corrupt.png", "empty.png"]):
+        shutil.copyfile(d / name, d / r["img"])
+    os.remove(d / rows[2]["img"])
+    return d
+
+
+def _contents(path):
+    with FeatureStore.open(path) as st:
+        out = {}
+        for name in st.feature_sets():
+            out[name, "provenance"] = {k: v for k, v in st.provenance(name).items() if k != "created"}
+            out[name, "failures"] = st.failures(name)
+            for m in st.modalities(name):
+                out[name, f"status/{m}"] = st.status(name, m)
+            for a in st.arrays(name):
+                out[name, a] = st.read(name, a)
+        return out
+
+
+def test_ray_engine_writes_the_store_the_local_engine_writes(cluster, sample, tmp_path):
+    local, distributed = tmp_path / "local.h5", tmp_path / "ray.h5"
+    common = ["all", sample, *SPECS, "--batch-size", "8", "--workers", "0"]
+    first = featurize(*common, "--store", local)
+    second = featurize(*common, "--store", distributed, "--engine", "ray")
+    assert first.exit_code == second.exit_code == 3, second.output  # 3 bad images, listed alike
+    assert "Ray: 1 encoder actors" in second.output
+    assert [line for line in first.output.splitlines() if line.startswith("failed ")] == \
+           [line for line in second.output.splitlines() if line.startswith("failed ")]
+    want, got = _contents(local), _contents(distributed)
+    assert got.keys() == want.keys()
+    for key in want:
+        if key[1] in ("provenance", "failures") or key[1].startswith("status/") or key[0] == "pixels":
+            # per-row computations: identical whatever the batches
+            np.testing.assert_equal(got[key], want[key], err_msg=str(key))
+        else:  # a model run on other batch compositions: equal within float16 rounding
+            np.testing.assert_allclose(got[key].astype(np.float32), want[key].astype(np.float32),
+                                       rtol=2**-10, atol=1e-4, err_msg=str(key))
+    assert (want["pixels", "status/image"] == DONE).sum() == N - 3
+    again = featurize(*common, "--store", distributed, "--engine", "ray")
+    assert "pixels/image: 0 rows to do" in again.output and "st-minilm/text: 0 rows to do" in again.output
+
+
+def test_sigkill_of_the_ray_driver_then_resume_loses_no_reported_row(cluster, sample, tmp_path):
+    args = ["featurize", "image", str(sample), "--featurizer", "pixels", "--batch-size", "1", "--no-progress"]
+    killed = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, "-c", "from memeprobe.cli import main; main()", *args,
+                             "--store", str(killed), "--engine", "ray", "--ray-address", cluster],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reported = np.zeros(0, dtype=bool)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with FeatureStore.open(killed) as st:
+                reported = st.status("pixels", "image") == DONE if "pixels" in st.feature_sets() else reported
+        except Exception:  # the file is still being created
+            pass
+        if 0 < reported.sum() < N // 2:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = int(reported.sum())
+    assert 0 < done < N - 3, "the Ray driver was not caught mid-run"
+    with FeatureStore.open(killed) as st:
+        assert (st.status("pixels", "image")[reported] == DONE).all()  # every reported row is still done
+    resumed = featurize(*args[1:], "--store", killed)  # resumed with the local engine
+    assert resumed.exit_code == 3, resumed.output
+    todo = int(resumed.output.split("pixels/image: ")[1].split(" rows to do")[0])
+    assert 0 < todo <= N - done
+    clean = tmp_path / "clean.h5"
+    featurize(*args[1:], "--store", clean)
+    got, want = _contents(killed), _contents(clean)
+    for key in want:
+        np.testing.assert_equal(got[key], want[key], err_msg=str(key))
+
+
+def test_encoding_on_cuda_on_a_cluster_without_gpu_is_one_clear_error(cluster, sample, tmp_path):
+    result = featurize("image", sample, "--featurizer", "pixels", "--store", tmp_path / "s.h5", "--engine", "ray",
+                       "--device", "cuda")
+    assert result.exit_code == 2
+    assert "the Ray cluster has no GPU" in result.output and "Traceback" not in result.output
