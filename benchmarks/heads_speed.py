@@ -221,6 +221,7 @@ def bench(scale, device, cross256_epochs, threads, repeats, quick):
 
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore", ConvergenceWarning)
+    warnings.simplefilter("ignore", FutureWarning)  # sklearn 1.9 deprecation notes of LogisticRegressionCV
     X, y = make_features(int(8500 * scale), 0)
     Xd, yd = make_features(500, 1)
     rows = rows_for(X, y, Xd, yd, device, cross256_epochs, quick)
