@@ -2,15 +2,22 @@
 
 For each size N it writes random-but-clustered 768-d float16 vectors to an HDF5 file (rows: 70 % train,
 then 30 % eval, as a store orders splits), plants near-duplicate train/eval pairs (cosine ~0.93-0.98),
-then, in a fresh process per measurement (so peak RSS is the join's own), streams the file in blocks and
-joins eval against train at cosine >= 0.9 with FAISS on ``--threads`` cores. Printed per size: wall
-time, CPU time (user + sys, less sensitive to other load on a shared machine), peak RSS, index kind,
-recall of the planted pairs, and the same for a brute-force numpy block matmul baseline where it is
-run (``--brute-max``), with the speed ratio and the overlap of both pair sets. Where the default picks
-the exact index, a forced-IVF run is added for comparison.
+then, in a fresh process per measurement (so peak RSS is the join's own; faiss and torch are imported
+before the clock starts, for every method), streams the file in blocks and joins eval against train at
+cosine >= 0.9 on ``--threads`` threads. Methods, run interleaved ``--repeats`` times (best kept):
+``numpy`` (the baseline: one dense float32 block matmul per 8,192 eval rows), ``exact`` (the library's
+exact path: bfloat16 pre-filter + float32 re-score where the CPU has native bfloat16), ``exact-f32``
+(float32 matmul tiles), ``ivf`` (FAISS IVFFlat forced), ``default`` (whatever ``CosineIndex()`` picks).
 
-    python benchmarks/dedup_scale.py                 # 12.5k and 100k
-    python benchmarks/dedup_scale.py --with-1m       # adds 1M (several minutes, ~1.5 GB file)
+Beside each time: the machine's own ceiling measured in the same run (achieved GFLOP/s of a bare
+float32 numpy matmul, and of a bfloat16 torch matmul, of one tile's shape on the same threads), the
+method's achieved GFLOP/s counting the exact join's 2 x N_eval x N_train x dim (for IVF: exact-
+equivalent), wall / (exact FLOPs at the float32 ceiling), the ratio to numpy, and pair-set agreement.
+Prints a markdown table; the last lines say which of exact / IVF was faster per size (the crossover).
+
+    python benchmarks/dedup_scale.py                 # 12.5k, 50k, 100k, 3 repeats
+    python benchmarks/dedup_scale.py --quick         # 12.5k, 1 repeat
+    python benchmarks/dedup_scale.py --sizes 1000000 --methods default --repeats 1   # 1M (minutes, ~1.5 GB)
 """
 from __future__ import annotations
 
@@ -54,31 +61,35 @@ def generate(path: Path, n: int, dim: int, planted_share: float, seed: int = 0) 
         f.attrs["n_train"] = n_train
 
 
-def join(path: str, method: str, threshold: float, exact_limit: int) -> dict:
-    """Run one join in this process; returns timing, peak RSS and the pairs (as a file).
+METHODS = {  # name -> CosineIndex params (None = the numpy baseline)
+    "numpy": None,
+    "default": {},
+    "exact": {"exact_limit": 10**12},
+    "exact-f32": {"exact_limit": 10**12, "bf16": False},
+    "ivf": {"exact_limit": 0},
+}
 
-    ``method``: "faiss" (CosineIndex with ``exact_limit``), "faiss-ivf" (IVF forced) or "numpy".
-    """
-    return _join(path, method, threshold, 0 if method == "faiss-ivf" else exact_limit)
 
-
-def _join(path: str, method: str, threshold: float, exact_limit: int) -> dict:
+def join(path: str, method: str, threshold: float) -> dict:
+    """Run one join in this process; returns timing, peak RSS and the pairs (as a file)."""
     import h5py
 
+    from memeprobe.leakage.neighbors import CosineIndex
+
+    params = METHODS[method]
     with h5py.File(path, "r") as f:
         vec = f["vectors"]
         n, n_train = vec.shape[0], int(f.attrs["n_train"])
         train, evals = np.arange(n_train), np.arange(n_train, n)
         t0 = time.perf_counter()
-        if method.startswith("faiss"):
-            from memeprobe.leakage.neighbors import CosineIndex
-
-            index = CosineIndex(exact_limit=exact_limit).fit(vec, train)
+        if params is not None:
+            index = CosineIndex(**params).fit(vec, train)
             q, b, _ = index.range_search(vec, evals, threshold)
-            kind = "IndexFlatIP (exact)" if index.exact_ else f"IVFFlat nlist={index.nlist_} nprobe={index.index_.nprobe}"
+            kind = ((f"exact, {'bf16 pre-filter' if index.base_bf16_ is not None else 'float32'} matmul")
+                    if index.exact_ else f"IVFFlat nlist={index.nlist_} nprobe={index.index_.nprobe}")
         else:
             q, b = brute_force(vec, n_train, threshold)
-            kind = "numpy block matmul"
+            kind = "numpy block matmul (baseline)"
         seconds = time.perf_counter() - t0
         planted = f["planted"][()]
     found = set(zip(b.tolist(), q.tolist()))
@@ -87,7 +98,29 @@ def _join(path: str, method: str, threshold: float, exact_limit: int) -> dict:
     np.save(out, np.stack([b, q], axis=1) if len(q) else np.zeros((0, 2), np.int64))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {"method": method, "index": kind, "seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
-            "pairs": len(found), "recall": recall, "peak_rss_mb": usage.ru_maxrss / 1024, "pairs_file": str(out)}
+            "pairs": len(found), "recall": recall, "peak_rss_mb": usage.ru_maxrss / 1024, "pairs_file": str(out),
+            "flops": 2.0 * len(evals) * n_train * vec.shape[1]}
+
+
+def ceiling(m: int, k: int, n: int, repeats: int = 3) -> dict:
+    """Achieved GFLOP/s of a bare (m x k) @ (k x n) matmul: numpy float32, and torch bfloat16."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(m, k)).astype(np.float32), rng.normal(size=(n, k)).astype(np.float32)
+    ta, tb = torch.from_numpy(a).to(torch.bfloat16), torch.from_numpy(b).to(torch.bfloat16)
+    out = {}
+    for name, fn in (("f32", lambda: a @ b.T), ("bf16", lambda: ta @ tb.T)):
+        fn()
+        best = min(_wall(fn) for _ in range(repeats))
+        out[name] = 2.0 * m * k * n / best / 1e9
+    return out
+
+
+def _wall(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def brute_force(vec, n_train: int, threshold: float, block: int = 8192):
@@ -106,69 +139,89 @@ def brute_force(vec, n_train: int, threshold: float, block: int = 8192):
     return np.concatenate(qs), np.concatenate(bs)
 
 
-def measure(path: Path, method: str, args) -> dict:
-    """Run ``join`` in a fresh interpreter limited to ``args.threads`` threads."""
+def measure(args, *cmd) -> dict:
+    """Run ``--_join``/``--_ceiling`` in a fresh interpreter limited to ``args.threads`` threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, __file__, "--_join", str(path), method, str(args.threshold), str(args.exact_limit),
-           str(args.threads)]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, __file__, *map(str, cmd), str(args.threads)], env=env,
+                         capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[12_500, 100_000])
-    p.add_argument("--with-1m", action="store_true", help="also run N = 1,000,000")
+    p.add_argument("--sizes", type=int, nargs="+", default=[12_500, 50_000, 100_000])
+    p.add_argument("--quick", action="store_true", help="12.5k only, one repeat")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per method; the best is kept")
+    p.add_argument("--methods", nargs="+", default=["numpy", "exact", "exact-f32", "ivf"], choices=list(METHODS))
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--planted", type=float, default=0.02, help="share of eval rows with a planted train duplicate")
-    p.add_argument("--exact-limit", type=int, default=50_000, help="indexed rows up to which IndexFlatIP is used")
-    p.add_argument("--brute-max", type=int, default=100_000, help="largest N with the numpy baseline")
+    p.add_argument("--brute-max", type=int, default=100_000, help="largest N with the numpy baseline and exact paths")
     p.add_argument("--workdir", type=Path, default=None)
     args = p.parse_args()
-    sizes = args.sizes + ([1_000_000] if args.with_1m else [])
+    sizes, repeats = ([12_500], 1) if args.quick else (args.sizes, args.repeats)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dedup_scale_"))
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    load = [os.getloadavg()]
+    tables = []
     for n in sizes:
         path = workdir / f"vectors_{n}.h5"
         t0 = time.perf_counter()
         generate(path, n, args.dim, args.planted)
         print(f"N={n}: wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
-        base = measure(path, "numpy", args) if n <= args.brute_max else None
-        methods = ["faiss"] + (["faiss-ivf"] if int(n * TRAIN_SHARE) <= args.exact_limit else [])  # IVF too where exact is the default
-        for method in methods:
-            fast = measure(path, method, args)
-            agree = None
-            if base:
-                a = {tuple(r) for r in np.load(fast["pairs_file"]).tolist()}
-                b = {tuple(r) for r in np.load(base["pairs_file"]).tolist()}
-                agree = len(a & b) / max(1, len(b))
-            rows.append((n, fast, base, agree))
+        n_train = int(n * TRAIN_SHARE)
+        methods = args.methods if n <= args.brute_max else ["default"]
+        best = {}
+        for _ in range(repeats):  # interleaved, so load changes hit every method alike
+            for method in methods:
+                r = measure(args, "--_join", path, method, args.threshold)
+                if method not in best or r["seconds"] < best[method]["seconds"]:
+                    best[method] = r
+        from memeprobe.leakage.neighbors import TILE
+
+        ceil = measure(args, "--_ceiling", min(n - n_train, max(64, TILE // n_train)), args.dim, n_train)
+        tables.append((n, best, ceil))
         path.unlink()
-    print(f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores", file=sys.stderr)
-    head = ("N", "index", "faiss s", "CPU s", "peak RSS MB", "planted recall", "pairs", "numpy s", "numpy RSS MB",
-            "speed-up", "recall vs numpy")
-    print(" | ".join(head))
-    print(" | ".join("---" for _ in head))
-    for n, fast, base, agree in rows:
-        print(" | ".join([f"{n:,}", fast["index"], f"{fast['seconds']:.2f}", f"{fast['cpu_seconds']:.1f}",
-                          f"{fast['peak_rss_mb']:.0f}",
-                          f"{fast['recall']:.4f}", str(fast["pairs"]),
-                          f"{base['seconds']:.2f}" if base else "-", f"{base['peak_rss_mb']:.0f}" if base else "-",
-                          f"{base['seconds'] / fast['seconds']:.1f}x" if base else "-",
-                          f"{agree:.4f}" if agree is not None else "-"]))
+    load.append(os.getloadavg())
+    print(f"load average {' '.join(f'{x:.2f}' for x in load[0])} at start, "
+          f"{' '.join(f'{x:.2f}' for x in load[1])} at end; {os.cpu_count()} CPUs, {args.threads} threads; "
+          f"best of {repeats} interleaved runs")
+    head = ("N", "method", "wall s", "CPU s", "peak RSS MB", "planted recall", "pairs", "GFLOP/s (exact-equiv.)",
+            "f32 matmul ceiling GFLOP/s", "bf16 ceiling", "wall / f32 floor", "vs numpy", "pairs = numpy's")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for n, best, ceil in tables:
+        base = best.get("numpy")
+        ref = {tuple(r) for r in np.load(base["pairs_file"]).tolist()} if base else None
+        for method, r in best.items():
+            gflops = r["flops"] / r["seconds"] / 1e9
+            same = "-"
+            if ref is not None:
+                same = f"{len({tuple(x) for x in np.load(r['pairs_file']).tolist()} & ref) / max(1, len(ref)):.4f}"
+            print("| " + " | ".join([
+                f"{n:,}", f"{method}: {r['index']}", f"{r['seconds']:.2f}", f"{r['cpu_seconds']:.1f}",
+                f"{r['peak_rss_mb']:.0f}", f"{r['recall']:.4f}", str(r["pairs"]), f"{gflops:.0f}",
+                f"{ceil['f32']:.0f}", f"{ceil['bf16']:.0f}", f"{gflops and ceil['f32'] / gflops:.2f}x",
+                f"{r['seconds'] / base['seconds']:.2f}x" if base else "-", same]) + " |")
+    for n, best, _ in tables:
+        if "exact" in best and "ivf" in best:
+            e, i = best["exact"]["seconds"], best["ivf"]["seconds"]
+            print(f"N={n:,}: exact {e:.2f} s, IVF {i:.2f} s -> {'exact' if e <= i else 'IVF'} is faster")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--_join":
-        _, _, path, method, threshold, exact_limit, threads = sys.argv
+        _, _, path, method, threshold, threads = sys.argv
         import faiss
+        import torch  # noqa: F401  (imported before the clock, like faiss)
 
         faiss.omp_set_num_threads(int(threads))
-        print(json.dumps(join(path, method, float(threshold), int(exact_limit))))
+        print(json.dumps(join(path, method, float(threshold))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--_ceiling":
+        _, _, m, k, n, threads = sys.argv
+        print(json.dumps(ceiling(int(m), int(k), int(n))))
     else:
         main()

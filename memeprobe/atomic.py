@@ -46,23 +46,30 @@ def _remove(p: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", **open_kwargs):
-    """``with atomic_write(p, "wb") as f:`` — the file appears at ``p`` only if the block completes."""
-    path = Path(path)
-    tmp = temp_name(path)
+def _removed_on_error(tmp: Path, path: Path):
+    """Remove ``tmp`` if the block fails; an OSError becomes one line naming ``path``."""
     try:
-        with open(tmp, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path)
+        yield
     except OSError as e:
         _remove(tmp)
         raise write_error(path, e) from None
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode: str = "w", **open_kwargs):
+    """``with atomic_write(p, "wb") as f:`` — the file appears at ``p`` only if the block completes."""
+    path = Path(path)
+    tmp = temp_name(path)
+    with _removed_on_error(tmp, path):
+        with open(tmp, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path)
 
 
 @contextlib.contextmanager
@@ -75,7 +82,7 @@ def atomic_dir(path):
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     _remove(tmp)
-    try:
+    with _removed_on_error(tmp, path):
         tmp.mkdir(parents=True)
         yield tmp
         for p in tmp.rglob("*"):
@@ -87,9 +94,3 @@ def atomic_dir(path):
         os.replace(tmp, path)
         fsync_dir(path)
         _remove(old)
-    except OSError as e:
-        _remove(tmp)
-        raise write_error(path, e) from None
-    except BaseException:
-        _remove(tmp)
-        raise

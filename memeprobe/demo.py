@@ -12,13 +12,14 @@ import click
 
 from memeprobe.errors import MemeprobeError
 
+TEXT, IMAGE = "st-minilm/text_embed", "timm-tf_efficientnet_lite0-packaged/image_embed"
 # (row label, train-head arguments): unimodal heads, then heads that see both modalities
 HEADS = [
-    ("text only (logreg)", ["logreg", "--feature-set", "st-minilm/text_embed"]),
-    ("image only (logreg)", ["logreg", "--feature-set", "pixels/image_embed"]),
-    ("text+image (logreg, concat)", ["logreg", "--feature-set", "st-minilm/text_embed", "--feature-set", "pixels/image_embed"]),
-    ("text+image (MLP, concat)", ["mlp", "--feature-set", "st-minilm/text_embed", "--feature-set", "pixels/image_embed"]),
-    ("text+image (fusion, align)", ["fusion", "--fusion", "align", "--text", "st-minilm/text_embed", "--image", "pixels/image_embed"]),
+    ("text only (logreg)", ["logreg", "--feature-set", TEXT]),
+    ("image only (logreg)", ["logreg", "--feature-set", IMAGE]),
+    ("text+image (logreg, concat)", ["logreg", "--feature-set", TEXT, "--feature-set", IMAGE]),
+    ("text+image (MLP, concat)", ["mlp", "--feature-set", TEXT, "--feature-set", IMAGE]),
+    ("text+image (fusion, align)", ["fusion", "--fusion", "align", "--text", TEXT, "--image", IMAGE]),
 ]
 
 
@@ -54,8 +55,9 @@ def demo(out_dir: Path, n: int, seed: int):
     data, store, leak = out_dir / "data", out_dir / "features.h5", out_dir / "leakage"
     if not (data / "ground_truth.json").is_file():
         _stage("1/5 make a synthetic sample", ["make-sample", str(data), "--n", str(n), "--seed", str(seed)])
-    _stage("2/5 featurize (offline preset: MiniLM text + weight-free pixel statistics)",
-           ["featurize", "all", str(data), "--store", str(store), "--preset", "offline"])
+    _stage("2/5 featurize (offline preset: MiniLM text, EfficientNet-Lite0 ImageNet features (not CLIP), "
+           "pixel statistics + perceptual hash for the leakage report)",
+           ["featurize", "all", str(data), "--store", str(store), "--preset", "offline", "--channels-last"])
     _stage("3/5 leakage report", ["leakage", "report", str(data), "--store", str(store), "--out", str(leak)])
 
     rows = []

@@ -4,7 +4,7 @@ import json
 from click.testing import CliRunner
 
 from memeprobe.cli import main
-from test_data_adapters import make_hm, write_jsonl
+from tests.test_data_adapters import make_hm, write_jsonl
 
 
 def run(*args):

@@ -9,7 +9,7 @@ from memeprobe.cli import main
 from memeprobe.data import load_dataset
 from memeprobe.data.commands import dataset_options, load_from_options
 from memeprobe.errors import MemeprobeError
-from test_data_adapters import write_jsonl, write_table
+from tests.test_data_adapters import write_jsonl, write_table
 
 
 def hm_rows(n=3, **over):

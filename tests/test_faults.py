@@ -496,6 +496,59 @@ def kill_sweep(lab):
                f"then: {run.command}", run.exit_code, f"{len(records)} complete runs listed\n")
 
 
+def _relabeled(lab: Lab, name: str, split: str, label: int) -> Path:
+    """A store of a copy whose ``split`` memes all carry ``label``."""
+    data = lab.copy(name)
+    f = data / f"{split}.jsonl"
+    f.write_text("".join(json.dumps({**json.loads(ln), "label": label}) + "\n" for ln in f.read_text().splitlines()))
+    store = lab.root / f"{name}.h5"
+    assert lab.featurize(data, store).exit_code == 0
+    return store
+
+
+@case("single-class train split")
+def single_class_train(lab):
+    store = _relabeled(lab, "one_class_train", "train", 0)
+    run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET, "--out", store.parent / "m1.pt")
+    assert_clear(run, 2, "training split", "only one class")
+    assert not (store.parent / "m1.pt").exists()
+    return run
+
+
+@case("dev split with one class (--select-on dev)")
+def single_class_dev(lab):
+    store = _relabeled(lab, "one_class_dev", "dev_seen", 1)
+    run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET, "--select-on", "dev")
+    assert_clear(run, 2, "dev split", "only one class")
+    return run
+
+
+@case("malformed runs.jsonl")
+def malformed_runs(lab):
+    store = _store_copy(lab, "bad_runs")
+    (store.parent / "runs.jsonl").write_text('{"run_id": "a", "metrics": {}}\n[1, 2]\n')
+    run = lab.cli("runs", "list", "--store", store)
+    assert_clear(run, 2, "runs.jsonl line 2")
+    return run
+
+
+@case("crafted model file (device cuda:3)")
+def crafted_model(lab):
+    import torch
+
+    store = _store_copy(lab, "crafted")
+    model = store.parent / "m.pt"
+    assert lab.cli("train-head", "mlp", "--store", store, "--feature-set", SET, "--epochs", 1, "--out", model).exit_code == 0
+    d = torch.load(model, weights_only=True)
+    d["model"]["params"]["device"] = "cuda:3"
+    torch.save(d, model)
+    out = store.parent / "sub.csv"
+    run = lab.cli("predict", model, "--store", store, "--split", "test_unseen", "--out", out)
+    assert_clear(run, 2, str(model), "cuda:3")
+    assert not out.exists()
+    return run
+
+
 # ---------------------------------------------------------------- pytest and script entry points
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):

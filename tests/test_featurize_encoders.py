@@ -11,7 +11,7 @@ from PIL import Image
 
 import memeprobe.featurize  # noqa: F401  (torchvision shim before open_clip/timm/transformers)
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.images import load_image
+from memeprobe.data.images import load_image
 from memeprobe.featurize.spec import Options, create_featurizer, expand, parse_spec
 
 torch = pytest.importorskip("torch")
@@ -40,8 +40,8 @@ def test_spec_names_presets_and_errors(tmp_path):
     assert parse_spec("st:minilm").name == "st-minilm"
     assert parse_spec("pixels").name == "pixels"
     assert parse_spec(f"hf:{tmp_path}").name == f"hf-{tmp_path.name}"
-    assert [s.text for s in expand(preset="offline")] == ["st:minilm", "pixels"]
-    assert [s.text for s in expand(["pixels"], preset="offline")] == ["st:minilm", "pixels"]
+    assert [s.text for s in expand(preset="offline")] == ["st:minilm", "pixels", "timm:tf_efficientnet_lite0:packaged"]
+    assert [s.text for s in expand(["pixels"], preset="offline")] == ["st:minilm", "pixels", "timm:tf_efficientnet_lite0:packaged"]
     assert [s.text for s in expand(preset="seed-baselines")] == ["timm:resnet50", "hf:albert-base-v2"]
     for bad in ("resnet", "clip:ViT-B-32", "pixels:x", "st:", "hf"):
         with pytest.raises(MemeprobeError):
@@ -160,7 +160,8 @@ def test_hf_albert_from_folder(tiny_albert):
     f = create_featurizer(f"hf:{folder}", Options(text_tokens=True, max_length=12))
     f.load(CPU)
     assert {k: a.shape for k, a in f.arrays().items()} == {
-        "text_embed": (32,), "text_pooled": (32,), "text_truncated": (1,), "text_tokens": (12, 32), "text_mask": (12,)}
+        "text_embed": (32,), "text_pooled": (32,), "text_truncated": (1,), "text_tokens": (12, 32), "text_mask": (12,),
+        "text_offsets": (12, 2)}
     texts = ["a short one", "a somewhat longer sentence here", "many words " * 20]
     with torch.inference_mode():
         out = f.encode_text(f.text_collate()(texts))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memeprobe.featurize.images import ImageFailure, load_image
+from memeprobe.data.images import ImageFailure, load_image
 
 
 def _png_header_only(width, height):

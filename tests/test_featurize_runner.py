@@ -47,7 +47,8 @@ def test_featurize_all_offline_then_rerun_does_no_model_work(sample, tmp_path):
     assert "st-minilm/text: 60 rows to do" in first.output and "pixels/image: 60 rows to do" in first.output
     truth = json.loads((sample / "ground_truth.json").read_text())
     with FeatureStore.open(store) as st:
-        assert st.feature_sets() == ["pixels", "st-minilm"]
+        assert st.feature_sets() == ["pixels", "st-minilm", "timm-tf_efficientnet_lite0-packaged"]
+        assert (st.status("timm-tf_efficientnet_lite0-packaged", "image") == DONE).all()
         assert (st.status("st-minilm", "text") == DONE).all() and (st.status("pixels", "image") == DONE).all()
         row = {(s, i): r for r, (s, i) in enumerate(zip(st.splits, st.ids))}
         text, image, phash = st.read("st-minilm", "text_embed"), st.read("pixels", "image_embed"), st.read("pixels", "image_phash")
@@ -66,6 +67,17 @@ def test_featurize_all_offline_then_rerun_does_no_model_work(sample, tmp_path):
     assert "st-minilm/text: 0 rows to do" in again.output and "pixels/image: 0 rows to do" in again.output
     assert "rows in" not in again.output  # no encoding pass ran
     assert "0 written" in again.output
+
+
+def test_two_offline_runs_are_bit_identical(sample, tmp_path):
+    for name in ("a.h5", "b.h5"):
+        result = featurize("all", sample, "--store", tmp_path / name, "--preset", "offline", "--limit", "12")
+        assert result.exit_code == 0, result.output
+    a, b = _all_arrays(tmp_path / "a.h5"), _all_arrays(tmp_path / "b.h5")
+    assert a.keys() == b.keys() and ("timm-tf_efficientnet_lite0-packaged", "image_embed") in a
+    for key in a:
+        assert a[key][:12].tobytes() == b[key][:12].tobytes(), key
+    assert np.abs(a["timm-tf_efficientnet_lite0-packaged", "image_embed"][:12]).sum() > 0
 
 
 def test_one_modality_limit_and_provenance_refusal(sample, tmp_path):
@@ -101,10 +113,11 @@ def test_bad_images_never_stop_the_run(sample, tmp_path):
     store = tmp_path / "bad.h5"
     result = featurize("all", data, "--store", store, "--preset", "offline", "--workers", "2", "--batch-size", "8")
     assert result.exit_code == 3, result.output
-    assert "completed with 5 failures" in result.output
+    assert "completed with 10 failures" in result.output  # 5 bad images x 2 image featurizers
     with FeatureStore.open(store) as st:
         assert (st.status("st-minilm", "text") == DONE).all()  # the text half is written for every meme
         failures = {st.ids[r]: why for r, mod, why in st.failures("pixels")}
+        assert failures == {st.ids[r]: why for r, mod, why in st.failures("timm-tf_efficientnet_lite0-packaged")}
         status = dict(zip(st.ids, st.status("pixels", "image")))
     expected = {i: n for i, n in bad.items() if n != "jpeg_bytes.png"}
     assert set(failures) == set(expected)
@@ -175,12 +188,15 @@ def test_image_text_featurizer_still_writes_the_text_of_a_meme_without_image(sam
 
 
 def test_hateful_memes_texts_without_images(shared_data, tmp_path):
-    result = featurize("all", shared_data / "hateful_memes", "--store", tmp_path / "hm.h5", "--featurizer", "st:minilm",
+    result = featurize("all", shared_data / "hateful_memes", "--store", tmp_path / "hm.h5", "--preset", "offline",
                        "--limit", "50")
     assert result.exit_code == 0, result.output
-    assert "note: 50 of 50 selected memes have no image file on disk" in result.output
+    assert result.output.count("has an image file") == 1
+    assert "note: none of the 50 selected memes has an image file on disk: featurizing texts only" in result.output
+    assert "0 failures" in result.output
     with FeatureStore.open(tmp_path / "hm.h5") as st:
         assert st.status("st-minilm", "text")[:50].tolist() == [DONE] * 50
+        assert "pixels" not in st.feature_sets()
 
 
 def test_semeval_jpeg_bytes_in_png(shared_data, tmp_path):

@@ -87,7 +87,7 @@ def test_multilabel_metrics_semeval_and_mami_scorers():
     assert m["macro_f1"] == pytest.approx(f1_score(Y, pred, average="macro", zero_division=1))
     assert m["macro_f1@0.5"] == pytest.approx(f1_score(Y, P >= 0.5, average="macro", zero_division=1))
     assert m["per_class_f1"]["a"] == pytest.approx(f1_score(Y[:, 0], pred[:, 0]))
-    assert m["mami_b_f1"] == pytest.approx(_mami_reference(Y, pred))
+    assert "mami_b_f1" not in m and "mami_a_f1" not in m  # only metrics that fit the dataset
     assert mami_weighted_f1(Y, pred) == pytest.approx(_mami_reference(Y, pred))
 
 

@@ -107,3 +107,60 @@ def test_threshold_is_respected(threshold):
     x, _ = clustered(300, seed=7)
     _, _, s, _ = cosine_pairs(x, threshold)
     assert (s >= threshold - 1e-5).all()
+
+
+@pytest.mark.parametrize("bf16", [False, True])  # float32 matmul; bfloat16 pre-filter + float32 re-score
+@pytest.mark.parametrize("tile", [1 << 24, 5000])  # one tile, and many small tiles (partial last tile)
+def test_exact_tiles_match_brute_force(monkeypatch, tile, bf16):
+    from memeprobe.leakage import neighbors
+
+    monkeypatch.setattr(neighbors, "TILE", tile)
+    x, planted = clustered(900, seed=9)
+    i, j, s, _ = cosine_pairs(x, 0.9, block=256, bf16=bf16)
+    assert set(zip(i.tolist(), j.tolist())) == brute(x, 0.9, np.arange(900)) and planted <= set(zip(i.tolist(), j.tolist()))
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    assert np.allclose((u[i] * u[j]).sum(axis=1), s, atol=1e-5)
+    a, b = np.arange(0, 600), np.arange(600, 900)
+    q, n, _, _ = cosine_pairs(x, 0.9, a, b, block=256, bf16=bf16)
+    assert set(zip(q.tolist(), n.tolist())) == brute(x, 0.9, a, b)
+
+
+def test_top_k_pads_when_fewer_indexed_rows_than_k():
+    x, _ = clustered(40, planted=5, seed=10)
+    q, nbr, sim = CosineIndex().fit(x, np.arange(30, 33)).search(x, np.arange(5), k=5)
+    assert (nbr[:, 3:] == -1).all() and set(nbr[0, :3].tolist()) == {30, 31, 32}
+    assert np.all(np.diff(sim[:, :3], axis=1) <= 1e-6)
+
+
+@pytest.mark.parametrize("n, exact_limit", [(1000, 50_000), (3000, 50_000), (3000, 500), (8000, 1000)])
+def test_planted_pairs_recall_is_one_at_every_size(n, exact_limit):
+    """Planted cross-split near-duplicates (cosine ~0.93-0.98, as benchmarks/dedup_scale.py plants them)
+    are all found by the exact path and by the IVF index with its defaults."""
+    rng = np.random.default_rng(n)
+    dim = 96
+    centers = rng.normal(size=(50, dim))
+    x = (centers[rng.integers(0, 50, n)] + rng.normal(size=(n, dim))).astype(np.float32)
+    n_train = int(0.7 * n)
+    dst = rng.choice(np.arange(n_train, n), n // 50, replace=False)
+    src = rng.choice(n_train, n // 50, replace=False)
+    x[dst] = x[src] + rng.uniform(0.15, 0.4, (len(src), 1)) * rng.normal(size=(len(src), dim))
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    planted = {(int(d), int(s_)) for s_, d in zip(src, dst) if u[s_] @ u[d] >= 0.9}
+    assert len(planted) > 0.9 * len(src)
+    i, j, _, _ = cosine_pairs(x, 0.9, np.arange(n_train, n), np.arange(n_train), exact_limit=exact_limit)
+    assert planted <= set(zip(i.tolist(), j.tolist()))
+
+
+def test_bf16_prefilter_keeps_every_pair_just_above_the_threshold():
+    """500 rows at cosines 0.885-0.915 from one query, in a random rotation: the bfloat16 pre-filter
+    with float32 re-scoring returns exactly the float32 pair set."""
+    rng = np.random.default_rng(11)
+    n, dim = 500, 512
+    cos = rng.uniform(0.885, 0.915, n)
+    x = np.zeros((n + 1, dim))
+    x[0, 0] = 1.0
+    x[1:, 0], x[np.arange(1, n + 1), np.arange(1, n + 1)] = cos, np.sqrt(1 - cos ** 2)
+    x = (x @ np.linalg.qr(rng.normal(size=(dim, dim)))[0]).astype(np.float32)
+    q, b, s, _ = cosine_pairs(x, 0.9, np.array([0]), np.arange(1, n + 1), bf16=True)
+    want = brute(x, 0.9, np.array([0]), np.arange(1, n + 1))
+    assert set(zip(q.tolist(), b.tolist())) == want and 100 < len(want) < 400

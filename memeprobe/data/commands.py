@@ -29,6 +29,8 @@ def dataset_options(allow_empty_text: bool = True):
                          help="generic: comma-separated label names (multi-label, in this order)."),
             click.option("--positive-label", default=None, help="generic: the class that is label 1 of two classes."),
         ]
+        opts.append(click.option("--allow-outside-root", is_flag=True,
+                                 help="Follow image symlinks that lead outside the dataset folder."))
         if allow_empty_text:
             opts.append(click.option("--allow-empty-text", is_flag=True,
                                      help="Keep memes whose text is empty instead of failing."))

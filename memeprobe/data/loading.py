@@ -1,11 +1,12 @@
 """``load_dataset``: pick the adapter (by name or by looking at the files) and load a :class:`Dataset`."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from memeprobe.data import generic, hateful_memes, mami, semeval2021_task6
 from memeprobe.data.records import Dataset
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError, MemeprobeError
 
 # name -> adapter module (``detect(path) -> bool``, ``load(path, **opts) -> Dataset``); detection order
 FORMATS = {
@@ -34,15 +35,41 @@ def detect_format(path) -> str:
     if generic.detect(path):
         return "generic"
     raise MemeprobeError(
-        f"{path}: cannot tell the dataset format (no Hateful Memes *.jsonl, SPLIT/labels.json, MAMI "
+        f"{path}: cannot tell the dataset format (no Hateful Memes *.jsonl, SPLIT/labels.json or train/dev/test.json, MAMI "
         f"file_name table, or {'/'.join(generic.SUFFIXES)} file); pass --format, one of {', '.join(FORMATS)}"
     )
 
 
-def load_dataset(path, format: str | None = None, **opts) -> Dataset:
+def check_inside_root(ds: Dataset) -> None:
+    """DatasetError when an image path resolves (through symlinks) to a file outside the dataset root."""
+    root = os.path.realpath(ds.root)
+    outside = []
+    for m in ds.memes:
+        if m.image:
+            real = os.path.realpath(ds.image_path(m))
+            if os.path.commonpath([real, root]) != root:
+                outside.append((m, real))
+    if outside:
+        m, real = outside[0]
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+        raise DatasetError(
+            f"{m.split}/{m.id}: image {m.image!r} is a symlink to {real}, outside the dataset root {root}{more}; "
+            "copy the image into the dataset folder, or allow it explicitly (allow_outside_root=True)"
+        )
+
+
+def load_dataset(path, format: str | None = None, allow_outside_root: bool = False, **opts) -> Dataset:
     """Load a dataset; ``format=None`` auto-detects. ``opts``: ``allow_empty_text`` (keep memes with empty
     text instead of failing), ``allow_duplicate_ids`` (diagnosis only: keep repeated ids within a split),
-    and for ``generic`` the column mapping (see :mod:`memeprobe.data.generic`)."""
+    and for ``generic`` the column mapping (see :mod:`memeprobe.data.generic`). Image paths that resolve
+    outside the dataset root (symlinks) are refused unless ``allow_outside_root``."""
+    ds = _load(path, format, **opts)
+    if not allow_outside_root:
+        check_inside_root(ds)
+    return ds
+
+
+def _load(path, format, **opts) -> Dataset:
     path = _existing(path)
     name = format or detect_format(path)
     if name not in FORMATS:

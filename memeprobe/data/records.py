@@ -4,6 +4,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+
+class Span(NamedTuple):
+    """A labelled character span of a meme's text: ``text[start:end]`` uses technique ``label_names[label]``."""
+
+    start: int
+    end: int
+    label: int
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,7 @@ class Meme:
     image: str | None = None  # path relative to the dataset root, as written in the annotations
     label: int | None = None  # binary label (0/1); None when unlabeled
     labels: tuple[int, ...] | None = None  # multi-hot over Dataset.label_names; None when unlabeled
+    spans: tuple[Span, ...] | None = None  # technique spans of the text (labelled rows of span datasets only)
 
 
 @dataclass

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
 
+from memeprobe.data.images import phash_bits  # the hash the leakage report and `pixels` compute
 from memeprobe.errors import MemeprobeError
 from memeprobe.leakage.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
 
@@ -223,9 +224,7 @@ class _HashIndex:
 
 
 def _phash(img: Image.Image) -> np.ndarray:
-    import imagehash
-
-    return np.packbits(imagehash.phash(img).hash.ravel())
+    return np.packbits(phash_bits(img))
 
 
 def _fresh_text(rng, topic: str, index: _TextIndex) -> str:

@@ -70,6 +70,28 @@ class Featurizer:
         raise NotImplementedError
 
 
+def char_limit(max_tokens: int, vocabulary) -> int:
+    """Characters that hold more than ``max_tokens`` tokens once whitespace runs are single spaces, unless
+    a word is too long for the vocabulary (then one unknown token): no other token covers more characters
+    than the longest vocabulary entry (plus the space before it)."""
+    longest = max((len(t) for t in vocabulary), default=64)
+    return max_tokens * (longest + 1)
+
+
+def cap_text(text: str, limit: int) -> tuple[str, bool]:
+    """``(text, False)`` for a text of at most ``limit`` characters; else the text with whitespace runs
+    collapsed, cut at ``limit`` characters, and whether it was cut. Keeps a megabyte of text from
+    costing hundreds of MB in the tokeniser; callers check that the cut still overflows the token limit."""
+    if len(text) <= limit:
+        return text, False
+    end = 2 * limit
+    while True:  # grow the prefix until its collapsed form is long enough (linear overall)
+        kept = " ".join(text[:end].split())
+        if len(kept) > limit or end >= len(text):
+            return kept[:limit], len(kept) > limit
+        end *= 2
+
+
 def to_numpy(t) -> np.ndarray:
     """float32 numpy copy of a (possibly bf16, possibly CUDA) tensor."""
     return t.detach().float().cpu().numpy()

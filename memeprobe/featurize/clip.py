@@ -14,8 +14,24 @@ import os
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
-from memeprobe.featurize.weights import cache_only, ensure_downloadable, file_sha256, weights_error
+from memeprobe.featurize.base import (
+    Featurizer,
+    ImageTransform,
+    cap_text,
+    char_limit,
+    grid_boxes,
+    grid_pool,
+    to_numpy,
+)
+from memeprobe.featurize.weights import (
+    LOAD_ERRORS,
+    cache_only,
+    ensure_downloadable,
+    file_sha256,
+    refused_file,
+    torch_key_error,
+    weights_error,
+)
 
 _OPENCLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
@@ -59,11 +75,16 @@ class ClipTextCollate:
     def __init__(self, tokenizer, context_length: int):
         self.tokenizer = tokenizer
         self.context_length = context_length
+        vocab = getattr(tokenizer, "encoder", None)  # open_clip's SimpleTokenizer: BPE token -> id
+        self.char_limit = char_limit(context_length, vocab) if vocab else None
 
     def __call__(self, texts: list[str]) -> dict:
         import torch
 
         encode = getattr(self.tokenizer, "encode", None)
+        if self.char_limit and encode:  # before tokenising: the cut when it still overflows (see hf._capped)
+            texts = [c if cut and len(encode(c)) + 2 > self.context_length else t
+                     for t, (c, cut) in ((t, cap_text(t, self.char_limit)) for t in texts)]
         flags = [len(encode(t)) + 2 > self.context_length if encode else False for t in texts]
         return {
             "input_ids": self.tokenizer(texts, context_length=self.context_length),
@@ -109,10 +130,16 @@ class ClipFeaturizer(Featurizer):
             if "not found in built-ins" in str(e):
                 raise MemeprobeError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
                                      "(see open_clip.list_models())") from None
-            raise weights_error(self.spec.text, pretrained, f"clip:{self.spec.model}:/path/to/ckpt.pt",
-                                str(e).splitlines()[0][:200]) from None
+            raise (torch_key_error(f"{self.spec.text} ({pretrained})", e)
+                   or weights_error(self.spec.text, pretrained, f"clip:{self.spec.model}:/path/to/ckpt.pt",
+                                    str(e).splitlines()[0][:200])) from None
+        except LOAD_ERRORS as e:  # open_clip loads strictly; a pickle with code in it is refused by torch
+            raise refused_file(self.spec.text, pretrained, e) from None
         self.model = model.eval().to(device)
         self.preprocess = preprocess
+        if not self.checkpoint:  # provenance: the cached file actually loaded (it may have been downloaded now)
+            cached = _locate_tag(self.spec, self.spec.model, self.spec.weights)
+            self._sha, self._cached = (file_sha256(cached), True) if cached else (self._sha, False)
         self.context_length = min(self.options.max_length or self.model.context_length, self.model.context_length)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         self.resize_mode = cfg.get("resize_mode", "shortest")

@@ -30,9 +30,10 @@ def _run_options(f):
         click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
                      help="HDF5 feature store to create or extend (one per dataset)."),
         click.option("--featurizer", "featurizers", multiple=True, metavar="SPEC",
-                     help="clip:MODEL:TAG|FILE, timm:MODEL[:FILE], hf:ID|DIR, st:minilm|st:DIR, pixels (repeatable)."),
+                     help="clip:MODEL:TAG|FILE, timm:MODEL[:FILE|packaged], hf:ID|DIR, st:minilm|st:DIR, pixels (repeatable)."),
         click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
-                     help="offline = st:minilm + pixels; clip-l14 = clip:ViT-L-14:openai; "
+                     help="offline = st:minilm + pixels + timm:tf_efficientnet_lite0:packaged (ImageNet EfficientNet-Lite0, "
+                          "not CLIP); clip-l14 = clip:ViT-L-14:openai; "
                           "seed-baselines = timm:resnet50 + hf:albert-base-v2."),
         click.option("--splits", default=None, help="Comma-separated splits to featurize (default: all)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),
@@ -45,7 +46,8 @@ def _run_options(f):
                      help="Resize images to NxN before the encoder (OS-AI setting: 64)."),
         click.option("--regions", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Store image_regions pooled to a GxG grid (+ region_boxes); 0 = none."),
-        click.option("--text-tokens", is_flag=True, help="hf: also store text_tokens + text_mask."),
+        click.option("--tokens", "--text-tokens", "text_tokens", is_flag=True,
+                     help="st:/hf: also store per-token text_tokens + text_mask + text_offsets (char offsets)."),
         click.option("--max-length", type=click.IntRange(min=2), default=None,
                      help="Text token limit (default: the model's own)."),
         click.option("--max-pixels", type=click.IntRange(min=1), default=None,
@@ -75,7 +77,13 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
             raise click.UsageError(f"unknown split(s) {', '.join(unknown)}; {data} has {', '.join(dataset.splits())}")
     chosen = [m for m in dataset.memes if split_list is None or m.split in split_list][: limit or None]
     missing = sum(1 for m in chosen if m.image is None or not dataset.image_path(m).is_file())
-    if missing:
+    if chosen and missing == len(chosen) and "image" in modalities:
+        if modalities == ("image",):
+            raise click.UsageError(f"none of the {len(chosen)} selected memes of {data} has an image file on disk")
+        modalities = tuple(m for m in modalities if m != "image")
+        click.echo(f"note: none of the {len(chosen)} selected memes has an image file on disk: "
+                   "featurizing texts only", err=True)
+    elif missing:
         click.echo(f"note: {missing} of {len(chosen)} selected memes have no image file on disk", err=True)
     options = Options(downscale=downscale, regions=regions, text_tokens=text_tokens, max_length=max_length,
                       max_pixels=max_pixels)

@@ -1,31 +1,28 @@
 """``pixels``: weight-free image features (the offline image default, labelled honestly as such).
 
 ``image_embed`` = joint RGB colour histogram (4x4x4 bins, sums to 1) ‖ per-channel mean and std
-‖ 16x16 grey thumbnail (values 0..1); ``image_phash`` = 64-bit DCT perceptual hash as 0/1 bytes.
-Large images are first box-reduced by an integer factor to a shortest side of about 256 px
-(the statistics barely change; the cost drops ~10x). These capture near-duplicates and
+‖ 16x16 grey thumbnail (values 0..1); ``image_phash`` = the 64-bit perceptual hash of :func:`memeprobe.data.images.phash_bits` as 0/1 bytes.
+Large images are first box-reduced by an integer factor to a shortest side of about 256 px, as the
+hash does (the statistics barely change; the cost drops ~10x). These capture near-duplicates and
 colour/layout cues, not semantics.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from memeprobe.data.images import HASH_SIDE, phash_bits, reduced
 from memeprobe.featurize.base import Featurizer
 
 HIST_BINS = 4
 THUMB = 16
-WORK_SIDE = 256
 EMBED_DIM = HIST_BINS**3 + 6 + THUMB * THUMB
 
 
 def pixel_features(image) -> dict:
     """Features of one RGB PIL image (see module docstring)."""
-    import imagehash
     from PIL import Image, ImageStat
 
-    factor = max(1, min(image.size) // WORK_SIDE)
-    if factor > 1:
-        image = image.reduce(factor)
+    image = reduced(image)
     rgb = np.asarray(image, dtype=np.uint8)
     q = (rgb // (256 // HIST_BINS)).reshape(-1, 3).astype(np.int64)
     codes = (q[:, 0] * HIST_BINS + q[:, 1]) * HIST_BINS + q[:, 2]
@@ -35,7 +32,7 @@ def pixel_features(image) -> dict:
     stats = np.asarray(stat.mean + stat.stddev, dtype=np.float32) / 255.0
     grey = image.convert("L")
     thumb = np.asarray(grey.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float32).ravel() / 255.0
-    bits = imagehash.phash(grey).hash.astype(np.uint8).ravel()
+    bits = phash_bits(image)
     return {"image_embed": np.concatenate([hist, stats, thumb]).astype(np.float32), "image_phash": bits}
 
 
@@ -49,7 +46,7 @@ class PixelFeaturizer(Featurizer):
 
     def preprocessing(self) -> dict:
         return {
-            "features": f"reduce-to-{WORK_SIDE}+rgb-hist{HIST_BINS}^3+mean-std+grey-thumb{THUMB}+phash64",
+            "features": f"reduce-to-{HASH_SIDE}+rgb-hist{HIST_BINS}^3+mean-std+grey-thumb{THUMB}+phash64",
             "downscale": self.options.downscale,
         }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.images import DEFAULT_MAX_PIXELS, ImageFailure, load_image
+from memeprobe.data.images import DEFAULT_MAX_PIXELS, ImageFailure, load_image
 from memeprobe.featurize.spec import Options, create_featurizer
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenisers run in forked workers instead
@@ -254,13 +254,12 @@ def featurize(dataset, store_path, specs, options: Options | None = None, modali
             if not mods:
                 log(f"{f.name}: skipped (it has no {'/'.join(modalities)} modality)")
                 continue
-            provenance = f.provenance()
             if f.name in store.feature_sets() and not cfg.overwrite:
-                store.add_feature_set(f.name, store.arrays(f.name), provenance)  # the store checks identity
+                store.add_feature_set(f.name, store.arrays(f.name), f.provenance())  # the store checks identity
             else:
                 device = device or resolve_device(cfg.device)
-                f.load(device)
-                store.add_feature_set(f.name, f.arrays(), provenance, overwrite=cfg.overwrite)
+                f.load(device)  # the provenance names what load() actually read
+                store.add_feature_set(f.name, f.arrays(), f.provenance(), overwrite=cfg.overwrite)
             for modality in mods:
                 status = store.status(f.name, modality)[rows]
                 pending = (status == TODO) | ((status == FAILED) if cfg.retry_failed else False)

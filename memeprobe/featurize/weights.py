@@ -2,25 +2,121 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import pickle
 from contextlib import contextmanager
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, WeightsError
 
-_SHA_CACHE: dict[tuple, str] = {}
+_SHA_CACHE: dict[str, str] = {}
+_SHOW_KEYS = 3
+
+
+def hash_cache_path() -> str:
+    """The persistent sha256 cache: $MEMEPROBE_CACHE or $XDG_CACHE_HOME/memeprobe (~/.cache/memeprobe)."""
+    base = os.environ.get("MEMEPROBE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "memeprobe")
+    return os.path.join(base, "sha256.json")
+
+
+def _read_hash_cache(path: str) -> dict:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # absent or damaged: hashes are recomputed
 
 
 def file_sha256(path) -> str:
-    """sha256 of a weights file (memoised per path, size and mtime within the process)."""
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
+    """sha256 of a weights file, computed once per (real path, size, mtime) and kept in :func:`hash_cache_path`."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = f"{real}|{st.st_size}|{st.st_mtime_ns}"
+    if key in _SHA_CACHE:
+        return _SHA_CACHE[key]
+    cache_file = hash_cache_path()
+    cached = _read_hash_cache(cache_file)
+    if key not in cached:
         h = hashlib.sha256()
-        with open(path, "rb") as f:
+        with open(real, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 22), b""):
                 h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
+        cached = {k: v for k, v in _read_hash_cache(cache_file).items() if os.path.exists(k.rsplit("|", 2)[0])}
+        cached[key] = h.hexdigest()
+        try:
+            from memeprobe.atomic import atomic_write
+
+            os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+            with atomic_write(cache_file, "w") as f:
+                json.dump(cached, f)
+        except (OSError, MemeprobeError):
+            pass  # a read-only cache only costs re-hashing next time
+    _SHA_CACHE[key] = cached[key]
+    return cached[key]
+
+
+def _few(keys) -> str:
+    keys = list(keys)
+    more = ", ..." if len(keys) > _SHOW_KEYS else ""
+    return f"{len(keys)} ({', '.join(keys[:_SHOW_KEYS])}{more})"
+
+
+def key_mismatch(what: str, missing=(), unexpected=(), mismatched=()) -> WeightsError | None:
+    """The one-line error for weights that do not fit a model (None when everything fits)."""
+    parts = [f"{name} {_few(keys)}" for name, keys in
+             (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mismatched)) if keys]
+    if not parts:
+        return None
+    return WeightsError(f"{what}: the weights do not fit the model: {'; '.join(parts)} keys; "
+                        "is the file a checkpoint of another model or key layout?")
+
+
+def load_strict(module, state_dict: dict, what: str, drop: tuple[str, ...] = ()) -> None:
+    """Load ``state_dict`` into ``module``; keys starting with a prefix in ``drop`` are discarded on purpose.
+    Any other missing, unexpected or mis-shaped key raises :func:`key_mismatch`'s WeightsError."""
+    own = module.state_dict()
+    given = {k: v for k, v in state_dict.items() if not (drop and k.startswith(drop))}
+    error = key_mismatch(
+        what,
+        [k for k in own if k not in given],
+        [k for k in given if k not in own],
+        [k for k in given if k in own and tuple(getattr(given[k], "shape", ())) != tuple(own[k].shape)],
+    )
+    if error:
+        raise error
+    module.load_state_dict(given, strict=True)
+
+
+def torch_key_error(what: str, e: RuntimeError) -> WeightsError | None:
+    """:func:`key_mismatch` from the message of a strict ``torch.nn.Module.load_state_dict`` (None if not one)."""
+    import re
+
+    text = str(e)
+    if "Error(s) in loading state_dict" not in text:
+        return None
+    parts = {}
+    for name, marker in (("missing", "Missing key(s)"), ("unexpected", "Unexpected key(s)"), ("mismatched", "size mismatch")):
+        chunks = text.split(marker)[1:]
+        if name == "mismatched":
+            parts[name] = [re.match(r"\s*for ([^:]+):", c).group(1) for c in chunks if re.match(r"\s*for ([^:]+):", c)]
+        else:
+            parts[name] = re.findall(r'"([^"]+)"', chunks[0].split("\n")[0]) if chunks else []
+    return key_mismatch(what, parts["missing"], parts["unexpected"], parts["mismatched"])
+
+
+# what torch.load / safetensors raise on files that are not (safe) checkpoints
+LOAD_ERRORS = (OSError, RuntimeError, ValueError, EOFError, KeyError, pickle.UnpicklingError, AttributeError)
+
+
+def refused_file(spec: str, path, e: BaseException) -> WeightsError:
+    """One line for a weights file that cannot be read safely (corrupt, or a pickle with code in it)."""
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+    unsafe = isinstance(e, pickle.UnpicklingError) or "weights_only" in str(e).lower()
+    why = ("it is a pickle that would run code or build objects beyond tensors (refused; only plain "
+           "tensor checkpoints or safetensors are loaded)" if unsafe else f"not a readable checkpoint: {first}")
+    return WeightsError(f"{spec}: cannot load weights file {path}: {why}")
 
 
 def dir_weights_sha256(folder) -> str:
@@ -74,7 +170,7 @@ def weights_error(spec: str, looked: str, local_hint: str, cause: str = "") -> M
         if hub_offline()
         else "HF_HUB_OFFLINE is not set, so a download was possible but did not happen"
     )
-    return MemeprobeError(
+    return WeightsError(
         f"cannot load weights for {spec}: looked in {looked}{why}; {mode}. "
         f"Supply a local copy instead: {local_hint}"
     )

@@ -97,14 +97,16 @@ class Head(BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Positive-class probability: ``(n,)`` (binary) or ``(n, K)`` (multi-label)."""
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X).astype(np.float64)))
+        from scipy.special import expit
+
+        p = expit(self.decision_function(X).astype(np.float64))
         return p if self.multilabel_ else p[:, 0]
 
     def predict(self, X) -> np.ndarray:
-        """0/1 decisions at ``thresholds_`` (0.5 until :func:`tune_thresholds` sets them)."""
-        p = self.predict_proba(X)
-        t = self.thresholds_ if self.multilabel_ else self.thresholds_[0]
-        return (p >= t).astype(np.int64)
+        """0/1 decisions at ``thresholds_`` (0.5 until tuned) under the multi-label ``rule_``."""
+        from memeprobe.heads.thresholds import decide
+
+        return decide(self.predict_proba(X), self.thresholds_, getattr(self, "rule_", None))
 
     # -- persistence -----------------------------------------------------------------
     def _state(self) -> dict:
@@ -125,7 +127,7 @@ class Head(BaseEstimator):
             "fitted": {
                 "multilabel": bool(self.multilabel_), "n_outputs": int(self.n_outputs_),
                 "blocks": [int(b) for b in self.blocks_], "mean": t(self.mean_), "scale": t(self.scale_),
-                "thresholds": t(self.thresholds_),
+                "thresholds": t(self.thresholds_), "rule": _rule(self),
             },
             "state": self._state(),
         }
@@ -136,6 +138,7 @@ class Head(BaseEstimator):
         self.mean_ = None if f["mean"] is None else f["mean"].numpy()
         self.scale_ = None if f["scale"] is None else f["scale"].numpy()
         self.thresholds_ = f["thresholds"].numpy()
+        self.rule_ = dict(f.get("rule") or {})
         self._set_state(d["state"])
 
     def save(self, path, meta: dict | None = None) -> Path:
@@ -146,6 +149,12 @@ class Head(BaseEstimator):
     def load(cls, path) -> "Head":
         head, _ = load_model(path)
         return head
+
+
+def _rule(head) -> dict:
+    from memeprobe.heads.thresholds import NO_RULE
+
+    return {k: int(v) for k, v in {**NO_RULE, **(getattr(head, "rule_", None) or {})}.items()}
 
 
 def _plain(value):
@@ -160,30 +169,42 @@ def _plain(value):
 
 
 def save_model(path, head, meta: dict) -> Path:
+    """Write atomically: a crash or a full disk leaves the previous file at ``path`` untouched."""
     import torch
+
+    from memeprobe.atomic import atomic_write
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": FORMAT, "model": head.to_dict(), "meta": meta}, path)
+    with atomic_write(path, "wb") as f:
+        torch.save({"format": FORMAT, "model": head.to_dict(), "meta": meta}, f)
     return path
 
 
-def load_model(path) -> tuple["Head", dict]:
-    """``(head, meta)`` from a file written by :meth:`Head.save`."""
+def read_model_file(path):
+    """The object in a model file, read without running code (``weights_only``); one clear line if it is none."""
     import pickle
 
     import torch
-
-    from memeprobe.heads.factory import head_from_dict
 
     path = Path(path)
     if not path.is_file():
         raise MemeprobeError(f"model file {path} does not exist; train one with `memeprobe train-head ... --out {path}`")
     try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
         raise MemeprobeError(f"{path} is not a memeprobe model file ({e.__class__.__name__}); "
                              "pass the file written by `memeprobe train-head --out`") from None
+
+
+def load_model(path) -> tuple["Head", dict]:
+    """``(head, meta)`` from a file written by :meth:`Head.save`."""
+    from memeprobe.heads.factory import head_from_dict
+
+    d = read_model_file(path)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise MemeprobeError(f"{path} is not a memeprobe model file (format {FORMAT} expected)")
+    from memeprobe.heads.validate import check_model_dict
+
+    check_model_dict(d, path)
     return head_from_dict(d["model"]), d["meta"]

@@ -43,29 +43,52 @@ def _fmt(v) -> str:
 
 
 BINARY_COLS = ("n", "auroc", "auroc_ci_low", "auroc_ci_high", "acc@0.5", "acc", "f1", "macro_f1", "threshold")
-MULTI_COLS = ("n", "micro_f1", "macro_f1", "micro_f1@0.5", "macro_f1@0.5", "mami_b_f1", "macro_auroc")
+MULTI_COLS = ("n", "accuracy", "micro_f1", "macro_f1", "micro_f1@0.5", "macro_f1@0.5", "mami_a_f1", "mami_b_f1",
+              "labels_per_row", "macro_auroc")
+ROW_NAMES = {"cv": "cv (out-of-fold)"}
 
 
-def _metrics_table(metrics: dict, seeds: dict | None = None) -> str:
+def _metrics_table(metrics: dict, seeds: dict | None = None, baselines: dict | None = None,
+                   in_sample=()) -> str:
+    """One row per split (in-sample splits marked), each followed by its trivial baselines' rows;
+    only the columns the dataset's metrics have."""
     if not metrics:
         return "(no labeled split to score)"
     cols = BINARY_COLS if "auroc" in next(iter(metrics.values())) else MULTI_COLS
-    width = max(10, *(len(s) + 2 for s in metrics))
-    lines = ["split".ljust(width) + "".join(c.rjust(14) for c in cols)]
+    cols = [c for c in cols if any(c in m for m in metrics.values())]
+    names = {s: ROW_NAMES.get(s, s + (" (in-sample)" if s in in_sample else "")) for s in metrics}
+    width = max(20, *(len(n) + 2 for n in names.values()))
+    w = {c: max(14, len(c) + 2) for c in cols}
+    lines = ["split".ljust(width) + "".join(c.rjust(w[c]) for c in cols)]
     for split, m in metrics.items():
-        lines.append(split.ljust(width) + "".join(_fmt(m.get(c)).rjust(14) for c in cols))
+        lines.append(names[split].ljust(width) + "".join(_fmt(m.get(c)).rjust(w[c]) for c in cols))
         if seeds and split in seeds:
             s = seeds[split]
             lines.append(("  ±std").ljust(width) + "".join(
-                (f"{s[c]['std']:.4f}" if c in s and c != "n" else "").rjust(14) for c in cols))
+                (f"{s[c]['std']:.4f}" if c in s and c != "n" else "").rjust(w[c]) for c in cols))
+        for name, b in (baselines or {}).get(split, {}).items():
+            lines.append(f"  · {name}".ljust(width) + "".join(
+                ("" if c == "n" else _fmt(b.get(c))).rjust(w[c]) for c in cols))
     return "\n".join(lines)
+
+
+def _gap(metrics: dict, train_split: str) -> str | None:
+    """The in-sample minus out-of-fold gap of the headline metric (how much in-sample flatters)."""
+    from memeprobe.heads.metrics import headline
+
+    if "cv" not in metrics or train_split not in metrics:
+        return None
+    key = headline(metrics["cv"])
+    key = "micro_f1" if key == "macro_f1" and "micro_f1" in metrics["cv"] else key
+    a, b = metrics[train_split].get(key), metrics["cv"].get(key)
+    return f"{key}: in-sample {train_split} {_fmt(a)} vs cross-validated {_fmt(b)} (gap {_fmt(a - b)})"
 
 
 def _per_class(metrics: dict, split: str | None) -> str:
     if split not in metrics or "per_class_f1" not in metrics[split]:
         return ""
     m = metrics[split]
-    lines = [f"per-class F1 ({split}, tuned thresholds):"]
+    lines = [f"per-class F1 ({split}):"]
     lines += [f"  {f:.4f}  {name}" for name, f in m["per_class_f1"].items()]
     return "\n".join(lines)
 
@@ -132,6 +155,8 @@ def _head_options(f):
         click.option("--norm", type=click.Choice(["l2", "standard", "l2+standard", "none"]),
                      help="Input normalisation per array (default: logreg l2+standard, mlp standard, fusion l2)."),
         click.option("--C", "C", type=float, help="logreg: fixed C (default: sweep on dev)."),
+        click.option("--members", help="ensemble: comma-separated head kinds, e.g. logreg,mlp,retrieval "
+                     "(weights fitted on out-of-fold predictions)."),
         click.option("--param", "params", multiple=True, help="Any other head parameter as KEY=VALUE (JSON value)."),
     ]
     for o in reversed(opts):
@@ -140,7 +165,7 @@ def _head_options(f):
 
 
 def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, weight_decay,
-            batch_size, patience, proj_dim, class_weight, norm, C, params) -> dict:
+            batch_size, patience, proj_dim, class_weight, norm, C, members, params) -> dict:
     given = {"loss": loss, "focal_gamma": focal_gamma, "label_smoothing": label_smoothing,
              "hidden": _hidden(hidden) if hidden else None, "dropout": dropout, "epochs": epochs, "lr": lr,
              "weight_decay": weight_decay, "batch_size": batch_size, "patience": patience, "proj_dim": proj_dim,
@@ -150,12 +175,14 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
         config["class_weight"] = None if class_weight == "none" else class_weight
     if head == "fusion":
         config["fusion"] = fusion
+    if members:
+        config["members"] = [m.strip() for m in members.split(",") if m.strip()]
     config.update(_parse_param(params))
     return config
 
 
 @click.command("train-head")
-@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion"]))
+@click.argument("head", type=click.Choice(["logreg", "mlp", "fusion", "retrieval", "ensemble", "span"]))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True,
               help="Arrays to use: SET, SET:a,b or SET/a (repeatable; default arrays: SET's *_embed).")
@@ -164,12 +191,17 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 @click.option("--fusion", type=click.Choice(["concat", "late", "align", "cross", "attention"]), default="align",
               show_default=True, help="Fusion variant.")
 @click.option("--train-split", default="train", show_default=True)
-@click.option("--dev-split", help="Split for C / early stopping / thresholds (default: dev_seen, dev or validation; 'none' = no dev).")
+@click.option("--dev-split", help="Dev split (default: dev_seen, dev or validation; 'none' = no dev): an "
+              "untouched estimate unless --select-on uses it.")
+@click.option("--select-on", type=click.Choice(["train", "train+dev", "dev"]), default="train", show_default=True,
+              help="Choose C / thresholds from 5-fold CV on train (dev stays untouched), CV on train+dev "
+                   "(refit on both), or on dev (the old protocol: dev's score is then in-sample).")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
 @click.option("--target", type=click.Choice(["auto", "label", "labels", "all"]), default="auto", show_default=True,
               help="label = binary, labels = multi-hot classes, all = binary + classes (MAMI A+B).")
 @click.option("--tune-metric", type=click.Choice(["accuracy", "f1", "macro_f1"]),
-              help="Threshold tuning metric on dev (default: accuracy binary, F1 per class multi-label).")
+              help="Threshold metric (default: accuracy binary; MAMI columns two-class macro-F1; else F1, "
+                   "per class shrunk towards one global threshold).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seeds", "n_seeds", type=int, default=1, show_default=True, help="Train this many seeds; report mean ± std.")
 @click.option("--ensemble", is_flag=True, help="Average the seeds' probabilities (the saved model is the ensemble).")
@@ -178,13 +210,20 @@ def _config(head, fusion, loss, focal_gamma, label_smoothing, hidden, dropout, e
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the AUROC CI.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the model here (e.g. model.pt).")
 @_head_options
-def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, eval_splits,
-               target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
-    """Train a HEAD (logreg | mlp | fusion) on cached features, tune thresholds on dev, print metrics.
+def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, select_on,
+               eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
+    """Train a HEAD (logreg | mlp | fusion | retrieval | ensemble | span) on cached features, select by cross-validation, print metrics
+    beside trivial baselines.
 
     Appends the run to runs.jsonl beside the store. Example:
     memeprobe train-head logreg --store hm.h5 --feature-set st-minilm --out hm.pt
+    span: technique spans (SemEval-2021 T6 subtask 2) from per-token features (featurize --tokens); its
+    threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
+    take --param KEY=VALUE for SpanHead parameters and are not appended to runs.jsonl).
     """
+    if head == "span":
+        return _train_span(store_path, list(feature_sets), train_split, dev_split, eval_splits, seed, out_path,
+                           _parse_param(opts.get("params") or ()))
     from memeprobe.heads.experiment import read_clean_ids, run_experiment
     from memeprobe.heads.runs import append_runs, runs_path
     from memeprobe.store import FeatureStore
@@ -202,6 +241,9 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     start = time.perf_counter()
     with FeatureStore.open(store_path) as store:
         dev = _dev_split(store, dev_split)
+        if select_on != "train" and not dev:
+            raise MemeprobeError(f"--select-on {select_on} needs a dev split; store {store_path} has none "
+                                 "(give --dev-split SPLIT)")
         splits = [train_split] + ([dev] if dev else []) + list(eval_splits)
         _check_splits(store, splits)
         meta = _common_meta(store, refs, target)
@@ -214,7 +256,8 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     names = meta["label_names"]
     clean = read_clean_ids(clean_ids, list(data)) if clean_ids else None
     res = run_experiment(head, config, data, train_split, dev, names, seed=seed, n_seeds=n_seeds,
-                         ensemble=ensemble, tune_metric=tune_metric, clean=clean, n_boot=n_boot)
+                         ensemble=ensemble, tune_metric=tune_metric, clean=clean, n_boot=n_boot,
+                         select_on=select_on)
     duration = time.perf_counter() - start
     train_n = int(len(data[train_split].ids))
     click.echo(f"{head}{' ' + fusion if head == 'fusion' else ''} on {', '.join(meta['feature_sets'])} "
@@ -226,11 +269,16 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
         for s in data:
             if s not in clean:
                 click.echo(f"note: --clean-ids has no list for split {s}")
-    click.echo(_metrics_table(res.metrics, res.seeds))
+    click.echo(_metrics_table(res.metrics, res.seeds, res.baselines, res.in_sample))
+    gap = _gap(res.metrics, train_split)
+    if gap:
+        click.echo(gap)
+    click.echo(f"selected on: {' + '.join(res.in_sample)} ({'dev' if select_on == 'dev' else 'leave-one-out' if head == 'retrieval' else '5-fold CV'}); "
+               f"untouched: {', '.join(s for s in res.metrics if s not in res.in_sample and s != 'cv') or 'none'}")
     if meta["target"] != "label":
-        click.echo(_per_class(res.metrics, dev or train_split))
+        click.echo(_per_class(res.metrics, dev if dev and dev not in res.in_sample else "cv"))
     params = res.model.get_params()
-    fitted = {k: getattr(res.model, k) for k in ("C_", "best_epoch_") if hasattr(res.model, k)}
+    fitted = {k: getattr(res.model, k) for k in ("C_", "best_epoch_", "k_") if hasattr(res.model, k)}
     if fitted:
         click.echo("chosen: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in fitted.items()))
     if plots_dir:
@@ -243,7 +291,8 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
                 plot_all(plots_dir, f.y[ok], res.model.predict_proba(f.X[ok]), names, res.model.thresholds_, prefix=f"{s}_")
         click.echo(f"plots: {plots_dir}")
     record = _record(meta, command="train-head", head=head, config={**params, **{k: v for k, v in fitted.items()}},
-                     splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, seed=seed, seeds=n_seeds,
+                     splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, select_on=select_on,
+                     in_sample=res.in_sample, baselines=res.baselines, seed=seed, seeds=n_seeds,
                      ensemble=bool(ensemble and n_seeds > 1), thresholds=[float(t) for t in res.model.thresholds_],
                      metrics=res.metrics, seeds_summary=res.seeds, duration_s=round(duration, 3),
                      model=str(Path(out_path).resolve()) if out_path else None)
@@ -253,6 +302,17 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     path = runs_path(store_path)
     append_runs(path, [record])
     click.echo(f"run {record['run_id']} appended to {path} ({duration:.1f} s)")
+
+
+def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out_path, params):
+    from memeprobe.heads import span
+    from memeprobe.store import FeatureStore
+
+    with FeatureStore.open(store_path) as store:
+        dev = _dev_split(store, dev_split)
+        splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
+        _check_splits(store, [train_split] + splits)
+        span.train(store, refs, train_split, splits, seed, params, out_path, echo=click.echo)
 
 
 def _shapes(store, refs) -> list[tuple]:
@@ -288,14 +348,22 @@ def predict(model_path, store_path, split, out_path, fmt):
     """
     import numpy as np
 
+    from memeprobe.heads import span
     from memeprobe.heads.base import load_model
     from memeprobe.heads.experiment import labeled
     from memeprobe.heads.features import load_features
     from memeprobe.heads.metrics import evaluate
     from memeprobe.heads.submission import write_submission
+    from memeprobe.heads.validate import check_meta
     from memeprobe.store import FeatureStore
 
+    if span.read_model_file(model_path) is not None:  # a span model writes the task's span JSON
+        with FeatureStore.open(store_path) as store:
+            _check_splits(store, [split])
+            span.predict(model_path, store, split, out_path, echo=click.echo)
+        return
     model, meta = load_model(model_path)
+    check_meta(meta, model_path)
     with FeatureStore.open(store_path) as store:
         _check_features(store, meta, model_path, store_path)
         _check_splits(store, [split])
@@ -311,7 +379,8 @@ def predict(model_path, store_path, split, out_path, fmt):
         click.echo("note: the store holds another dataset than the model was trained on (same features)")
     ok = labeled(f)
     if ok.any():
-        click.echo(_metrics_table({split: evaluate(f.y[ok], proba[ok], model.thresholds_, meta["label_names"])}))
+        click.echo(_metrics_table({split: evaluate(f.y[ok], proba[ok], model.thresholds_, meta["label_names"],
+                                                   pred=pred[ok])}))
     elif np.asarray(f.y).size:
         click.echo(f"{split} is unlabeled: no metrics")
 

@@ -8,11 +8,12 @@ def _registry() -> dict:
     from memeprobe.heads.fusion import FusionHead
     from memeprobe.heads.logreg import LogRegHead
     from memeprobe.heads.mlp import MLPHead
+    from memeprobe.heads.retrieval import RetrievalHead
 
-    return {"logreg": LogRegHead, "mlp": MLPHead, "fusion": FusionHead}
+    return {"logreg": LogRegHead, "mlp": MLPHead, "fusion": FusionHead, "retrieval": RetrievalHead}
 
 
-HEAD_NAMES = ("logreg", "mlp", "fusion")
+HEAD_NAMES = ("logreg", "mlp", "fusion", "retrieval")
 
 
 def head_config(name: str) -> dict:
@@ -38,8 +39,9 @@ def head_from_dict(d: dict):
     if d["head"] == "ensemble":
         from memeprobe.heads.ensemble import EnsembleHead
 
-        ens = EnsembleHead([head_from_dict(m) for m in d["members"]])
+        ens = EnsembleHead([head_from_dict(m) for m in d["members"]], d.get("weights"))
         ens.thresholds_ = d["thresholds"].numpy()
+        ens.rule_ = dict(d.get("rule") or {})
         return ens
     head = create_head(d["head"], **{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["params"].items()})
     head._restore(d)

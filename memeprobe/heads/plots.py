@@ -44,9 +44,7 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="") -> list[Path]:
         ax.set_title(f"{prefix}{kind}")
         if len(cols) <= 8:
             ax.legend(fontsize=7)
-        written.append(out_dir / f"{prefix}{kind}.png")
-        fig.savefig(written[-1], dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        written.append(_save(fig, out_dir / f"{prefix}{kind}.png"))
     if Y.shape[1] > 1:
         pred = (P >= np.asarray(thresholds)).astype(int)
         f1 = f1_score(Y, pred, average=None, zero_division=1)
@@ -55,7 +53,17 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="") -> list[Path]:
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xlabel("F1 at tuned thresholds")
         ax.set_xlim(0, 1)
-        written.append(out_dir / f"{prefix}per_class_f1.png")
-        fig.savefig(written[-1], dpi=100, bbox_inches="tight")
-        plt.close(fig)
+        written.append(_save(fig, out_dir / f"{prefix}per_class_f1.png"))
     return written
+
+
+def _save(fig, path):
+    """PNG written atomically (a crash leaves the previous plot or none, never half a file)."""
+    import matplotlib.pyplot as plt
+
+    from memeprobe.atomic import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import os
 from pathlib import Path
 
 from memeprobe.errors import MemeprobeError
@@ -14,14 +15,23 @@ def runs_path(store_path) -> Path:
 
 
 def append_runs(path, records: list[dict]) -> None:
-    """Append ``records`` under an exclusive lock (safe with concurrent writers)."""
+    """Append ``records``: the whole table is rewritten atomically (temp file, fsync, rename) under an
+    exclusive lock on its folder, so a crash leaves the old table or the new one, never a torn line."""
+    from memeprobe.atomic import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(text)
-        f.flush()
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        old = path.read_bytes() if path.is_file() else b""
+        if old and not old.endswith(b"\n"):
+            old += b"\n"
+        with atomic_write(path, "wb") as f:
+            f.write(old + text.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def _jsonable(v):
@@ -40,9 +50,13 @@ def read_runs(path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            runs.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            raise MemeprobeError(f"{path} line {i} is not valid JSON; remove or fix that line") from None
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("metrics", {}), dict):
+            raise MemeprobeError(f"{path} line {i} is not a run record (a JSON object with metrics); "
+                                 "remove or fix that line")
+        runs.append(record)
     return runs
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
 
 FORMATS = ("hateful_memes", "mami", "semeval2021")
@@ -36,7 +37,7 @@ def write_hateful_memes(path, ids, proba, labels) -> Path:
     if proba.ndim != 1:
         raise MemeprobeError("the hateful_memes format needs a binary model (one probability per meme)")
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["id", "proba", "label"])
         for i, p, lab in zip(ids, proba, labels):
@@ -45,15 +46,17 @@ def write_hateful_memes(path, ids, proba, labels) -> Path:
 
 
 def write_mami(path, ids, pred) -> Path:
-    """``pred``: (n,) misogynous, (n, 5) misogynous + four types, or (n, 4) types (misogynous = any), 0/1."""
+    """``pred``: (n,) misogynous, (n, 5) misogynous + four types, or (n, 4) types (misogynous = any), 0/1.
+    The MAMI hierarchy holds in the file: no type without misogynous = 1."""
     ids, pred = _check_ids(ids), np.asarray(pred).astype(int)
     pred = pred[:, None] if pred.ndim == 1 else pred
     if pred.shape[1] == 4:  # the four types only: misogynous when any type is
         pred = np.hstack([pred.max(1, keepdims=True), pred])
     if pred.shape[1] not in (1, 5):
         raise MemeprobeError(f"the mami format needs 1, 4 or 5 label columns, the model gives {pred.shape[1]}")
+    pred[:, 1:] *= pred[:, :1]
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         for i, row in zip(ids, pred):
             w.writerow([i, *(int(v) for v in row)])
@@ -66,7 +69,8 @@ def write_semeval2021(path, ids, pred, names) -> Path:
         raise MemeprobeError(f"the semeval2021 format needs a multi-label model over the {len(names)} techniques")
     path = Path(path)
     data = [{"id": i, "labels": [n for n, v in zip(names, row) if v]} for i, row in zip(ids, pred)]
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
     return path
 
 

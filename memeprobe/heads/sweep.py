@@ -98,7 +98,7 @@ def run_config(head, config, data, train_split, dev_split, names, seed, tune_met
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    model = fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric)
+    model = fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric, names)
     metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
     params = {**model.get_params(), **({"C_": model.C_} if hasattr(model, "C_") else {})}
     return head, params, metrics, time.perf_counter() - start

@@ -13,6 +13,8 @@ Speed (benchmarks/README_heads.md): float32 contiguous tensors, one shuffled ind
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
@@ -47,6 +49,8 @@ class TorchHead(Head):
         from memeprobe.heads.losses import make_loss
 
         dev_ = self._device()
+        if dev_.type == "cpu":
+            _reuse_freed_memory()
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
         self.in_dim_ = X.shape[1]
@@ -78,7 +82,8 @@ class TorchHead(Head):
                         if out.dim() == 3 else loss_fn(out, y))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                opt.step()
+                with _one_thread():
+                    opt.step()
                 total += loss.detach() * len(idx)
             score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
             self.history_.append((epoch + 1, float(total) / n, float(score)))
@@ -123,8 +128,6 @@ def _autocast(precision, device, name):
     """``fp32`` (default): plain float32. ``bf16`` (opt-in): matrix products in bfloat16 under
     torch.autocast (parameters, optimiser and loss stay float32); 2-3x faster GEMMs on CPUs with
     AVX512-BF16 / AMX, at bfloat16 rounding of the activations. Inference is always float32."""
-    import contextlib
-
     import torch
 
     if precision in (None, "fp32"):
@@ -143,6 +146,40 @@ def _adamw(params, lr, weight_decay):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def _reuse_freed_memory(limit: int = 1 << 29):
+    """Let glibc serve allocations up to ``limit`` bytes from its heap and keep freed memory.
+
+    Its default sends blocks over 32 MiB (the p=256 cross layer's 64 MiB activations and gradients)
+    to fresh ``mmap``s that the kernel zero-fills page by page on every step: 30 % of a cross p=256
+    training step on one thread (benchmarks/README_heads.md). No-op off glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, limit)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, limit)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run the optimiser step on one thread: the fused AdamW kernel is memory-bound, and with two
+    OpenMP threads it took 15-24 ms per step for a 394k-parameter MLP instead of 0.17 ms on one
+    (benchmarks/README_heads.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def mlp(in_dim: int, hidden, out_dim: int, dropout: float):

@@ -1,8 +1,9 @@
 """Image duplicates: a hash of the decoded pixels (exact) and perceptual hashes (near, Hamming distance).
 
-The pixel hash is sha1 over mode, size and raw pixels after decoding, so a PNG re-saved (or a JPEG
-stored under a .png name) with the same pixels matches. Images are converted to RGB, or to RGBA when
-they have a non-opaque alpha channel. The perceptual hash is ``imagehash.phash`` (64 bits).
+Images are decoded by :func:`memeprobe.data.images.open_image` (the loader featurize uses: upright,
+8 bit, RGB or RGBA when some pixel is transparent). The pixel hash is sha1 over mode, size and raw
+pixels, so a PNG re-saved (or a JPEG stored under a .png name) with the same pixels matches; the
+perceptual hash is :func:`memeprobe.data.images.phash_bits` (64 bits, the one ``pixels`` stores).
 """
 from __future__ import annotations
 
@@ -13,29 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-def _decoded(im):
-    """The image in the canonical mode used for hashing (RGB, or RGBA if any pixel is transparent)."""
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        if im.getchannel("A").getextrema()[0] < 255:
-            return im
-    return im.convert("RGB")
+from memeprobe.data.images import ImageFailure, open_image, phash_bits
 
 
 def pixel_hash(im) -> str:
-    """sha1 hex digest of the decoded pixels of a PIL image."""
-    im = _decoded(im)
+    """sha1 hex digest of the decoded pixels of an image from :func:`memeprobe.data.images.open_image`."""
     h = hashlib.sha1(f"{im.mode}:{im.size[0]}x{im.size[1]}:".encode())
     h.update(im.tobytes())
     return h.hexdigest()
-
-
-def phash_bits(im) -> np.ndarray:
-    """64-bit perceptual hash of a PIL image as uint8 0/1 (the layout of ``pixels/image_phash``)."""
-    import imagehash
-
-    return np.asarray(imagehash.phash(_decoded(im).convert("RGB")).hash, dtype=np.uint8).reshape(64)
 
 
 @dataclass
@@ -50,19 +36,14 @@ class ImageHashes:
 
 def _hash_one(path, given):
     """``(pixel hash, phash bits, problem)`` of one image file."""
-    from PIL import Image, UnidentifiedImageError
-
     if path is None:
         return "", None, "no image in the annotations"
     try:
-        with Image.open(path) as im:
-            im.load()
-            bits = phash_bits(im) if given is None or not given.any() else given
-            return pixel_hash(im), bits, None
-    except FileNotFoundError:
-        return "", None, f"image file not found: {path}"
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        return "", None, f"image cannot be decoded: {path} ({e})"
+        im = open_image(path)
+    except ImageFailure as e:
+        return "", None, str(e)
+    bits = phash_bits(im) if given is None or not given.any() else given
+    return pixel_hash(im), bits, None
 
 
 def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | None = None) -> ImageHashes:
@@ -105,14 +86,11 @@ def phash_pairs(bits: np.ndarray, max_distance: int, rows=None):
 
 def thumbnail_jpeg(path, size: int = 160) -> bytes | None:
     """A small JPEG of the image for the HTML report (None when it cannot be read)."""
-    from PIL import Image
-
     try:
-        with Image.open(path) as im:
-            im = _decoded(im).convert("RGB")
-            im.thumbnail((size, size))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
-            return buf.getvalue()
-    except (OSError, ValueError):
+        im = open_image(path).convert("RGB")
+    except ImageFailure:
         return None
+    im.thumbnail((size, size))
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()

@@ -1,7 +1,10 @@
-"""Cosine-similarity search with FAISS over vectors streamed in row blocks (never an N x N matrix).
+"""Cosine-similarity search over vectors streamed in row blocks (never an N x N matrix).
 
-Vectors are L2-normalised, so inner product = cosine. Up to ``exact_limit`` indexed rows the index is
-an exact ``IndexFlatIP``; beyond it an ``IndexIVFFlat`` with ``nlist ~ 4 sqrt(N)`` cells (k-means on
+Vectors are L2-normalised, so inner product = cosine. Up to ``exact_limit`` indexed rows the search is
+exact: the indexed rows are kept as one float32 matrix and each tile of queries is one matmul against
+it, thresholded (``range_search``; on CPUs with native bfloat16 a bfloat16 matmul pre-filters and the
+candidates are re-scored in float32) or ``np.argpartition``-ed (``search``) on the tile; a self-join
+computes only the upper triangle of tiles. Beyond it, a FAISS ``IndexIVFFlat`` with ``nlist ~ 4 sqrt(N)`` cells (k-means on
 ~10 sampled vectors per cell, 8 iterations), ``nprobe`` of them scanned per query. On clustered
 768-d vectors with planted near-duplicates (cosine ~0.93-0.98, threshold 0.9) its recall of the
 planted pairs is 1.0 at 100k and 1M rows (``benchmarks/dedup_scale.py``, ``benchmarks/README_dedup.md``).
@@ -12,10 +15,26 @@ rows with NaN/inf or all-zero vectors are skipped and reported in ``skipped_``.
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
 DEFAULT_BLOCK = 16384
+EXACT_LIMIT = 25_000  # indexed rows up to which the exact path beats IVF (measured: benchmarks/README_dedup.md)
+TILE = 1 << 24  # similarity values per exact tile (64 MiB of float32)
+BF16_MIN_ROWS = 16_384  # indexed rows from which the bfloat16 pre-filter is used when torch is not loaded yet
+BF16_MARGIN = 1 / 64  # bfloat16 pre-filter threshold slack (> the 0.006 worst-case error on unit vectors)
+
+
+def bf16_matmul_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX): there a bfloat16 GEMM is ~5x a
+    float32 one (benchmarks/README_dedup.md); elsewhere it is emulated and slower."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError):
+        return False
 
 
 def iter_blocks(source, rows, block: int = DEFAULT_BLOCK):
@@ -38,45 +57,57 @@ def iter_blocks(source, rows, block: int = DEFAULT_BLOCK):
 
 
 class CosineIndex:
-    """Exact (IndexFlatIP) or approximate (IndexIVFFlat) cosine index over selected rows of a source.
+    """Exact (BLAS matmul) or approximate (FAISS IndexIVFFlat) cosine index over selected rows of a source.
 
     ``fit(source, rows)`` streams and indexes the rows; ``range_search`` returns every (query, indexed)
     pair with cosine >= threshold; ``search`` returns the top-k neighbours. ``exact_`` tells which
     index was built, ``skipped_`` the rows left out (zero or non-finite vectors).
     """
 
-    def __init__(self, exact_limit: int = 50_000, nlist: int | None = None, nprobe: int = 4,
-                 block: int = DEFAULT_BLOCK, seed: int = 0):
+    def __init__(self, exact_limit: int = EXACT_LIMIT, nlist: int | None = None, nprobe: int = 4,
+                 block: int = DEFAULT_BLOCK, seed: int = 0, bf16: bool | None = None):
         self.exact_limit = exact_limit
         self.nlist = nlist
         self.nprobe = nprobe
         self.block = block
         self.seed = seed
+        self.bf16 = bf16
 
     def fit(self, source, rows=None):
-        import faiss
-
         rows = np.arange(source.shape[0]) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
         dim = int(np.prod(source.shape[1:]))
         self.exact_ = len(rows) <= self.exact_limit
-        if self.exact_:
-            self.index_ = faiss.IndexFlatIP(dim)
-        else:
-            self.nlist_ = self.nlist or int(np.clip(round(4 * math.sqrt(len(rows))), 16, 65536))
-            self.quantizer_ = faiss.IndexFlatIP(dim)
-            self.index_ = faiss.IndexIVFFlat(self.quantizer_, dim, self.nlist_, faiss.METRIC_INNER_PRODUCT)
-            self.index_.cp.niter = 8
-            self.index_.cp.min_points_per_centroid = 5
-            self.index_.train(self._training_sample(source, rows))
-            self.index_.nprobe = min(self.nprobe, self.nlist_)
-        ids, skipped = [], []
+        self.index_ = None if self.exact_ else self._ivf(source, rows, dim)
+        parts, ids, skipped = [], [], []
         for sel, x, valid in iter_blocks(source, rows, self.block):
-            self.index_.add(x[valid])
+            if self.exact_:
+                parts.append(x[valid])
+            else:
+                self.index_.add(x[valid])
             ids.append(sel[valid])
             skipped.append(sel[~valid])
+        if self.exact_:
+            self.base_ = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+            self.base_bf16_ = None
+            if len(self.base_) and (self._auto_bf16() if self.bf16 is None else self.bf16):
+                import torch
+
+                self.base_bf16_ = torch.from_numpy(self.base_).to(torch.bfloat16)
         self.ids_ = np.concatenate(ids) if ids else np.zeros(0, np.int64)
         self.skipped_ = np.concatenate(skipped) if skipped else np.zeros(0, np.int64)
         return self
+
+    def _ivf(self, source, rows, dim):
+        import faiss
+
+        self.nlist_ = self.nlist or int(np.clip(round(4 * math.sqrt(len(rows))), 16, 65536))
+        self.quantizer_ = faiss.IndexFlatIP(dim)
+        index = faiss.IndexIVFFlat(self.quantizer_, dim, self.nlist_, faiss.METRIC_INNER_PRODUCT)
+        index.cp.niter = 8
+        index.cp.min_points_per_centroid = 5
+        index.train(self._training_sample(source, rows))
+        index.nprobe = min(self.nprobe, self.nlist_)
+        return index
 
     def _training_sample(self, source, rows):
         """A random sample of ~10 vectors per cell, read block by block (memory bounded)."""
@@ -94,6 +125,12 @@ class CosineIndex:
             skipped.append(sel[~valid])
             if not valid.any():
                 continue
+            if self.exact_:
+                for q, b, d in self._exact_range(x[valid], threshold):
+                    qs.append(sel[valid][q])
+                    bs.append(self.ids_[b])
+                    ss.append(d)
+                continue
             lims, dist, nbr = self.index_.range_search(x[valid], float(threshold))
             qs.append(np.repeat(sel[valid], np.diff(lims).astype(np.int64)))
             bs.append(self.ids_[nbr])
@@ -110,13 +147,75 @@ class CosineIndex:
         for sel, x, valid in iter_blocks(source, rows, self.block):
             if not valid.any():
                 continue
-            dist, nbr = self.index_.search(x[valid], k)
+            dist, nbr = self._exact_top_k(x[valid], k) if self.exact_ else self.index_.search(x[valid], k)
             qs.append(sel[valid])
             ns.append(np.where(nbr >= 0, self.ids_[np.maximum(nbr, 0)], -1))
             ds.append(dist)
         if not qs:
             return np.zeros(0, np.int64), np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         return np.concatenate(qs), np.concatenate(ns), np.concatenate(ds)
+
+    def _auto_bf16(self) -> bool:
+        """bfloat16 pre-filter where the CPU has it and torch is loaded, or the join is big enough to repay
+        importing it (0.9 s; a float32 self-join of 16k x 768 rows takes ~1.3 s on 2 cores)."""
+        return (len(self.base_) >= BF16_MIN_ROWS or "torch" in sys.modules) and bf16_matmul_is_fast()
+
+    def _tiles(self, n_rows: int):
+        step = max(64, TILE // max(1, len(self.base_)))
+        return ((start, min(n_rows, start + step)) for start in range(0, n_rows, step))
+
+    def _exact_range(self, x, threshold, upper: bool = False):
+        """``(query_pos, base_pos, cosine)`` per tile of ``x`` rows; ``upper``: x is ``base_``, only j > i.
+
+        With a bfloat16 copy of the base (:func:`bf16_matmul_is_fast`), each tile is a bfloat16 matmul
+        whose pairs above ``threshold - BF16_MARGIN`` are re-scored in float32: a superset by construction
+        (unit vectors: bfloat16 rounding of inputs and output costs < 0.006 in cosine, rounding the
+        compared threshold < 0.002 more), so the result is the float32 answer."""
+        fast = self.base_bf16_
+        for lo, hi in self._tiles(len(x)):
+            first = lo if upper else 0
+            if fast is None:
+                s = x[lo:hi] @ self.base_[first:].T
+                q, b = np.nonzero(s >= threshold)
+            else:
+                import torch
+
+                approx = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
+                q, b = (t.numpy() for t in torch.nonzero(approx >= threshold - BF16_MARGIN, as_tuple=True))
+            if upper:
+                keep = b > q
+                q, b = q[keep], b[keep]
+            if fast is None:
+                yield q + lo, b + first, s[q, b]
+                continue
+            cos = np.einsum("ij,ij->i", x[lo + q], self.base_[first + b])
+            keep = cos >= threshold
+            yield q[keep] + lo, b[keep] + first, cos[keep]
+
+    def self_pairs(self, threshold: float):
+        """Pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows (exact only)."""
+        parts = list(self._exact_range(self.base_, threshold, upper=True))
+        if not parts:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        q, b, s = (np.concatenate(p) for p in zip(*parts))
+        return self.ids_[q], self.ids_[b], np.minimum(s, 1.0)
+
+    def _exact_top_k(self, x, k):
+        """FAISS-style ``(cosines, positions)`` of the ``k`` best base rows per query, -1 padded."""
+        dist = np.full((len(x), k), -np.finfo(np.float32).max, np.float32)
+        nbr = np.full((len(x), k), -1, np.int64)
+        kk = min(k, len(self.base_))
+        if kk == 0:
+            return dist, nbr
+        for lo, hi in self._tiles(len(x)):
+            s = x[lo:hi] @ self.base_.T
+            top = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < s.shape[1] else np.broadcast_to(
+                np.arange(kk), (hi - lo, kk))
+            val = np.take_along_axis(s, top, 1)
+            order = np.argsort(-val, axis=1, kind="stable")
+            dist[lo:hi, :kk] = np.take_along_axis(val, order, 1)
+            nbr[lo:hi, :kk] = np.take_along_axis(top, order, 1)
+        return dist, nbr
 
 
 def cosine_pairs(source, threshold: float, rows_a=None, rows_b=None, **index_params):
@@ -129,6 +228,9 @@ def cosine_pairs(source, threshold: float, rows_a=None, rows_b=None, **index_par
     rows_a = np.arange(source.shape[0]) if rows_a is None else np.asarray(rows_a, dtype=np.int64)
     base = rows_a if rows_b is None else rows_b
     index = CosineIndex(**index_params).fit(source, base)
+    if rows_b is None and index.exact_:
+        i, j, s = index.self_pairs(threshold)
+        return i, j, s, index.skipped_
     i, j, s = index.range_search(source, rows_a, threshold)
     skipped = np.union1d(index.skipped_, index.query_skipped_)
     if rows_b is not None:

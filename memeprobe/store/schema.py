@@ -11,7 +11,7 @@ import numpy as np
 
 from memeprobe.errors import MemeprobeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the meme table gained the span table /memes/spans (1 is migrated on write)
 MAGIC = "memeprobe.store"  # value of the root attribute "kind": marks a file as a memeprobe store
 
 TODO, DONE, FAILED = 0, 1, 2

@@ -19,6 +19,7 @@ import xxhash
 from memeprobe import __version__
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
+from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
     DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
@@ -194,6 +195,8 @@ class FeatureStore:
             raise
         fp = dataset.fingerprint()
         if st._attr("dataset_fingerprint") == fp:
+            if int(st._attr("schema_version")) < SCHEMA_VERSION:
+                st._migrate()
             return st
         if not overwrite:
             msg = (f"store {path} holds another dataset: {st._attr('dataset_format')} at {st._attr('dataset_root')} "
@@ -295,6 +298,8 @@ class FeatureStore:
         self.n = len(self.ids)
         self.label_names = tuple(json.loads(self._attr("label_names")))
         self.binary_name = json.loads(self._attr("binary_name"))
+        labelled = (self.labels >= 0).any(axis=1) if self.labels.shape[1] else np.zeros(self.n, bool)
+        self.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
 
     # ------------------------------------------------------------------ structural changes (copy-on-write)
     @staticmethod
@@ -386,9 +391,15 @@ class FeatureStore:
                     labels[i] = m.labels
             g.create_dataset("label", data=label, track_times=False)
             g.create_dataset("labels", data=labels, track_times=False)
+            span_table.write_table(g, memes)
             f.create_group("features")
 
-        cls._commit(path, build, need_bytes=2 * text_bytes + len(memes) * (4 * 48 + 1 + k) + (1 << 20))
+        cls._commit(path, build, need_bytes=2 * text_bytes + len(memes) * (4 * 48 + 1 + k) + (1 << 20)
+                    + span_table.span_bytes(memes))
+
+    def _migrate(self) -> None:
+        """Upgrade an older schema in place (copy-on-write), keeping every feature set."""
+        self._restructure(span_table.migrate_v1, need_bytes=1 << 20)
 
     def _restructure(self, edit, need_bytes: int, drop: str | None = None) -> None:
         """Copy-on-write structural change: copy the file (leaving out feature set ``drop``), ``edit`` the copy,
@@ -784,6 +795,9 @@ class FeatureStore:
             sel = self.splits == s
             labeled = (self.label[sel] >= 0) | ((self.labels[sel] >= 0).any(axis=1) if self.labels.shape[1] else False)
             splits[s] = {"n": int(sel.sum()), "labeled": int(np.sum(labeled))}
+            known = [self.spans[r] for r in np.flatnonzero(sel) if self.spans[r] is not None]
+            if known:
+                splits[s]["spans"] = sum(len(x) for x in known)
         sets = {}
         for name in self.feature_sets():
             status = {}
@@ -827,6 +841,8 @@ class FeatureStore:
                                                          zip(self.ids, self.splits, self.texts, self.images)])
         if ds.fingerprint() != self._attr("dataset_fingerprint"):
             problems.append("meme table: contents do not match the stored dataset fingerprint")
+        if int(self._attr("schema_version")) >= 2:
+            problems += span_table.check_table(m, self.texts, len(self.label_names))
         for name in self.feature_sets():
             problems += self._verify_set(name)
         return problems

@@ -1,0 +1,130 @@
+"""Retrieval head (the idea of RGCL, Mei et al. ACL 2024, without training the encoder): a FAISS
+inner-product index over the L2-normalised training features; a row's probability per output is
+the similarity-weighted vote of its ``k`` nearest training rows, ``softmax(sim / temperature)``.
+
+With ``k=None`` the neighbour count is chosen among ``K_CANDIDATES`` by the leave-one-out score on
+the training rows (each row voted on by its neighbours other than itself and its exact
+duplicates), which are also kept as ``oof_`` for thresholds; no folds are needed.
+
+``proj_dim > 0`` first learns a linear projection with a contrastive loss (RGCL's idea): for every
+training row, its ``n_pairs`` nearest same-label rows are positives and its nearest other-label
+rows hard negatives (label = the whole label vector), InfoNCE at ``temperature``. The projection
+sees every training row, so leave-one-out would flatter it: ``oof_`` is then left to k-fold
+refits (each fold learns its own projection).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from memeprobe.heads.base import Head
+from memeprobe.heads.metrics import dev_score
+
+K_CANDIDATES = (5, 10, 20, 50, 100)
+
+
+class RetrievalHead(Head):
+    name = "retrieval"
+
+    def __init__(self, k=None, temperature=0.05, proj_dim=0, n_pairs=5, epochs=20, lr=1e-3, norm="l2",
+                 blocks=None, seed=0):
+        self.k = k
+        self.temperature = temperature
+        self.proj_dim = proj_dim
+        self.n_pairs = n_pairs
+        self.epochs = epochs
+        self.lr = lr
+        self.norm = norm
+        self.blocks = blocks
+        self.seed = seed
+
+    def _index(self, X):
+        import faiss
+
+        Z = np.ascontiguousarray(X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-8), dtype=np.float32)
+        index = faiss.IndexFlatIP(Z.shape[1])
+        index.add(Z)
+        return index, Z
+
+    def _vote(self, sim, idx, k):
+        sim, idx = sim[:, :k], idx[:, :k]
+        w = np.exp((sim - sim[:, :1]) / self.temperature) * (idx >= 0)
+        w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
+        p = np.einsum("nk,nkc->nc", w, self.Y_[np.maximum(idx, 0)])
+        eps = 1e-4
+        return np.log(p + eps) - np.log(1 - p + eps)  # logits, so the base class's sigmoid returns p
+
+    def _project(self, X):
+        return X if self.proj_ is None else X @ self.proj_
+
+    def _fit_projection(self, X, Y):
+        """Linear map trained with InfoNCE: same-label neighbours positive, other-label neighbours negative."""
+        import torch
+
+        index, Z = self._index(X)
+        _, idx = index.search(Z, min(len(X), 8 * self.n_pairs + 1))
+        same = (Y[idx] == Y[:, None]).all(-1) & (idx != np.arange(len(X))[:, None])
+        other = ~(Y[idx] == Y[:, None]).all(-1)
+        rows = np.flatnonzero((same.sum(1) >= 1) & (other.sum(1) >= self.n_pairs))
+        gen = torch.Generator().manual_seed(self.seed)
+        W = torch.nn.Parameter(torch.randn(X.shape[1], int(self.proj_dim), generator=gen) / np.sqrt(X.shape[1]))
+        if not len(rows):
+            return W.detach().numpy()
+        pos = np.array([idx[i][same[i]][0] for i in rows])
+        neg = np.stack([idx[i][other[i]][:self.n_pairs] for i in rows])
+        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+        opt = torch.optim.Adam([W], lr=self.lr)
+        a, p, n = (torch.from_numpy(v) for v in (rows, pos, neg))
+        for _ in range(int(self.epochs)):
+            E = torch.nn.functional.normalize(Xt @ W, dim=1)
+            sim_pos = (E[a] * E[p]).sum(1, keepdim=True)
+            sim_neg = torch.einsum("nd,nkd->nk", E[a], E[n])
+            logits = torch.cat([sim_pos, sim_neg], 1) / self.temperature
+            loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return W.detach().numpy()
+
+    def _fit(self, X, Y, dev):
+        self.Y_ = Y.astype(np.float32)
+        self.proj_ = self._fit_projection(X, Y) if self.proj_dim else None
+        X = self._project(X)
+        index, Z = self._index(X)
+        self.index_ = index
+        candidates = [self.k] if self.k else [k for k in K_CANDIDATES if k < len(X)] or [max(1, len(X) - 1)]
+        kmax = max(candidates)
+        # leave-one-out: drop each row itself and its exact duplicates from its own neighbours
+        sim, idx = index.search(Z, min(len(X), kmax + 1 + 8))
+        dup = (sim >= 1 - 1e-6) | (idx == np.arange(len(X))[:, None])
+        order = np.argsort(dup, axis=1, kind="stable")
+        sim, idx = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
+        sim = np.where(np.take_along_axis(dup, order, 1), -1.0, sim)
+        idx = np.where(sim <= -1.0, -1, idx)
+        scored = []
+        for k in candidates:
+            logits = self._vote(sim, idx, k)
+            scored.append((dev_score(dev[1], self._vote(*self._search(dev[0], k), k)) if dev is not None
+                           else dev_score(Y, logits), k, logits))
+        score, self.k_, logits = max(scored, key=lambda s: s[0])
+        self.path_ = [(k, float(s)) for s, k, _ in scored]
+        p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        self.oof_ = None if dev is not None or self.proj_ is not None else (p if self.multilabel_ else p[:, 0])
+
+    def _search(self, X, k):
+        X = self._project(X)
+        Z = np.ascontiguousarray(X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-8), dtype=np.float32)
+        return self.index_.search(Z, min(k, self.index_.ntotal))
+
+    def _logits(self, X):
+        return self._vote(*self._search(X, self.k_), self.k_)
+
+    def _state(self):
+        import torch
+
+        return {"k": int(self.k_), "train": torch.from_numpy(np.ascontiguousarray(self.index_.reconstruct_n(0, self.index_.ntotal))),
+                "Y": torch.from_numpy(self.Y_), "proj": None if self.proj_ is None else torch.from_numpy(self.proj_)}
+
+    def _set_state(self, s):
+        self.k_, self.Y_ = int(s["k"]), s["Y"].numpy()
+        self.proj_ = None if s.get("proj") is None else s["proj"].numpy()
+        self.index_, _ = self._index(s["train"].numpy())  # stored already projected and normalised
