@@ -226,7 +226,8 @@ def test_verify_finds_damage(tmp_path, store):
     assert "duplicate (split, id): dev_seen/00001" in text
     assert "do not match the stored dataset fingerprint" in text
     assert "array 'image_regions': stored (40, 3)" in text
-    assert len(problems) == 5
+    assert "'text_embed': 1 done rows do not match their checksum (e.g. dev_seen/00001)" in text
+    assert len(problems) == 6
     result = CliRunner().invoke(main, ["store", "verify", str(store.path)])
     assert result.exit_code == 1 and "NaN/inf" in result.output and "ok" not in result.output.split()
 

@@ -5,6 +5,7 @@ Layout, status codes, crash-safety and locking design: see SCHEMA.md beside this
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shutil
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import xxhash
 
 from memeprobe import __version__
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
 from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
@@ -34,12 +36,16 @@ def _h5open(path: Path, mode: str) -> h5py.File:
 
 
 def _dcpl(shape: tuple[int, ...], chunks: tuple[int, ...], fill) -> h5py.h5p.PropDCID:
-    """Chunked, no filters, space allocated and filled at creation: later row writes touch raw bytes only."""
+    """Chunked, no filters, space allocated and filled at creation: later row writes touch raw bytes only.
+
+    ``fill=None`` keeps HDF5's default fill, zero bytes (h5py's ``set_fill_value`` would copy uninitialised
+    memory for fixed-length strings)."""
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_chunk(chunks)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
-    dcpl.set_fill_value(np.array(fill))
+    if fill is not None:
+        dcpl.set_fill_value(np.array(fill))
     return dcpl
 
 
@@ -86,6 +92,31 @@ def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
     return ~np.isfinite(flat).all(axis=1)
 
 
+def row_checksums(values: np.ndarray) -> np.ndarray:
+    """xxh3-64 of each row's raw bytes (uint64; 0 is reserved for "no checksum", so it maps to 1)."""
+    rows = np.ascontiguousarray(values).reshape(len(values), -1).view(np.uint8)
+    out = np.fromiter(map(xxhash.xxh3_64_intdigest, rows), dtype=np.uint64, count=len(rows))
+    out[out == 0] = 1
+    return out
+
+
+def _damaged_guard(method):
+    """Turn the errors h5py raises on a damaged file (bad header, bad B-tree, bad JSON) into one StoreError."""
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (KeyError, OSError, RuntimeError, TypeError, AttributeError, ValueError) as e:
+            raise StoreError(f"store {self.path} is damaged ({_first_line(e)}); run `memeprobe store verify` on it, "
+                             "then rebuild it with --overwrite or a new --store path") from None
+    return guarded
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().strip('"').splitlines()
+    return text[0] if text else type(e).__name__
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -105,11 +136,16 @@ def _describe_os_error(path: Path, e: Exception) -> str:
     return f"cannot write store {path}: {text}"
 
 
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
 class FeatureStore:
     """A dataset's meme table and feature sets in one HDF5 file. Use the class methods to get one."""
 
     def __init__(self, path: Path, writable: bool, lock: WriterLock | None = None):
         self.path = Path(path)
+        self._real = _real(self.path)  # a symlinked store path: every file operation acts on its target
         self.writable = writable
         self._lock = lock
         self._f: h5py.File | None = None
@@ -121,12 +157,12 @@ class FeatureStore:
         """Write a new store for ``dataset`` (atomically: a kill leaves no store or a complete one); writer."""
         path = Path(path)
         cls._check_dataset(dataset)
-        lock = WriterLock(path)
+        lock = WriterLock(_real(path))
         try:
             if path.exists() and not overwrite:
                 raise MemeprobeError(f"store {path} already exists; use another --store path or --overwrite")
-            cls._clean_temps(path)
-            cls._write_new(path, dataset)
+            cls._clean_temps(_real(path))
+            cls._write_new(_real(path), dataset)
             return cls(path, writable=True, lock=lock)
         except BaseException:
             lock.release()
@@ -140,16 +176,16 @@ class FeatureStore:
         path = Path(path)
         if not path.exists():
             return cls.create(path, dataset)
-        lock = WriterLock(path)
+        lock = WriterLock(_real(path))
         try:
-            cls._clean_temps(path)
+            cls._clean_temps(_real(path))
             st = cls(path, writable=True, lock=lock)
         except MemeprobeError:
             if not overwrite:  # not a store, or a newer schema: only --overwrite may replace it
                 lock.release()
                 raise
             try:
-                cls._write_new(path, dataset)
+                cls._write_new(_real(path), dataset)
                 return cls(path, writable=True, lock=lock)
             except BaseException:
                 lock.release()
@@ -171,7 +207,7 @@ class FeatureStore:
         st._f.close()
         st._f = None
         try:
-            cls._write_new(path, dataset)
+            cls._write_new(st._real, dataset)
             st._reopen()
         except BaseException:
             st.close()
@@ -190,6 +226,8 @@ class FeatureStore:
         if self._f is not None:
             try:
                 self._f.close()
+            except (OSError, RuntimeError) as e:
+                raise StoreError(_describe_os_error(self.path, e)) from None
             finally:
                 self._f = None
         if self._lock is not None:
@@ -209,7 +247,7 @@ class FeatureStore:
         if self._f is not None:
             self._f.close()
         try:
-            self._f = _h5open(self.path, "r+" if self.writable else "r")
+            self._f = _h5open(self._real, "r+" if self.writable else "r")
         except (OSError, ValueError) as e:
             if self.writable and not os.access(self.path, os.W_OK):
                 raise MemeprobeError(f"cannot write store {self.path}: permission denied; "
@@ -219,16 +257,22 @@ class FeatureStore:
         try:
             self._check_schema()
             self._load_table()
-        except (KeyError, ValueError, TypeError, OSError) as e:
-            self._f.close()
-            self._f = None
-            raise MemeprobeError(f"store {self.path} is damaged ({e}); rebuild it with --overwrite or a new "
-                                 "--store path") from None
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
+            self._close_quietly()
+            raise StoreError(f"store {self.path} is damaged ({_first_line(e)}); rebuild it with --overwrite or a new "
+                             "--store path") from None
         except BaseException:
-            self._f.close()
-            self._f = None
+            self._close_quietly()
             raise
         self._fd = self._f.id.get_vfd_handle() if self.writable else None
+
+    def _close_quietly(self) -> None:
+        """Close after an error: the first error is the one to report, not HDF5's complaints on closing."""
+        f, self._f = self._f, None
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 - HDF5 may fail to flush a damaged or unwritable file
+            pass
 
     def _check_schema(self) -> None:
         if self._f.attrs.get("kind") != MAGIC:
@@ -367,7 +411,7 @@ class FeatureStore:
 
         def build(f: h5py.File):
             if drop is not None:
-                with h5py.File(self.path, "r", locking=False) as src:
+                with h5py.File(self._real, "r", locking=False) as src:
                     f.attrs.update(dict(src.attrs))
                     src.copy(src["memes"], f, "memes")
                     f.create_group("features")
@@ -377,10 +421,11 @@ class FeatureStore:
             edit(f)
 
         try:
+            self._check_writer()
             if drop is None:
-                self._commit(self.path, build, need_bytes, source=self.path)
+                self._commit(self._real, build, need_bytes, source=self._real)
             else:
-                self._commit(self.path, build, need_bytes + self.path.stat().st_size)
+                self._commit(self._real, build, need_bytes + self._real.stat().st_size)
         finally:
             self._reopen()
 
@@ -402,6 +447,7 @@ class FeatureStore:
         return np.flatnonzero(np.isin(self.splits, list(splits)))
 
     # ------------------------------------------------------------------ feature sets
+    @_damaged_guard
     def feature_sets(self) -> list[str]:
         return sorted(self._f["features"])
 
@@ -413,14 +459,26 @@ class FeatureStore:
         return self._f["features"][name]
 
     def arrays(self, name: str) -> dict[str, ArraySpec]:
-        spec = json.loads(self._group(name).attrs["arrays"])
-        return {a: ArraySpec.from_json(d) for a, d in spec.items()}
+        try:
+            spec = json.loads(self._group(name).attrs["arrays"])
+            return {a: ArraySpec.from_json(d) for a, d in spec.items()}
+        except (KeyError, ValueError, TypeError, AttributeError, MemeprobeError) as e:
+            raise StoreError(f"store {self.path} is damaged: feature set {name!r} has an unreadable 'arrays' "
+                             f"attribute ({_first_line(e)}); rebuild it with --overwrite or a new --store path") from None
 
+    @_damaged_guard
     def modalities(self, name: str) -> list[str]:
         return sorted({s.modality for s in self.arrays(name).values()})
 
     def provenance(self, name: str) -> dict:
-        return json.loads(self._group(name).attrs["provenance"])
+        try:
+            prov = json.loads(self._group(name).attrs["provenance"])
+            if not isinstance(prov, dict):
+                raise ValueError(f"a JSON {type(prov).__name__}, not an object")
+            return prov
+        except (KeyError, ValueError, TypeError) as e:
+            raise StoreError(f"store {self.path} is damaged: feature set {name!r} has an unreadable 'provenance' "
+                             f"attribute ({_first_line(e)}); rebuild it with --overwrite or a new --store path") from None
 
     def add_feature_set(self, name: str, arrays: dict[str, ArraySpec], provenance: dict, overwrite: bool = False) -> None:
         """Declare feature set ``name``; a no-op when it exists with the same arrays and identity (resume)."""
@@ -461,15 +519,19 @@ class FeatureStore:
                 _create(g.require_group("_status"), mod, n, ArraySpec((), mod, "uint8"), TODO)
                 reasons = g.require_group("_reason").create_dataset(
                     mod, shape=(n,), dtype=f"S{REASON_BYTES}", track_times=False,
-                    dcpl=_dcpl((n,), (max(1, min(n, 4096)),), np.array(b"", dtype=f"S{REASON_BYTES}")))
+                    dcpl=_dcpl((n,), (max(1, min(n, 4096)),), None))
                 reasons.attrs["encoding"] = "utf-8"
+            for a in arrays:
+                g.require_group("_checksum").create_dataset(a, shape=(n,), dtype=np.uint64, track_times=False,
+                                                            dcpl=_dcpl((n,), (max(1, min(n, 8192)),), None))
 
         row_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in arrays.values())
         n_mod = len({s.modality for s in arrays.values()})
-        data = n * (row_bytes + n_mod * (1 + REASON_BYTES))
+        data = n * (row_bytes + n_mod * (1 + REASON_BYTES) + 8 * len(arrays))
         self._restructure(edit, need_bytes=data + data // 50 + (1 << 20), drop=name if exists else None)
 
     # ------------------------------------------------------------------ rows
+    @_damaged_guard
     def status(self, name: str, modality: str) -> np.ndarray:
         """Per-row status of ``modality`` in feature set ``name``: 0 to do, 1 done, 2 failed."""
         g = self._group(name)
@@ -503,13 +565,18 @@ class FeatureStore:
         if not len(rows):
             return
         status = g["_status"][modality]
+        sums = g["_checksum"] if "_checksum" in g else None  # absent in stores written before checksums
         try:
+            self._check_writer()
             if (_read_rows(status, rows) == DONE).any():  # rewriting done rows: un-mark them first
                 self._write_runs(status, rows, np.full(len(rows), TODO, np.uint8))
                 self._sync()
             for a, v in data.items():
                 self._write_runs(g[a], rows, v)
+                if sums is not None:
+                    self._write_runs(sums[a], rows, row_checksums(v))
             self._sync()
+            self._check_writer()
             self._write_runs(status, rows, np.full(len(rows), DONE, np.uint8))
             self._sync()
         except (OSError, RuntimeError) as e:
@@ -538,6 +605,21 @@ class FeatureStore:
         for start, stop, at in _runs(rows):
             ds[start:stop] = data[at:at + stop - start]
 
+    def _check_writer(self) -> None:
+        """Before a commit: the lock on disk is still ours and the store path still names the file we have open
+        (an unlinked lock lets a second writer in, whose structural change would orphan our file)."""
+        self._lock.check()
+        if self._f is not None:
+            try:
+                st = os.stat(self._real)
+                same = (st.st_dev, st.st_ino) == (lambda o: (o.st_dev, o.st_ino))(os.fstat(self._fd))
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise StoreLockedError(
+                    f"store {self.path} was replaced by another process while this one was writing; stopped "
+                    "without marking this batch done (re-run the command once no other writer runs: it resumes)")
+
     def _sync(self) -> None:
         self._f.flush()
         os.fsync(self._fd)
@@ -557,13 +639,16 @@ class FeatureStore:
                         for i in order], dtype=f"S{REASON_BYTES}")
         rows = rows[order]
         try:
+            self._check_writer()
             self._write_runs(g["_reason"][modality], rows, enc)
             self._sync()
+            self._check_writer()
             self._write_runs(g["_status"][modality], rows, np.full(len(rows), FAILED, np.uint8))
             self._sync()
         except (OSError, RuntimeError) as e:
             raise MemeprobeError(_describe_os_error(self.path, e)) from None
 
+    @_damaged_guard
     def failures(self, name: str) -> list[tuple[int, str, str]]:
         """(row, modality, reason) of every failed row, by row then modality."""
         g = self._group(name)
@@ -575,13 +660,55 @@ class FeatureStore:
             out += [(int(r), mod, bytes(x).decode("utf-8", "replace")) for r, x in zip(rows, reasons)]
         return sorted(out)
 
-    def read(self, name: str, array: str, rows=None) -> np.ndarray:
-        """Raw stored values of one array (all rows, or ``rows`` in the order given)."""
-        g = self._group(name)
-        if array not in self.arrays(name):
-            raise MemeprobeError(f"feature set {name!r} has no array {array!r} (it has: {', '.join(self.arrays(name))})")
-        return _read_rows(g[array], rows)
+    @_damaged_guard
+    def read(self, name: str, array: str, rows=None, check: bool = True) -> np.ndarray:
+        """Raw stored values of one array (all rows, or ``rows`` in the order given).
 
+        ``check``: done rows must match the checksum written with them (StoreError naming the rows if not)."""
+        g = self._group(name)
+        spec = self.arrays(name)
+        if array not in spec:
+            raise MemeprobeError(f"feature set {name!r} has no array {array!r} (it has: {', '.join(spec)})")
+        ds = g[array]
+        want = (self.n, *spec[array].shape)
+        if ds.shape != want or ds.dtype != np.dtype(spec[array].dtype):
+            raise StoreError(f"store {self.path} is damaged: feature set {name!r} array {array!r} is stored as "
+                             f"{ds.shape} {ds.dtype} but declared {want} {spec[array].dtype}; rebuild it with "
+                             "--overwrite or a new --store path")
+        values = _read_rows(ds, rows)
+        if check:
+            bad = self._checksum_failures(name, array, spec[array].modality, values, rows)
+            if len(bad):
+                where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in bad[:5])
+                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} do not match "
+                                 f"their checksum (e.g. {where}); run `memeprobe store verify`, then re-featurize "
+                                 "with --overwrite or a new --store path")
+        return values
+
+    def _checksum_failures(self, name, array, modality, values, rows) -> np.ndarray:
+        """Store rows among ``rows`` (all when None) that are done but whose values differ from their checksum."""
+        g = self._group(name)
+        if "_checksum" not in g or array not in g["_checksum"]:
+            return np.zeros(0, np.int64)
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        done = g["_status"][modality][()][rows] == DONE
+        if not done.any():
+            return np.zeros(0, np.int64)
+        stored = _read_rows(g["_checksum"][array], rows[done])
+        bad = rows[done][row_checksums(values[done]) != stored]
+        if len(bad):  # a writer may have re-written those rows meanwhile: only rows still done count
+            bad = bad[g["_status"][modality][()][bad] == DONE]
+        return np.unique(bad)
+
+    def unchecked_rows(self, name: str) -> int:
+        """Done rows (summed over arrays) that carry no checksum: written before checksums existed."""
+        g = self._group(name)
+        spec = self.arrays(name)
+        if "_checksum" in g:
+            spec = {a: s for a, s in spec.items() if a not in g["_checksum"]}
+        return sum(int((self.status(name, s.modality) == DONE).sum()) for s in spec.values())
+
+    @_damaged_guard
     def done(self, name: str, arrays: list[str]) -> np.ndarray:
         """Boolean (n,): rows done in every modality that ``arrays`` belong to."""
         spec = self.arrays(name)
@@ -593,6 +720,7 @@ class FeatureStore:
             ok &= self.status(name, mod) == DONE
         return ok
 
+    @_damaged_guard
     def select_rows(self, name: str, arrays: list[str], splits=None, missing: str = "error") -> np.ndarray:
         """Rows of ``splits`` whose ``arrays`` are done; missing="error" refuses any row not done."""
         if isinstance(arrays, str):
@@ -618,6 +746,7 @@ class FeatureStore:
             f"feature set {name!r}: {int((~ok).sum())} of {len(rows)} selected rows are not done "
             f"({'; '.join(counts)}); finish them with `memeprobe featurize` or load with missing='drop'")
 
+    @_damaged_guard
     def load_rows(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error"):
         """Like :meth:`load`, plus the store row index of every returned row: ``(X, ids, y, rows)``."""
         if isinstance(arrays, str):
@@ -641,14 +770,24 @@ class FeatureStore:
             has_binary = self.binary_name is not None or (self.label >= 0).any()
             target = "label" if has_binary or not self.label_names else "labels"
         if target == "label":
-            return self.label
+            return self._checked_labels("label", self.label)
         if target == "labels":
             if not self.label_names:
                 raise MemeprobeError(f"store {self.path} has no multi-label classes; use target='label'")
-            return self.labels
+            return self._checked_labels("labels", self.labels)
         raise MemeprobeError(f"target must be 'auto', 'label' or 'labels', not {target!r}")
 
+    def _checked_labels(self, key: str, y: np.ndarray) -> np.ndarray:
+        bad = ~np.isin(y, (-1, 0, 1))
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(y), -1).any(axis=1))
+            where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[:5])
+            raise StoreError(f"store {self.path} is damaged: meme table {key!r} holds values other than -1, 0, 1 in "
+                             f"{len(rows)} rows (e.g. {where}); rebuild it with --overwrite or a new --store path")
+        return y
+
     # ------------------------------------------------------------------ inspection
+    @_damaged_guard
     def info(self) -> dict:
         """Everything worth knowing about the store, JSON-able."""
         splits = {}
@@ -676,6 +815,7 @@ class FeatureStore:
                             "label_names": list(self.label_names), "binary_name": self.binary_name},
                 "splits": splits, "feature_sets": sets}
 
+    @_damaged_guard
     def verify(self) -> list[str]:
         """Problems found (empty list = ok): table alignment and fingerprint, duplicate (split, id), array shapes
         and dtypes, status values, NaN/inf in done rows."""
@@ -735,16 +875,24 @@ class FeatureStore:
                 problems.append(f"feature set {name!r} array {a!r}: stored {ds.shape} {ds.dtype}, "
                                 f"declared {(self.n, *s.shape)} {s.dtype}")
                 continue
-            if ds.dtype.kind != "f" or s.modality not in status:
+            if s.modality not in status:
                 continue
-            bad = 0
+            bad, mismatch = 0, []
             step = max(ds.chunks[0], (64 << 20) // max(1, ds.dtype.itemsize * int(np.prod(s.shape))))
             for lo in range(0, self.n, step):
                 done = status[s.modality][lo:lo + step]
                 if done.any():
-                    bad += int((_nonfinite_rows(ds[lo:lo + step]) & done).sum())
+                    block = ds[lo:lo + step]
+                    mismatch.append(self._checksum_failures(name, a, s.modality, block, np.arange(lo, lo + len(block))))
+                    if ds.dtype.kind == "f":
+                        bad += int((_nonfinite_rows(block) & done).sum())
             if bad:
                 problems.append(f"feature set {name!r} array {a!r}: {bad} done rows hold NaN/inf")
+            mismatch = np.concatenate(mismatch) if mismatch else []
+            if len(mismatch):
+                where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in mismatch[:5])
+                problems.append(f"feature set {name!r} array {a!r}: {len(mismatch)} done rows do not match their "
+                                f"checksum (e.g. {where})")
         return problems
 
     def _need_writer(self) -> None:
