@@ -238,19 +238,15 @@ class SpanHead:
 
     # ---------------------------------------------------------------- persistence
     def save(self, path, meta: dict) -> Path:
-        import io
-
         import torch
 
         from memeprobe.atomic import atomic_write
 
-        buf = io.BytesIO()
-        torch.save({"format": FORMAT, "kind": "span", "params": self.get_params(),
-                    "fitted": {"threshold": self.threshold_, "label_names": self.label_names_, "d_in": self.d_in_,
-                               "cv": {str(t): f for t, f in self.cv_.items()}},
-                    "state": self.model_.state_dict(), "meta": meta}, buf)
         with atomic_write(path, "wb") as f:
-            f.write(buf.getvalue())
+            torch.save({"format": FORMAT, "kind": "span", "params": self.get_params(),
+                        "fitted": {"threshold": self.threshold_, "label_names": self.label_names_, "d_in": self.d_in_,
+                                   "cv": {str(t): score for t, score in self.cv_.items()}},
+                        "state": self.model_.state_dict(), "meta": meta}, f)
         return Path(path)
 
     @classmethod

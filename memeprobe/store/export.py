@@ -1,11 +1,11 @@
-"""Export one feature set of a store to Parquet or NPZ (written to a temp file, then renamed: never half-written)."""
+"""Export one feature set of a store to Parquet or NPZ (written atomically: never half-written)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
 from memeprobe.store.store import FeatureStore
 
@@ -32,24 +32,15 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
     clash = set(values) & set(columns)
     if clash:
         raise MemeprobeError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(out, "wb") as f:
         if out.suffix == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez(f, **columns, **values, label_names=np.array(st.label_names, dtype=str))
+            np.savez(f, **columns, **values, label_names=np.array(st.label_names, dtype=str))
         else:
-            _write_parquet(tmp, st, name, columns, values)
-        os.replace(tmp, out)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise MemeprobeError(f"cannot write {out}: {e.strerror or e}; choose a writable path with free space") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            _write_parquet(f, st, name, columns, values)
     return len(rows)
 
 
-def _write_parquet(path: Path, st: FeatureStore, name: str, columns: dict, values: dict) -> None:
+def _write_parquet(out, st: FeatureStore, name: str, columns: dict, values: dict) -> None:
     import json
 
     import pyarrow as pa
@@ -67,4 +58,4 @@ def _write_parquet(path: Path, st: FeatureStore, name: str, columns: dict, value
     meta = {"memeprobe.feature_set": name, "memeprobe.label_names": json.dumps(list(st.label_names)),
             "memeprobe.arrays": json.dumps({a: s.to_json() for a, s in st.arrays(name).items() if a in values}),
             "memeprobe.provenance": json.dumps(st.provenance(name))}
-    pq.write_table(pa.table(table).replace_schema_metadata(meta), path)
+    pq.write_table(pa.table(table).replace_schema_metadata(meta), out)

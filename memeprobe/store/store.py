@@ -18,6 +18,7 @@ import xxhash
 
 from memeprobe import __version__
 from memeprobe.data.records import Dataset, Meme
+from memeprobe.atomic import fsync_dir
 from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
 from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
@@ -115,14 +116,6 @@ def _damaged_guard(method):
 def _first_line(e: Exception) -> str:
     text = str(e).strip().strip('"').splitlines()
     return text[0] if text else type(e).__name__
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _describe_os_error(path: Path, e: Exception) -> str:
@@ -338,7 +331,7 @@ class FeatureStore:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
-            _fsync_dir(path)
+            fsync_dir(path)
         except MemeprobeError:
             tmp.unlink(missing_ok=True)
             raise
