@@ -13,6 +13,8 @@ from collections import Counter
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
+from memeprobe.heads.thresholds import exclusive
+
 
 def _two_classes(y) -> bool:
     return len(np.unique(y)) == 2
@@ -88,7 +90,7 @@ def multilabel_metrics(Y, P, thresholds=0.5, names=None, pred=None) -> dict:
         "macro_auroc": float(np.mean(valid)) if valid else float("nan"),
         "per_class_f1": {n: float(f) for n, f in zip(names, f1_score(Y, pred, average=None, zero_division=1))},
     }
-    if K > 1 and len(Y) and (Y.sum(1) == 1).all():  # single-label multi-class: accuracy of the argmax
+    if exclusive(Y):  # single-label multi-class: accuracy of the argmax
         out["accuracy"] = float((pred == Y).all(1).mean())
     if set(MAMI_TYPES) <= set(names):  # sub-task B scores only the four types (--target all adds misogynous)
         b = [names.index(n) for n in MAMI_TYPES]
