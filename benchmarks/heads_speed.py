@@ -146,7 +146,7 @@ def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
         return auc(m.predict_proba(Xd)[:, 1])
 
     def head_auc(h):
-        return auc(h.predict_proba(Xd))
+        return auc(h.positive_proba(Xd))
 
     def flops(h):
         return head_flops(h, n, nd)

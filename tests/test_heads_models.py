@@ -28,7 +28,7 @@ def xor_data():
 
 
 def _auroc(head, X, y):
-    return roc_auc_score(y, head.predict_proba(X))
+    return roc_auc_score(y, head.positive_proba(X))
 
 
 def test_fusion_beats_unimodal_and_linear_on_an_interaction(xor_data):
@@ -38,7 +38,7 @@ def test_fusion_beats_unimodal_and_linear_on_an_interaction(xor_data):
     cross = create_head("fusion", fusion="cross", split=D, proj_dim=8, blocks=(D, D), **fast).fit(X, y, Xd, yd)
     image_only = create_head("mlp", blocks=(D,), **fast).fit(X[:, :D], y, Xd[:, :D], yd)
     linear = create_head("logreg", blocks=(D, D)).fit(X, y, Xd, yd)
-    a_image = roc_auc_score(yt, image_only.predict_proba(Xt[:, :D]))
+    a_image = roc_auc_score(yt, image_only.positive_proba(Xt[:, :D]))
     a_linear = _auroc(linear, Xt, yt)
     assert abs(a_image - 0.5) < 0.1 and abs(a_linear - 0.5) < 0.1
     assert _auroc(align, Xt, yt) > 0.85
@@ -48,7 +48,7 @@ def test_fusion_beats_unimodal_and_linear_on_an_interaction(xor_data):
 def test_late_and_concat_and_attention_train(xor_data):
     (X, y), (Xd, yd), _ = xor_data
     late = create_head("fusion", fusion="late", split=D, blocks=(D, D), epochs=2, hidden=(16,)).fit(X, y, Xd, yd)
-    assert late.predict_proba(Xd).shape == (500,)
+    assert late.positive_proba(Xd).shape == (500,)
     # attention over 4 region tokens of width 2 plus one text vector; signal: token 3 plus text[0]
     rng = np.random.default_rng(0)
     R = rng.normal(size=(1500, 4, 2)).astype(np.float32)
@@ -58,7 +58,7 @@ def test_late_and_concat_and_attention_train(xor_data):
     att = create_head("fusion", fusion="attention", split=8, image_tokens=4, text_tokens=1, d_model=16, n_heads=2,
                       n_layers=1, epochs=12, lr=3e-3, norm="none", blocks=(8, 4))
     att.fit(XX[:1000], yy[:1000], XX[1000:1250], yy[1000:1250])
-    assert roc_auc_score(yy[1250:], att.predict_proba(XX[1250:])) > 0.85
+    assert roc_auc_score(yy[1250:], att.positive_proba(XX[1250:])) > 0.85
     with pytest.raises(MemeprobeError, match="not divisible"):
         create_head("fusion", fusion="attention", split=8, image_tokens=3, blocks=(8, 4), epochs=1).fit(XX, yy)
 
@@ -75,9 +75,9 @@ def test_per_class_thresholds_beat_fixed_half(name):
     (X, Y), (Xd, Yd), (Xt, Yt) = multilabel(3000, 0), multilabel(800, 1), multilabel(800, 2)
     cfg = {"epochs": 10} if name == "mlp" else {}
     head = create_head(name, blocks=(12,), **cfg).fit(X, Y, Xd, Yd)
-    P = head.predict_proba(Xt)
+    P = head.positive_proba(Xt)
     assert P.shape == (800, 4)
-    t = tune_thresholds(Yd, head.predict_proba(Xd))
+    t = tune_thresholds(Yd, head.positive_proba(Xd))
     assert (t < 0.5).all()
     assert f1_score(Yt, P >= t, average="macro") > f1_score(Yt, P >= 0.5, average="macro") + 0.05
 
@@ -88,7 +88,7 @@ def test_logreg_picks_C_on_dev_and_handles_a_constant_class():
     head = create_head("logreg", blocks=(12,), n_C=4).fit(X, Y, Xd, Yd)
     assert head.C_ in [c for c, _ in head.path_] and len(head.path_) == 4
     assert max(s for _, s in head.path_) == dict(head.path_)[head.C_]
-    assert np.all(head.predict_proba(X)[:, 3] < 0.01)
+    assert np.all(head.positive_proba(X)[:, 3] < 0.01)
 
 
 @pytest.mark.parametrize("name,cfg", [
@@ -101,12 +101,12 @@ def test_logreg_picks_C_on_dev_and_handles_a_constant_class():
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, xor_data, name, cfg):
     (X, y), (Xd, yd), (Xt, _) = xor_data
     head = create_head(name, blocks=(D, D), **cfg).fit(X, y, Xd, yd)
-    head.thresholds_ = tune_thresholds(yd, head.predict_proba(Xd))
+    head.thresholds_ = tune_thresholds(yd, head.positive_proba(Xd))
     path = head.save(tmp_path / "m.pt", {"feature_sets": ["x:a"]})
     again, meta = load_model(path)
     assert meta == {"feature_sets": ["x:a"]}
     assert type(again) is type(head) and again.get_params() == head.get_params()
-    np.testing.assert_array_equal(again.predict_proba(Xt), head.predict_proba(Xt))
+    np.testing.assert_array_equal(again.positive_proba(Xt), head.positive_proba(Xt))
     np.testing.assert_array_equal(again.predict(Xt), head.predict(Xt))
 
 
@@ -119,21 +119,21 @@ def test_low_rank_cross_fusion_still_learns_the_interaction(xor_data):
 
 def test_unknown_precision_is_a_clear_error(xor_data):
     (X, y), (Xd, yd), _ = xor_data
-    with pytest.raises(MemeprobeError, match="precision must be 'fp32' or 'bf16'"):
+    with pytest.raises(MemeprobeError, match="'precision' parameter of MLPHead must be"):
         create_head("mlp", blocks=(D, D), epochs=1, precision="fp8").fit(X, y, Xd, yd)
 
 
 def test_seeds_reproducible_and_ensemble_round_trip(tmp_path, xor_data):
     (X, y), (Xd, yd), (Xt, _) = xor_data
     cfg = dict(blocks=(D, D), epochs=2, hidden=(16,))
-    p0 = create_head("mlp", seed=0, **cfg).fit(X, y, Xd, yd).predict_proba(Xt)
-    p0b = create_head("mlp", seed=0, **cfg).fit(X, y, Xd, yd).predict_proba(Xt)
-    p1 = create_head("mlp", seed=1, **cfg).fit(X, y, Xd, yd).predict_proba(Xt)
+    p0 = create_head("mlp", seed=0, **cfg).fit(X, y, Xd, yd).positive_proba(Xt)
+    p0b = create_head("mlp", seed=0, **cfg).fit(X, y, Xd, yd).positive_proba(Xt)
+    p1 = create_head("mlp", seed=1, **cfg).fit(X, y, Xd, yd).positive_proba(Xt)
     np.testing.assert_array_equal(p0, p0b)
     assert not np.allclose(p0, p1)
     members = [create_head("mlp", seed=s, **cfg).fit(X, y) for s in (0, 1)]
-    ens = EnsembleHead(members)
-    np.testing.assert_allclose(ens.predict_proba(Xt), (members[0].predict_proba(Xt) + members[1].predict_proba(Xt)) / 2)
+    ens = EnsembleHead.from_fitted(members)
+    np.testing.assert_allclose(ens.positive_proba(Xt), (members[0].positive_proba(Xt) + members[1].positive_proba(Xt)) / 2)
     ens.thresholds_ = np.array([0.42])
     again, _ = load_model(ens.save(tmp_path / "e.pt"))
     np.testing.assert_array_equal(again.predict(Xt), ens.predict(Xt))

@@ -137,10 +137,10 @@ def test_retrieval_head_leave_one_out_and_round_trip(tmp_path):
     assert res.model.k_ in (5, 10, 20, 50, 100)
     Y = np.column_stack([y, (c >= 3).astype(int)])
     head = create_head("retrieval").fit(X[:500], Y[:500])
-    oof, insample = head.oof_, head.predict_proba(X[:500])
+    oof, insample = head.oof_, head.positive_proba(X[:500])
     assert not np.allclose(oof, insample)  # leave-one-out excludes each row itself
     head.save(tmp_path / "r.pt")
-    assert np.allclose(load_model(tmp_path / "r.pt")[0].predict_proba(X[500:]), head.predict_proba(X[500:]))
+    assert np.allclose(load_model(tmp_path / "r.pt")[0].positive_proba(X[500:]), head.positive_proba(X[500:]))
 
 
 def test_crafted_model_files_get_one_clear_error(tmp_path):
@@ -199,7 +199,7 @@ def test_single_label_multiclass_gets_argmax_decisions_and_accuracy():
     assert res.model.rule_ == {"min_labels": 1, "max_labels": 1, "parent": -1}
     pred = res.model.predict(X[350:])
     assert (pred.sum(1) == 1).all()
-    assert np.array_equal(pred.argmax(1), res.model.predict_proba(X[350:]).argmax(1))
+    assert np.array_equal(pred.argmax(1), res.model.positive_proba(X[350:]).argmax(1))
     assert res.metrics["test"]["accuracy"] > 0.7 and res.metrics["test"]["accuracy"] == pytest.approx(
         (pred.argmax(1) == c[350:]).mean())
 
@@ -225,13 +225,13 @@ def test_ensemble_of_head_kinds_weights_from_out_of_fold(tmp_path):
     res = run_experiment("ensemble", {"members": ["logreg", "retrieval"]},
                          {"train": feats(X[:500], y[:500]), "test": feats(X[500:], y[500:])}, "train", None, ["y"])
     model = res.model
-    assert model.weights.sum() == pytest.approx(1) and len(model.members) == 2
-    members_oof = [roc_auc_score(y[:500], m.oof_) for m in model.members]
+    assert model.weights_.sum() == pytest.approx(1) and len(model.estimators_) == 2
+    members_oof = [roc_auc_score(y[:500], m.oof_) for m in model.estimators_]
     assert res.metrics["cv"]["auroc"] >= max(members_oof) - 1e-9  # the grid holds each member alone
-    expected = sum(w * m.predict_proba(X[500:]) for w, m in zip(model.weights, model.members))
-    assert np.allclose(model.predict_proba(X[500:]), expected)
+    expected = sum(w * m.positive_proba(X[500:]) for w, m in zip(model.weights_, model.estimators_))
+    assert np.allclose(model.positive_proba(X[500:]), expected)
     model.save(tmp_path / "e.pt")
-    assert np.allclose(load_model(tmp_path / "e.pt")[0].predict_proba(X[500:]), expected)
+    assert np.allclose(load_model(tmp_path / "e.pt")[0].positive_proba(X[500:]), expected)
     with pytest.raises(MemeprobeError, match="two or more member heads"):
         run_experiment("ensemble", {"members": ["logreg"]}, {"train": feats(X, y)}, "train", None, ["y"])
 
@@ -247,4 +247,4 @@ def test_retrieval_contrastive_projection_learns_the_label_direction(tmp_path):
     assert proj.metrics["test"]["auroc"] > plain.metrics["test"]["auroc"] + 0.05
     assert proj.model.oof_.shape == (450,)  # out-of-fold from k-fold refits, not leave-one-out
     proj.model.save(tmp_path / "p.pt")
-    assert np.allclose(load_model(tmp_path / "p.pt")[0].predict_proba(X[450:]), proj.model.predict_proba(X[450:]))
+    assert np.allclose(load_model(tmp_path / "p.pt")[0].positive_proba(X[450:]), proj.model.positive_proba(X[450:]))

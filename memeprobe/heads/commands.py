@@ -277,7 +277,7 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
                f"untouched: {', '.join(s for s in res.metrics if s not in res.in_sample and s != 'cv') or 'none'}")
     if meta["target"] != "label":
         click.echo(_per_class(res.metrics, dev if dev and dev not in res.in_sample else "cv"))
-    params = res.model.get_params()
+    params = res.model.describe() if hasattr(res.model, "describe") else res.model.get_params()
     fitted = {k: getattr(res.model, k) for k in ("C_", "best_epoch_", "k_") if hasattr(res.model, k)}
     if fitted:
         click.echo("chosen: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in fitted.items()))
@@ -288,7 +288,7 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
         for s, f in data.items():
             ok = labeled(f)
             if s != train_split and ok.any():
-                plot_all(plots_dir, f.y[ok], res.model.predict_proba(f.X[ok]), names, res.model.thresholds_, prefix=f"{s}_")
+                plot_all(plots_dir, f.y[ok], res.model.positive_proba(f.X[ok]), names, res.model.thresholds_, prefix=f"{s}_")
         click.echo(f"plots: {plots_dir}")
     record = _record(meta, command="train-head", head=head, config={**params, **{k: v for k, v in fitted.items()}},
                      splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, select_on=select_on,
@@ -370,7 +370,7 @@ def predict(model_path, store_path, split, out_path, fmt):
         fmt = fmt or FORMAT_OF_DATASET.get(store.info()["dataset"]["format"], "hateful_memes")
         f = load_features(store, meta["feature_sets"], [split], meta["target"])
         same_dataset = store.info()["dataset"]["fingerprint"] == meta["dataset_fingerprint"]
-    proba = model.predict_proba(f.X)
+    proba = model.positive_proba(f.X)
     pred = model.predict(f.X)
     write_submission(out_path, fmt, f.ids, proba, pred, meta["label_names"])
     positives = int(pred.sum()) if pred.ndim == 1 else int(pred.any(1).sum())

@@ -1,50 +1,78 @@
-"""Weighted average of several fitted heads' probabilities: seeds (``--seeds N --ensemble``) or head
-kinds (``train-head ensemble --members logreg,mlp,retrieval``), with weights fitted on the members'
+"""Weighted average of several heads' probabilities: seeds (``--seeds N --ensemble``) or head kinds
+(``train-head ensemble --members logreg,mlp,retrieval``), with weights fitted on the members'
 out-of-fold predictions (:func:`fit_weights`), never on dev."""
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.validation import check_is_fitted
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.heads.base import HeadParameterError, Outputs
 
 
-class EnsembleHead:
-    """Weighted mean probability of ``members`` (fitted heads of one target shape; equal weights by
-    default); has its own thresholds."""
+class EnsembleHead(Outputs, BaseEstimator):
+    """Weighted mean probability of ``members`` (heads; equal weights by default), with its own thresholds.
+
+    ``fit`` fits a clone of every member; :meth:`from_fitted` wraps heads that are already fitted."""
 
     name = "ensemble"
+    _parameter_constraints = {"members": [list], "weights": [None, "array-like"]}
 
     def __init__(self, members, weights=None):
-        if not members:
-            raise MemeprobeError("an ensemble needs at least one fitted head")
-        self.members = list(members)
-        w = np.ones(len(members)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
-            raise MemeprobeError(f"ensemble weights {w.tolist()} must be {len(members)} non-negative numbers")
-        self.weights = w / w.sum()
-        self.multilabel_ = members[0].multilabel_
-        self.n_outputs_ = members[0].n_outputs_
-        self.thresholds_ = np.full(self.n_outputs_, 0.5)
+        self.members = members
+        self.weights = weights
 
-    def get_params(self, deep=True):
-        return {"members": [m.name for m in self.members], "weights": [float(w) for w in self.weights],
-                "member_params": self.members[0].get_params()}
+    def _set_weights(self):
+        try:
+            self._validate_params()
+        except InvalidParameterError as e:
+            raise HeadParameterError(str(e)) from None
+        n = len(self.members)
+        w = np.ones(n) if self.weights is None else np.asarray(self.weights, dtype=np.float64)
+        if not n or w.shape != (n,) or (w < 0).any() or w.sum() <= 0:
+            raise HeadParameterError(f"an ensemble needs at least one member and {n} non-negative weights, "
+                                     f"got {w.tolist()}")
+        self.weights_ = w / w.sum()
 
-    def predict_proba(self, X):
-        return np.tensordot(self.weights, np.array([m.predict_proba(X) for m in self.members]), axes=1)
+    def fit(self, X, y):
+        self._set_weights()
+        self.estimators_ = [clone(m).fit(X, y) for m in self.members]
+        return self._copy_outputs()
 
-    def predict(self, X):
-        from memeprobe.heads.thresholds import decide
+    @classmethod
+    def from_fitted(cls, heads, weights=None) -> "EnsembleHead":
+        """An ensemble of already fitted ``heads`` (one target layout)."""
+        ens = cls(list(heads), weights)
+        ens._set_weights()
+        ens.estimators_ = list(heads)
+        return ens._copy_outputs()
 
-        return decide(self.predict_proba(X), self.thresholds_, getattr(self, "rule_", None))
+    def _copy_outputs(self):
+        first = self.estimators_[0]
+        for key in ("classes_", "multilabel_", "multiclass_", "n_outputs_", "n_features_in_", "feature_names_in_"):
+            if hasattr(first, key):
+                setattr(self, key, getattr(first, key))
+        self.thresholds_ = np.array(first.thresholds_, dtype=np.float64)
+        self.rule_ = dict(getattr(first, "rule_", None) or {})
+        return self
+
+    def positive_proba(self, X):
+        check_is_fitted(self)
+        return np.tensordot(self.weights_, np.array([m.positive_proba(X) for m in self.estimators_]), axes=1)
+
+    def describe(self) -> dict:
+        """Plain-value summary for the runs table."""
+        return {"members": [m.name for m in self.estimators_], "weights": [float(w) for w in self.weights_],
+                "member_params": self.estimators_[0].get_params()}
 
     def to_dict(self):
         import torch
 
         from memeprobe.heads.base import _rule
 
-        return {"head": self.name, "members": [m.to_dict() for m in self.members],
-                "weights": [float(w) for w in self.weights],
+        return {"head": self.name, "members": [m.to_dict() for m in self.estimators_],
+                "weights": [float(w) for w in self.weights_],
                 "thresholds": torch.as_tensor(self.thresholds_), "rule": _rule(self)}
 
     def save(self, path, meta=None):

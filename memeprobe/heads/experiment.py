@@ -87,7 +87,7 @@ def fit_one(name, config, train: Features, dev: Features | None, seed: int, tune
         check_two_classes(dev.y[ok], "the dev split used for selection")
         Xd, yd = dev.X[ok], dev.y[ok]
         head.fit(X, y, Xd, yd)
-        _set_decisions(head, yd, head.predict_proba(Xd), tune_metric, names)
+        _set_decisions(head, yd, head.positive_proba(Xd), tune_metric, names)
         head.rule_ = fit_rule(y, names) if y.ndim == 2 else dict(NO_RULE)
         head.oof_ = None
         return head
@@ -108,7 +108,7 @@ def score(model, data: dict[str, Features], names, clean=None, n_boot=1000, seed
         ok = labeled(f)
         if not ok.any():
             continue
-        p = model.predict_proba(f.X[ok])
+        p = model.positive_proba(f.X[ok])
         pred = model.predict(f.X[ok])
         out[split] = evaluate(f.y[ok], p, model.thresholds_, names, n_boot=0 if split in no_ci else n_boot,
                               seed=seed, pred=pred)
@@ -168,11 +168,11 @@ def run_experiment(name, config, data: dict[str, Features], train_split, dev_spl
     if ensemble and len(heads) > 1:
         from memeprobe.heads.ensemble import EnsembleHead
 
-        model = EnsembleHead(heads)
+        model = EnsembleHead.from_fitted(heads)
         model.rule_ = heads[0].rule_
         if select_on == "dev":
             okd = labeled(dev)
-            model.thresholds_ = tune_thresholds(dev.y[okd], model.predict_proba(dev.X[okd]),
+            model.thresholds_ = tune_thresholds(dev.y[okd], model.positive_proba(dev.X[okd]),
                                                 tune_metric or default_metric(dev.y, names))
         else:
             model.oof_ = np.mean([h.oof_ for h in heads], axis=0)
@@ -191,12 +191,12 @@ def _kinds_ensemble(config, data, selection, y_sel, train_split, names, seed, tu
         raise MemeprobeError("an ensemble takes two or more member heads (e.g. logreg,mlp,retrieval), no other "
                              "parameters, and selects by cross-validation (not on dev)")
     heads = [fit_one(kind, {}, selection, None, seed, tune_metric, names) for kind in kinds]
-    model = EnsembleHead(heads, fit_weights(y_sel, [h.oof_ for h in heads]))
+    model = EnsembleHead.from_fitted(heads, fit_weights(y_sel, [h.oof_ for h in heads]))
     model.rule_ = heads[0].rule_
-    model.oof_ = np.tensordot(model.weights, np.array([h.oof_ for h in heads]), axes=1)
+    model.oof_ = np.tensordot(model.weights_, np.array([h.oof_ for h in heads]), axes=1)
     model.thresholds_ = tune_thresholds(y_sel, model.oof_, tune_metric or default_metric(y_sel, names))
     notes.append("ensemble weights (fitted on out-of-fold predictions): "
-                 + ", ".join(f"{k} {w:.1f}" for k, w in zip(kinds, model.weights)))
+                 + ", ".join(f"{k} {w:.1f}" for k, w in zip(kinds, model.weights_)))
     return _finish(model, data, y_sel, train_split, names, seed, clean, n_boot, notes, in_sample, {})
 
 

@@ -1,19 +1,27 @@
-"""Heads by name (open_clip style): name → default config → object, and back from a saved dict."""
+"""Heads by name (open_clip style): name → default config → object, and back from a saved dict.
+
+``HEADS`` is the one registry of head kinds (imported lazily: ``memeprobe --help`` loads no torch);
+the CLI's choices derive from it."""
 from __future__ import annotations
 
-from memeprobe.errors import MemeprobeError
+import importlib
+
+from memeprobe.errors import ConfigError
+
+HEADS = {
+    "logreg": "memeprobe.heads.logreg:LogRegHead",
+    "mlp": "memeprobe.heads.mlp:MLPHead",
+    "fusion": "memeprobe.heads.fusion:FusionHead",
+    "retrieval": "memeprobe.heads.retrieval:RetrievalHead",
+}
+HEAD_NAMES = tuple(HEADS)
 
 
-def _registry() -> dict:
-    from memeprobe.heads.fusion import FusionHead
-    from memeprobe.heads.logreg import LogRegHead
-    from memeprobe.heads.mlp import MLPHead
-    from memeprobe.heads.retrieval import RetrievalHead
-
-    return {"logreg": LogRegHead, "mlp": MLPHead, "fusion": FusionHead, "retrieval": RetrievalHead}
-
-
-HEAD_NAMES = ("logreg", "mlp", "fusion", "retrieval")
+def head_class(name: str):
+    if name not in HEADS:
+        raise ConfigError(f"unknown head {name!r}; choose one of {', '.join(HEAD_NAMES)}")
+    module, _, cls = HEADS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def head_config(name: str) -> dict:
@@ -22,15 +30,12 @@ def head_config(name: str) -> dict:
 
 
 def create_head(name: str, **config):
-    """A new unfitted head; unknown names or parameters raise :class:`MemeprobeError`."""
-    registry = _registry()
-    if name not in registry:
-        raise MemeprobeError(f"unknown head {name!r}; choose one of {', '.join(HEAD_NAMES)}")
-    cls = registry[name]
+    """A new unfitted head; unknown names or parameters raise :class:`ConfigError` (values are checked by ``fit``)."""
+    cls = head_class(name)
     valid = cls().get_params()
     unknown = sorted(set(config) - set(valid))
     if unknown:
-        raise MemeprobeError(f"head {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        raise ConfigError(f"head {name!r} has no parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     return cls(**config)
 
 
@@ -39,7 +44,7 @@ def head_from_dict(d: dict):
     if d["head"] == "ensemble":
         from memeprobe.heads.ensemble import EnsembleHead
 
-        ens = EnsembleHead([head_from_dict(m) for m in d["members"]], d.get("weights"))
+        ens = EnsembleHead.from_fitted([head_from_dict(m) for m in d["members"]], d.get("weights"))
         ens.thresholds_ = d["thresholds"].numpy()
         ens.rule_ = dict(d.get("rule") or {})
         return ens

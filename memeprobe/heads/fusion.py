@@ -21,8 +21,12 @@ the text part ``text_tokens`` tokens (1 = one vector).
 """
 from __future__ import annotations
 
-from memeprobe.errors import MemeprobeError
-from memeprobe.heads.training import TorchHead, mlp
+from numbers import Integral
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from memeprobe.errors import ConfigError
+from memeprobe.heads.training import TORCH_CONSTRAINTS, TorchHead, mlp
 
 FUSIONS = ("concat", "late", "align", "cross", "attention")
 
@@ -102,7 +106,7 @@ def _modules():
             super().__init__(split)
             for part, width, tokens in (("image", split, image_tokens), ("text", in_dim - split, text_tokens)):
                 if width % tokens:
-                    raise MemeprobeError(f"attention fusion: the {part} part has {width} values, not divisible "
+                    raise ConfigError(f"attention fusion: the {part} part has {width} values, not divisible "
                                          f"into {tokens} tokens; check --image/--text arrays and token counts")
             self.ri, self.rt = image_tokens, text_tokens
             self.image = nn.Linear(split // image_tokens, d_model)
@@ -126,8 +130,19 @@ def _modules():
     return Concat, Late, Product, Attention
 
 
+_SIZE = [Interval(Integral, 1, None, closed="left")]
+
+
 class FusionHead(TorchHead):
     name = "fusion"
+    _parameter_constraints = {
+        **TORCH_CONSTRAINTS,
+        "fusion": [StrOptions(set(FUSIONS))],
+        "split": [None, *_SIZE],
+        "proj_dim": [None, *_SIZE],
+        "cross_rank": [None, *_SIZE],
+        "image_tokens": _SIZE, "text_tokens": _SIZE, "d_model": _SIZE, "n_layers": _SIZE, "n_heads": _SIZE,
+    }
 
     def __init__(self, fusion="align", split=None, proj_dim=None, cross_rank=None, hidden=(256,), dropout=0.2, image_tokens=1,
                  text_tokens=1, d_model=128, n_layers=2, n_heads=4, lr=1e-3, weight_decay=1e-2, epochs=30,
@@ -160,10 +175,8 @@ class FusionHead(TorchHead):
         self.precision = precision
 
     def _build(self, in_dim, n_out):
-        if self.fusion not in FUSIONS:
-            raise MemeprobeError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
         if not self.split or not 0 < int(self.split) < in_dim:
-            raise MemeprobeError(f"fusion needs split = width of the image part (0 < split < {in_dim}), "
+            raise ConfigError(f"fusion needs split = width of the image part (0 < split < {in_dim}), "
                                  f"got {self.split!r}; pass --image and --text arrays")
         Concat, Late, Product, Attention = _modules()
         split = int(self.split)

@@ -12,15 +12,29 @@ class with one value in train gets a constant prediction.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from memeprobe.heads.base import Head
+from memeprobe.heads.base import BASE_CONSTRAINTS, Head
 from memeprobe.heads.metrics import dev_score
 
 
 class LogRegHead(Head):
     name = "logreg"
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "C": [None, Interval(Real, 0, None, closed="neither")],
+        "C_min": [Interval(Real, 0, None, closed="neither")],
+        "C_max": [Interval(Real, 0, None, closed="neither")],
+        "n_C": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "class_weight": [None, StrOptions({"balanced"})],
+        "cv": [None, Interval(Integral, 0, None, closed="left")],
+        "n_jobs": [None, Integral],
+    }
 
     def __init__(self, C=None, C_min=1e-4, C_max=1e2, n_C=7, max_iter=500, tol=1e-4,
                  class_weight=None, norm="l2+standard", cv=5, n_jobs=2, blocks=None, seed=0):
@@ -90,6 +104,7 @@ class LogRegHead(Head):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 models[k].fit(X, yk)
             coef[k], bias[k] = models[k].coef_[0], models[k].intercept_[0]
+        self.n_iter_ = max([int(m.n_iter_.max()) for m in models if m is not None], default=0)
         return coef, bias
 
     def _cv(self, X, Y, candidates) -> int:
@@ -111,7 +126,7 @@ class LogRegHead(Head):
         self.path_ = [(C, float(s)) for C, s in zip(candidates, scores)]
         best = int(np.argmax(scores))
         p = 1.0 / (1.0 + np.exp(-oof[best].astype(np.float64)))
-        self.oof_ = p if self.multilabel_ else p[:, 0]
+        self.oof_ = self._squeeze(p)
         return best
 
     def _logits(self, X):

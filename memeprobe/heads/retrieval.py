@@ -14,9 +14,12 @@ refits (each fold learns its own projection).
 """
 from __future__ import annotations
 
-import numpy as np
+from numbers import Integral, Real
 
-from memeprobe.heads.base import Head
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+from memeprobe.heads.base import BASE_CONSTRAINTS, Head
 from memeprobe.heads.metrics import dev_score
 
 K_CANDIDATES = (5, 10, 20, 50, 100)
@@ -24,6 +27,15 @@ K_CANDIDATES = (5, 10, 20, 50, 100)
 
 class RetrievalHead(Head):
     name = "retrieval"
+    _parameter_constraints = {
+        **BASE_CONSTRAINTS,
+        "k": [None, Interval(Integral, 1, None, closed="left")],
+        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "proj_dim": [Interval(Integral, 0, None, closed="left")],
+        "n_pairs": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(self, k=None, temperature=0.05, proj_dim=0, n_pairs=5, epochs=20, lr=1e-3, norm="l2",
                  blocks=None, seed=0):
@@ -108,7 +120,7 @@ class RetrievalHead(Head):
         score, self.k_, logits = max(scored, key=lambda s: s[0])
         self.path_ = [(k, float(s)) for s, k, _ in scored]
         p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        self.oof_ = None if dev is not None or self.proj_ is not None else (p if self.multilabel_ else p[:, 0])
+        self.oof_ = None if dev is not None or self.proj_ is not None else self._squeeze(p)
 
     def _search(self, X, k):
         X = self._project(X)
@@ -117,6 +129,21 @@ class RetrievalHead(Head):
 
     def _logits(self, X):
         return self._vote(*self._search(X, self.k_), self.k_)
+
+    def __getstate__(self):  # a FAISS index does not pickle: keep its serialised bytes
+        import faiss
+
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
+        if "index_" in state:
+            state["index_"] = faiss.serialize_index(self.index_)
+        return state
+
+    def __setstate__(self, state):
+        import faiss
+
+        super().__setstate__(state)
+        if isinstance(getattr(self, "index_", None), np.ndarray):
+            self.index_ = faiss.deserialize_index(self.index_)
 
     def _state(self):
         import torch

@@ -59,7 +59,7 @@ def oof_proba(make_head, X, y, folds) -> np.ndarray:
     """Out-of-fold probabilities: each row predicted by a head fitted without its fold."""
     out = None
     for tr, te in folds:
-        p = make_head().fit(X[tr], y[tr]).predict_proba(X[te])
+        p = make_head().fit(X[tr], y[tr]).positive_proba(X[te])
         if out is None:
             out = np.zeros((len(X),) + p.shape[1:])
         out[te] = p

@@ -14,12 +14,34 @@ Speed (benchmarks/README_heads.md): float32 contiguous tensors, one shuffled ind
 from __future__ import annotations
 
 import contextlib
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
-from memeprobe.errors import MemeprobeError
-from memeprobe.heads.base import Head
+from memeprobe.heads.base import BASE_CONSTRAINTS, Head
+from memeprobe.heads.losses import LOSSES
 from memeprobe.heads.metrics import dev_score
+
+_POSITIVE = Interval(Real, 0, None, closed="neither")
+_COUNT = Interval(Integral, 1, None, closed="left")
+# the parameters of the shared training loop (every torch head has them)
+TORCH_CONSTRAINTS = {
+    **BASE_CONSTRAINTS,
+    "hidden": ["array-like", _COUNT],
+    "dropout": [Interval(Real, 0, 1, closed="left")],
+    "lr": [_POSITIVE],
+    "weight_decay": [Interval(Real, 0, None, closed="left")],
+    "epochs": [_COUNT],
+    "batch_size": [_COUNT],
+    "patience": [None, Interval(Integral, 0, None, closed="left")],
+    "loss": [StrOptions(set(LOSSES))],
+    "focal_gamma": [Interval(Real, 0, None, closed="left")],
+    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+    "class_weight": [None, StrOptions({"balanced"})],
+    "device": [str],
+    "precision": [None, StrOptions({"fp32", "bf16"})],
+}
 
 
 def _combine(out):
@@ -61,11 +83,9 @@ class TorchHead(Head):
         if self.class_weight == "balanced":
             pos = Y.sum(0)
             pos_weight = torch.from_numpy(np.clip((len(Y) - pos) / np.maximum(pos, 1), 0.01, 100.0).astype(np.float32)).to(dev_)
-        elif self.class_weight is not None:
-            raise MemeprobeError(f"{self.name}: class_weight must be None or 'balanced', got {self.class_weight!r}")
         loss_fn = make_loss(self.loss, self.label_smoothing, self.focal_gamma, pos_weight)
         opt = _adamw(self.module_.parameters(), self.lr, self.weight_decay)
-        autocast = _autocast(getattr(self, "precision", "fp32"), dev_, self.name)
+        autocast = _autocast(self.precision, dev_)
         best, best_state, bad = -np.inf, None, 0
         self.history_ = []
         n, bs = len(X), int(self.batch_size)
@@ -113,6 +133,19 @@ class TorchHead(Head):
                 outs.append(_combine(self.module_(xb)).float().cpu().numpy())
         return np.concatenate(outs) if outs else np.zeros((0, self.n_outputs_), np.float32)
 
+    def __getstate__(self):  # the module as its weights: fusion's modules are local classes
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
+        if "module_" in state:
+            state["module_"] = {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if isinstance(getattr(self, "module_", None), dict):
+            weights, self.module_ = self.module_, self._build(self.in_dim_, self.n_outputs_)
+            self.module_.load_state_dict(weights)
+            self.module_.to(self._device())
+
     def _state(self):
         return {"in_dim": int(self.in_dim_), "best_epoch": int(self.best_epoch_),
                 "weights": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}}
@@ -124,7 +157,7 @@ class TorchHead(Head):
         self.module_.to(self._device())
 
 
-def _autocast(precision, device, name):
+def _autocast(precision, device):
     """``fp32`` (default): plain float32. ``bf16`` (opt-in): matrix products in bfloat16 under
     torch.autocast (parameters, optimiser and loss stay float32); 2-3x faster GEMMs on CPUs with
     AVX512-BF16 / AMX, at bfloat16 rounding of the activations. Inference is always float32."""
@@ -132,8 +165,6 @@ def _autocast(precision, device, name):
 
     if precision in (None, "fp32"):
         return contextlib.nullcontext()
-    if precision != "bf16":
-        raise MemeprobeError(f"{name}: precision must be 'fp32' or 'bf16', got {precision!r}")
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
