@@ -146,3 +146,50 @@ def test_mami_answer_txt(tmp_path):
     lines = (tmp_path / "answer.txt").read_text().splitlines()
     assert len(lines) == 150 and all(len(line.split("\t")) == 6 for line in lines)
     assert read_submission(tmp_path / "answer.txt", "mami")[0][0] == "00700"
+
+
+def test_python_api_matches_the_cli(hm, tmp_path):
+    """api.train_head with the CLI's defaults gives the numbers train-head prints; api.predict writes the same file."""
+    from memeprobe.heads import api
+    from memeprobe.heads.report import metrics_table
+
+    r = run("train-head", "logreg", "--store", hm, "--feature-set", "img", "--bootstrap", 50)
+    assert r.exit_code == 0, r.output
+    assert "model: not saved (give --out FILE" in r.output
+    t = api.train_head(hm, "logreg", ["img"], n_boot=50, out=tmp_path / "m.pt", log_run=False)
+    assert metrics_table(t.metrics, t.seeds, t.baselines, t.in_sample) in r.stdout
+    assert t.dev_split == "dev_seen" and t.untouched == ["dev_seen"] and t.runs_file is None
+    p = api.predict(tmp_path / "m.pt", hm, "test_unseen", tmp_path / "a.csv")
+    run("predict", tmp_path / "m.pt", "--store", hm, "--split", "test_unseen", "--out", tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert p.fmt == "hateful_memes" and p.metrics is None and p.unlabeled and len(p.ids) == 150
+
+
+def test_feature_set_did_you_mean_and_registry_choices(hm):
+    from memeprobe.heads.factory import HEAD_NAMES
+    from memeprobe.heads.fusion import FUSIONS
+
+    r = CliRunner().invoke(main, ["train-head", "logreg", "--store", str(hm), "--feature-set", "im:g"])
+    assert r.exit_code == 2 and "no feature set 'im'" in r.output and "did you mean 'img'?" in r.output
+    r = CliRunner().invoke(main, ["train-head", "--help"])
+    assert "{" + "|".join([*HEAD_NAMES, "ensemble", "span"]) + "}" in r.output
+    assert "[" + "|".join(FUSIONS) + "]" in r.output
+    r = CliRunner().invoke(main, ["train-head", "svm", "--store", str(hm)])
+    assert r.exit_code == 2 and "'svm' is not one of 'logreg'" in r.output
+
+
+def test_feature_set_spec_suggests_the_set_name(tmp_path):
+    from memeprobe.heads.features import did_you_mean
+
+    assert did_you_mean("st:minilm", ["st-minilm", "pixels"]) == " (did you mean 'st-minilm'?)"
+    assert did_you_mean("pixel", ["st-minilm", "pixels"]) == " (did you mean 'pixels'?)"
+    assert did_you_mean("zzz", ["st-minilm", "pixels"]) == ""
+
+
+def test_training_epochs_report_progress_as_plain_lines_off_a_terminal(hm):
+    r = CliRunner().invoke(main, ["train-head", "mlp", "--store", str(hm), "--feature-set", "img", "--epochs", "2",
+                                  "--hidden", "8", "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("mlp: ")]
+    assert lines and all(line.startswith("mlp: 2/2 epochs, training loss ") for line in lines)
+    assert "epochs, training loss" not in r.stdout  # progress goes to stderr only

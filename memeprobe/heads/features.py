@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, StoreError
 
 TARGETS = ("auto", "label", "labels", "all")
 
@@ -47,8 +47,9 @@ def resolve(store, ref: str) -> tuple[str, list[str]]:
     """The feature set and arrays a reference names in ``store`` (checked)."""
     name, arrays = parse_ref(ref)
     if name not in store.feature_sets():
-        raise MemeprobeError(f"store {store.path} has no feature set {name!r} (it has: "
-                             f"{', '.join(store.feature_sets()) or 'none'}); run `memeprobe featurize` first")
+        close = did_you_mean(ref, store.feature_sets())
+        raise StoreError(f"store {store.path} has no feature set {name!r}{close} (it has: "
+                         f"{', '.join(store.feature_sets()) or 'none'}); run `memeprobe featurize` first")
     spec = store.arrays(name)
     if arrays is None:
         arrays = [a for a in spec if a.endswith("_embed")]
@@ -58,6 +59,20 @@ def resolve(store, ref: str) -> tuple[str, list[str]]:
     if missing:
         raise MemeprobeError(f"feature set {name!r} has no array {', '.join(missing)} (it has: {', '.join(spec)})")
     return name, arrays
+
+
+def did_you_mean(ref: str, names) -> str:
+    """`` (did you mean 'st-minilm'?)`` for the name closest to ``ref`` (``st:minilm``, ``st-minlm``...), else ``""``."""
+    import difflib
+
+    names = list(names)
+    name = parse_ref(ref)[0]
+    # a featurizer spec (``st:minilm``) names its feature set with a dash (``st-minilm``)
+    for guess in (ref.replace(":", "-").replace("/", "-"), name):
+        close = difflib.get_close_matches(guess, names, n=1, cutoff=0.6)
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
 
 
 def canonical(store, refs) -> list[str]:

@@ -5,9 +5,30 @@ import fcntl
 import json
 import math
 import os
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 from memeprobe.errors import MemeprobeError
+
+
+RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "target", "label_names")
+
+
+def new_record(meta: dict, **fields) -> dict:
+    """A run record: a new id, the time, what ``meta`` says about the data (:data:`RECORD_KEYS`), ``fields``."""
+    return {"run_id": uuid.uuid4().hex[:10], "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **{k: meta[k] for k in RECORD_KEYS}, **fields}
+
+
+def of_dataset(runs: list[dict], fingerprint: str, store_path) -> list[dict]:
+    """The runs trained on the dataset with ``fingerprint`` (records older than that field: on ``store_path``)."""
+    store = str(Path(store_path).resolve())
+
+    def same(r):
+        return r["dataset_fingerprint"] == fingerprint if "dataset_fingerprint" in r else r.get("store") == store
+
+    return [r for r in runs if same(r)]
 
 
 def runs_path(store_path) -> Path:

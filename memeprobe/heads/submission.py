@@ -17,6 +17,13 @@ from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
 
 FORMATS = ("hateful_memes", "mami", "semeval2021")
+# the competition format of a dataset format (memeprobe.data); other datasets get hateful_memes
+FORMAT_OF_DATASET = {"hateful_memes": "hateful_memes", "mami": "mami", "semeval2021_task6": "semeval2021"}
+
+
+def default_format(dataset_format: str) -> str:
+    """The submission format ``predict`` writes for a dataset of ``dataset_format``."""
+    return FORMAT_OF_DATASET.get(dataset_format, "hateful_memes")
 
 
 def _check_ids(ids) -> list[str]:

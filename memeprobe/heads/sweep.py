@@ -22,6 +22,7 @@ import numpy as np
 from memeprobe.errors import MemeprobeError
 from memeprobe.heads.factory import HEAD_NAMES, create_head
 
+SEARCHES = ("grid", "random")
 DEFAULT_SPACE = {
     "logreg": {
         "C": [float(c) for c in np.logspace(-3, 2, 11)],
@@ -73,8 +74,8 @@ def configs(space: dict, search="grid", n=None, seed=0) -> list[tuple[str, dict]
             grid.append((head, {k: _tupled(v) for k, v in zip(keys, values)}))
     if search == "grid":
         return grid[:n] if n else grid
-    if search != "random":
-        raise MemeprobeError(f"unknown search {search!r}; choose grid or random")
+    if search not in SEARCHES:
+        raise MemeprobeError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
     n = min(int(n or len(grid)), len(grid))
     pick = np.random.default_rng(seed).choice(len(grid), size=n, replace=False)
     return [grid[i] for i in sorted(pick)]

@@ -14,6 +14,8 @@ Speed (benchmarks/README_heads.md): float32 contiguous tensors, one shuffled ind
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import sys
 from numbers import Integral, Real
 
 import numpy as np
@@ -42,6 +44,43 @@ TORCH_CONSTRAINTS = {
     "device": [str],
     "precision": [None, StrOptions({"fp32", "bf16"})],
 }
+
+
+_PROGRESS = contextvars.ContextVar("memeprobe_epoch_progress", default=False)
+
+
+@contextlib.contextmanager
+def epoch_progress(enabled: bool = True):
+    """Report training epochs on stderr inside this block: a tqdm bar on a terminal, else one plain line
+    per fit."""
+    token = _PROGRESS.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+class _Epochs:
+    """The epoch loop's progress: a tqdm bar (stderr is a terminal), a closing plain line, or nothing."""
+
+    def __init__(self, name, total):
+        self.name, self.total, self.bar = name, total, None
+        self.on = _PROGRESS.get()
+        if self.on and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=f"{name} epochs", unit="epoch", leave=False, file=sys.stderr)
+
+    def update(self, loss):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def close(self, epochs, loss):
+        if self.bar is not None:
+            self.bar.close()
+        elif self.on:
+            print(f"{self.name}: {epochs}/{self.total} epochs, training loss {loss:.4f}", file=sys.stderr, flush=True)
 
 
 def _combine(out):
@@ -89,6 +128,7 @@ class TorchHead(Head):
         best, best_state, bad = -np.inf, None, 0
         self.history_ = []
         n, bs = len(X), int(self.batch_size)
+        progress = _Epochs(self.name, int(self.epochs))
         for epoch in range(int(self.epochs)):
             self.module_.train()
             total = torch.zeros((), device=dev_)
@@ -107,6 +147,7 @@ class TorchHead(Head):
                 total += loss.detach() * len(idx)
             score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
             self.history_.append((epoch + 1, float(total) / n, float(score)))
+            progress.update(self.history_[-1][1])
             if dev is None:
                 continue
             if score > best:
@@ -116,6 +157,7 @@ class TorchHead(Head):
                 bad += 1
                 if self.patience and bad >= self.patience:
                     break
+        progress.close(len(self.history_), self.history_[-1][1] if self.history_ else float("nan"))
         if best_state is not None:
             self.module_.load_state_dict(best_state)
         else:

@@ -1,0 +1,331 @@
+"""The heads' Python API (the CLI is a thin shell over it): train a head on a store, predict a split,
+sweep configurations, read the runs of a store's dataset.
+
+``train_head`` takes the CLI's defaults: selection by 5-fold CV on the training split, the dev split
+(``dev_seen``, ``dev``, ``validation`` or ``val`` when present) scored untouched, trivial baselines beside
+every score; the run is appended to ``runs.jsonl`` beside the store. Every function takes a store path or
+an open :class:`~memeprobe.store.FeatureStore`."""
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memeprobe.errors import ConfigError, MemeprobeError, StoreError, WeightsError
+
+DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
+
+
+@contextlib.contextmanager
+def opened(store):
+    """``store`` itself when it is an open FeatureStore, else the store at that path (closed afterwards)."""
+    from memeprobe.store import FeatureStore
+
+    if isinstance(store, FeatureStore):
+        yield store
+        return
+    with FeatureStore.open(store) as st:
+        yield st
+
+
+def dev_split_of(store, dev_split=None) -> str | None:
+    """``dev_split`` as given (``"none"`` = no dev split), else the store's first of :data:`DEV_SPLITS`."""
+    if dev_split == "none":
+        return None
+    if dev_split:
+        return dev_split
+    return next((s for s in DEV_SPLITS if s in store.split_names()), None)
+
+
+def check_splits(store, splits) -> None:
+    missing = [s for s in splits if s not in store.split_names()]
+    if missing:
+        raise StoreError(f"store {store.path} has no split {', '.join(missing)} (it has: {', '.join(store.split_names())})")
+
+
+def model_meta(store, refs, target) -> dict:
+    """What a model file and a run record say about the data: feature sets, identity, store, target."""
+    from memeprobe import __version__
+    from memeprobe.heads.features import canonical, identity, label_names, resolve_target, store_checksum
+
+    refs = canonical(store, refs)
+    return {
+        "feature_sets": refs, "identity": identity(store, refs), "store": str(Path(store.path).resolve()),
+        "store_checksum": store_checksum(store, refs), "dataset_fingerprint": store.info()["dataset"]["fingerprint"],
+        "target": resolve_target(store, target), "label_names": label_names(store, target),
+        "memeprobe_version": __version__,
+    }
+
+
+def load_splits(store, refs, splits, target) -> dict:
+    from memeprobe.heads.features import load_features
+
+    return {s: load_features(store, refs, [s], target) for s in dict.fromkeys(splits)}
+
+
+def _shapes(store, refs) -> list[tuple]:
+    from memeprobe.heads.features import resolve
+
+    return [store.arrays(n)[a].shape for n, arrays in (resolve(store, r) for r in refs) for a in arrays]
+
+
+def _tokens(store, refs) -> int:
+    """Token count of one fusion side: R for one (R, D) array, 1 for vectors."""
+    shapes = _shapes(store, refs)
+    if all(len(s) == 1 for s in shapes):
+        return 1
+    if len(shapes) == 1 and len(shapes[0]) == 2:
+        return shapes[0][0]
+    raise ConfigError(f"attention fusion: give one (tokens, dim) array or only vectors per side, got shapes "
+                      f"{', '.join(str(s) for s in shapes)} for {', '.join(refs)}")
+
+
+def fusion_config(store, data, image, text, fusion) -> dict:
+    """The fusion parameters the store's arrays imply: the image part's width, token counts (attention)."""
+    config = {"split": sum(data.blocks[:len(_shapes(store, image))])}
+    if fusion == "attention":
+        config.update(image_tokens=_tokens(store, image), text_tokens=_tokens(store, text))
+    return config
+
+
+def fitted_summary(model) -> tuple[dict, dict]:
+    """``(params, chosen)``: the model's parameters as recorded, and what selection chose (C, epochs, k)."""
+    params = model.describe() if hasattr(model, "describe") else model.get_params()
+    chosen = {k: getattr(model, k) for k in ("C_", "best_epoch_", "k_") if hasattr(model, k)}
+    return params, chosen
+
+
+@dataclass
+class Training:
+    """What :func:`train_head` did: the fitted ``model`` and its scores, with everything the CLI prints."""
+
+    kind: str
+    model: object
+    metrics: dict  # split → metrics ("cv" = out-of-fold, "SPLIT@clean" = leak-free subset)
+    baselines: dict  # split → baseline name → metrics
+    seeds: dict  # split → metric → {"mean", "std"} with several seeds
+    notes: list
+    in_sample: list  # the splits selection saw
+    meta: dict  # feature sets, identity, store, target, label names
+    train_split: str
+    dev_split: str | None
+    select_on: str
+    n_train: int
+    n_features: int
+    record: dict  # the run record (runs.jsonl)
+    seconds: float
+    out: Path | None = None  # where the model was saved (None: not saved)
+    runs_file: Path | None = None
+    plots: list = field(default_factory=list)
+    clean_missing: list = field(default_factory=list)  # splits the clean-ids folder has no list for
+
+    @property
+    def untouched(self) -> list[str]:
+        return [s for s in self.metrics if s not in self.in_sample and s != "cv"]
+
+
+def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align", train_split="train",
+               dev_split=None, select_on="train", eval_splits=(), target="auto", tune_metric=None, seed=0,
+               n_seeds=1, ensemble=False, clean_ids=None, plots=None, n_boot=1000, out=None, log_run=True,
+               progress=False, **params) -> Training:
+    """Train head ``kind`` (``logreg``, ``mlp``, ``fusion``, ``retrieval`` or ``ensemble`` with
+    ``members=[...]``) on ``feature_sets`` (fusion: ``image`` and ``text`` arrays), select on ``select_on``,
+    score every split; ``params`` are head parameters. Saves the model to ``out`` when given."""
+    from memeprobe.heads.experiment import read_clean_ids, run_experiment
+    from memeprobe.heads.runs import append_runs, new_record, runs_path
+    from memeprobe.heads.training import epoch_progress
+
+    if kind == "fusion":
+        if not image or not text:
+            raise ConfigError("a fusion head needs image arrays and text arrays (e.g. image pixels/image_embed, "
+                              "text st-minilm/text_embed)")
+        refs = list(image) + list(text)
+    else:
+        refs = list(feature_sets) + list(image) + list(text)
+    if not refs:
+        raise ConfigError("give at least one feature set (e.g. st-minilm)")
+    config = {**({"fusion": fusion} if kind == "fusion" else {}), **params}
+    start = time.perf_counter()
+    with opened(store) as st:
+        dev = dev_split_of(st, dev_split)
+        if select_on != "train" and not dev:
+            raise ConfigError(f"selection on {select_on} needs a dev split; store {st.path} has none")
+        splits = [train_split] + ([dev] if dev else []) + list(eval_splits)
+        check_splits(st, splits)
+        meta = model_meta(st, refs, target)
+        data = load_splits(st, refs, splits, target)
+        if kind == "fusion":
+            for k, v in fusion_config(st, data[train_split], image, text, fusion).items():
+                config.setdefault(k, v)
+        store_path = st.path
+    names = meta["label_names"]
+    clean = read_clean_ids(clean_ids, list(data)) if clean_ids else None
+    with epoch_progress(progress):
+        res = run_experiment(kind, config, data, train_split, dev, names, seed=seed, n_seeds=n_seeds,
+                             ensemble=ensemble, tune_metric=tune_metric, clean=clean, n_boot=n_boot,
+                             select_on=select_on)
+    seconds = time.perf_counter() - start
+    written = []
+    if plots:
+        from memeprobe.heads.experiment import labeled
+        from memeprobe.heads.plots import plot_all
+
+        for s, f in data.items():
+            ok = labeled(f)
+            if s != train_split and ok.any():
+                written += plot_all(plots, f.y[ok], res.model.positive_proba(f.X[ok]), names, res.model.thresholds_,
+                                    prefix=f"{s}_")
+    model_params, chosen = fitted_summary(res.model)
+    record = new_record(meta, command="train-head", head=kind, config={**model_params, **chosen},
+                        splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, select_on=select_on,
+                        in_sample=res.in_sample, baselines=res.baselines, seed=seed, seeds=n_seeds,
+                        ensemble=bool(ensemble and n_seeds > 1),
+                        thresholds=[float(t) for t in res.model.thresholds_], metrics=res.metrics,
+                        seeds_summary=res.seeds, duration_s=round(seconds, 3),
+                        model=str(Path(out).resolve()) if out else None)
+    if out:
+        res.model.save(out, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev})
+    path = None
+    if log_run:
+        path = runs_path(store_path)
+        append_runs(path, [record])
+    return Training(kind, res.model, res.metrics, res.baselines, res.seeds, res.notes, res.in_sample, meta,
+                    train_split, dev, select_on, int(len(data[train_split].ids)), int(data[train_split].X.shape[1]),
+                    record, seconds, Path(out) if out else None, path, written,
+                    [s for s in data if clean and s not in clean])
+
+
+# ---------------------------------------------------------------- predict
+def check_features(store, meta, model_path) -> None:
+    """Refuse a store whose features differ from those the model was trained on (encoder, weights,
+    preprocessing, array shapes)."""
+    from memeprobe.heads.features import identity, resolve
+
+    try:
+        for ref in meta["feature_sets"]:
+            resolve(store, ref)
+        current = identity(store, meta["feature_sets"])
+    except MemeprobeError as e:
+        raise WeightsError(f"{model_path} was trained on features {', '.join(meta['feature_sets'])}, "
+                           f"but store {store.path} does not match: {e}") from None
+    if current != meta["identity"]:
+        diff = [n for n in meta["identity"] if current.get(n) != meta["identity"][n]]
+        raise WeightsError(
+            f"{model_path} was trained on other features than store {store.path} holds: feature set(s) "
+            f"{', '.join(diff)} differ in encoder/weights/preprocessing or array shapes "
+            f"(model: {json.dumps({n: meta['identity'][n] for n in diff})}; store: "
+            f"{json.dumps({n: current.get(n) for n in diff})}); featurize with the same spec or retrain")
+
+
+@dataclass
+class Prediction:
+    """What :func:`predict` wrote: the file, its format, and the scores when the split is labelled."""
+
+    path: Path
+    fmt: str
+    split: str
+    ids: object
+    proba: object  # positive_proba: (n,) or (n, K)
+    pred: object  # 0/1 decisions
+    thresholds: object
+    label_names: list
+    same_dataset: bool
+    metrics: dict | None  # None: the split is unlabelled
+    unlabeled: bool
+
+    @property
+    def positives(self) -> int:
+        return int(self.pred.sum()) if self.pred.ndim == 1 else int(self.pred.any(1).sum())
+
+
+def predict(model_path, store, split, out, fmt=None) -> Prediction:
+    """Predict every meme of ``split`` with the saved model and write ``out`` in ``fmt`` (default: the
+    dataset's competition format, else the generic CSV)."""
+    import numpy as np
+
+    from memeprobe.heads.base import load_model
+    from memeprobe.heads.experiment import labeled
+    from memeprobe.heads.features import load_features
+    from memeprobe.heads.metrics import evaluate
+    from memeprobe.heads.submission import default_format, write_submission
+    from memeprobe.heads.validate import check_meta
+
+    model, meta = load_model(model_path)
+    check_meta(meta, model_path)
+    with opened(store) as st:
+        check_features(st, meta, model_path)
+        check_splits(st, [split])
+        fmt = fmt or default_format(st.info()["dataset"]["format"])
+        f = load_features(st, meta["feature_sets"], [split], meta["target"])
+        same_dataset = st.info()["dataset"]["fingerprint"] == meta["dataset_fingerprint"]
+    proba = model.positive_proba(f.X)
+    pred = model.predict(f.X)
+    write_submission(out, fmt, f.ids, proba, pred, meta["label_names"])
+    ok = labeled(f)
+    metrics = None
+    if ok.any():
+        metrics = evaluate(f.y[ok], proba[ok], model.thresholds_, meta["label_names"], pred=pred[ok])
+    return Prediction(Path(out), fmt, split, f.ids, proba, pred, model.thresholds_, meta["label_names"], same_dataset,
+                      metrics, not ok.any() and bool(np.asarray(f.y).size))
+
+
+# ---------------------------------------------------------------- sweep
+@dataclass
+class Sweep:
+    """What :func:`sweep` did: every run record, ranked by ``key`` (best first)."""
+
+    records: list
+    ranked: list
+    key: str
+    runs_file: Path
+    seconds: float
+
+
+def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2, train_split="train",
+          dev_split=None, eval_splits=(), target="auto", tune_metric=None, seed=0, on_start=None,
+          on_progress=None) -> Sweep:
+    """Fit every point of ``space`` (``{head: {param: [values]}}``), rank by the dev headline metric;
+    every config is a run in runs.jsonl. ``on_start(n_points, feature_sets)`` is called once the data is
+    loaded, ``on_progress(done, total, seconds)`` as runs finish."""
+    from memeprobe.heads import sweep as sw
+    from memeprobe.heads.metrics import headline
+    from memeprobe.heads.runs import append_runs, best_runs, new_record, runs_path
+
+    sw.check_space(space)
+    points = sw.configs(space, search, n_configs, seed)
+    with opened(store) as st:
+        dev = dev_split_of(st, dev_split)
+        if not dev:
+            raise ConfigError(f"store {st.path} has no dev split; a sweep needs one to rank configs")
+        splits = [train_split, dev] + list(eval_splits)
+        check_splits(st, splits)
+        meta = model_meta(st, list(feature_sets), target)
+        data = load_splits(st, list(feature_sets), splits, target)
+        path = runs_path(st.path)
+    if on_start:
+        on_start(len(points), meta["feature_sets"])
+    start, records = time.perf_counter(), []
+    for head, config, metrics, seconds in sw.run_sweep(points, data, train_split, dev, meta["label_names"], seed,
+                                                       tune_metric, jobs):
+        point = {k: config[k] for k in space[head] if k in config}
+        rec = new_record(meta, command="sweep", head=head, config=config, point=point, seed=seed, seeds=1,
+                         ensemble=False, splits={"train": train_split, "dev": dev, "eval": list(eval_splits)},
+                         metrics=metrics, duration_s=round(seconds, 3), model=None)
+        append_runs(path, [rec])
+        records.append(rec)
+        if on_progress:
+            on_progress(len(records), len(points), time.perf_counter() - start)
+    key = f"{dev}.{headline(records[0]['metrics'][dev])}"
+    return Sweep(records, best_runs(records, key, len(records)), key, path, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- runs
+def store_runs(store) -> list[dict]:
+    """The runs in runs.jsonl beside ``store`` that were trained on its dataset (stores sharing a folder
+    share the file)."""
+    from memeprobe.heads.runs import of_dataset, read_runs, runs_path
+
+    with opened(store) as st:
+        return of_dataset(read_runs(runs_path(st.path)), st.info()["dataset"]["fingerprint"], st.path)
