@@ -14,7 +14,7 @@ D = 8
 SPLITS = (("train", 500), ("dev_seen", 200), ("test_unseen", 150))
 
 
-def make_store(path, fmt="hateful_memes", classes=(), binary="hateful", encoder="synthetic:v1", seed=0):
+def make_store(path, fmt="hateful_memes", classes=(), binary="hateful", encoder="synthetic:v1", seed=0, text="text"):
     """A store whose binary label needs image[0] * text[0] and whose classes follow image[1..K]."""
     rng = np.random.default_rng(seed)
     n = sum(m for _, m in SPLITS)
@@ -25,7 +25,7 @@ def make_store(path, fmt="hateful_memes", classes=(), binary="hateful", encoder=
     for split, m in SPLITS:
         for _ in range(m):
             test = split == "test_unseen"
-            memes.append(Meme(f"{i:05d}", split, f"text {i}", f"img/{i:05d}.png",
+            memes.append(Meme(f"{i:05d}", split, f"{text} {i}", f"img/{i:05d}.png",
                               None if test or binary is None else int(y[i]),
                               None if test or not classes else tuple(int(v) for v in Y[i])))
             i += 1
@@ -193,3 +193,68 @@ def test_training_epochs_report_progress_as_plain_lines_off_a_terminal(hm):
     lines = [line for line in r.stderr.splitlines() if line.startswith("mlp: ")]
     assert lines and all(line.startswith("mlp: 2/2 epochs, training loss ") for line in lines)
     assert "epochs, training loss" not in r.stdout  # progress goes to stderr only
+
+
+def test_sweep_saves_the_best_model_and_prints_a_command_that_reproduces_it(tmp_path):
+    import shlex
+
+    store = make_store(tmp_path / "s.h5")
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"logreg": {"C": [0.001, 1.0], "norm": ["l2", "none"]}}))
+    r = run("sweep", "--store", store, "--feature-set", "img", "--feature-set", "txt", "--space", space,
+            "--search", "grid", "--jobs", 1, "--out", tmp_path / "best.pt")
+    assert r.exit_code == 0, r.output
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    best = max(runs, key=lambda x: x["metrics"]["dev_seen"]["auroc"])
+    command = next(line for line in r.output.splitlines() if line.startswith("reproduce it with: "))
+    args = shlex.split(command.removeprefix("reproduce it with: "))
+    assert args[:3] == ["memeprobe", "train-head", "logreg"] and args[-2:] == ["--out", str(tmp_path / "best.pt")]
+    sub_a = tmp_path / "a.csv"
+    assert run("predict", tmp_path / "best.pt", "--store", store, "--split", "dev_seen", "--out", sub_a).exit_code == 0
+    args[-1] = str(tmp_path / "again.pt")
+    r = run(*args[1:], "--bootstrap", 0)
+    assert r.exit_code == 0, r.output
+    again = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])
+    assert again["metrics"]["dev_seen"]["auroc"] == best["metrics"]["dev_seen"]["auroc"]
+    sub_b = tmp_path / "b.csv"
+    assert run("predict", tmp_path / "again.pt", "--store", store, "--split", "dev_seen", "--out", sub_b).exit_code == 0
+    assert sub_a.read_bytes() == sub_b.read_bytes()  # the saved best model is the one the command rebuilds
+
+
+def test_runs_of_a_store_are_those_of_its_dataset(tmp_path):
+    a = make_store(tmp_path / "a.h5")
+    b = make_store(tmp_path / "b.h5", text="caption")  # another dataset beside it: one runs.jsonl
+    for store in (a, b, b):
+        assert run("train-head", "logreg", "--store", store, "--feature-set", "img", "--bootstrap", 0).exit_code == 0
+    runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
+    ids = {s: [x["run_id"] for x in runs if x["store"] == str(s.resolve())] for s in (a, b)}
+    assert len(ids[a]) == 1 and len(ids[b]) == 2 and len({x["dataset_fingerprint"] for x in runs}) == 2
+    out = run("runs", "list", "--store", a).output
+    assert ids[a][0] in out and not any(i in out for i in ids[b])
+    out = run("runs", "best", "--store", b, "--top", 5).output
+    assert all(i in out for i in ids[b]) and ids[a][0] not in out
+    assert all(x["run_id"] in run("runs", "list", "--runs", tmp_path / "runs.jsonl").output for x in runs)
+
+
+def test_generic_dataset_gets_a_prediction_csv(tmp_path):
+    store = make_store(tmp_path / "g.h5", fmt="generic", binary="toxic")
+    assert run("train-head", "logreg", "--store", store, "--feature-set", "img", "--feature-set", "txt",
+               "--out", tmp_path / "g.pt", "--bootstrap", 0).exit_code == 0
+    r = run("predict", tmp_path / "g.pt", "--store", store, "--split", "test_unseen", "--out", tmp_path / "p.csv")
+    assert r.exit_code == 0 and "(csv format)" in r.output, r.output
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "id,label,proba_toxic"
+    rows = read_submission(tmp_path / "p.csv", "csv")
+    t = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])["thresholds"][0]
+    assert len(rows) == 150 and {lab for _, lab, _ in rows} == {"toxic", "not_toxic"}
+    assert all((lab == "toxic") == (p["toxic"] >= t) for _, lab, p in rows)
+    # classes: one probability column per class, the label the predicted class names
+    names = ("red", "green", "blue")
+    (tmp_path / "m").mkdir()
+    multi = make_store(tmp_path / "m" / "m.h5", fmt="generic", classes=names, binary=None)
+    assert run("train-head", "logreg", "--store", multi, "--feature-set", "img", "--out", tmp_path / "m.pt",
+               "--bootstrap", 0).exit_code == 0
+    assert run("predict", tmp_path / "m.pt", "--store", multi, "--split", "test_unseen", "--out",
+               tmp_path / "m.csv").exit_code == 0
+    rows = read_submission(tmp_path / "m.csv", "csv")
+    assert list(rows[0][2]) == list(names)
+    assert all(set(filter(None, lab.split("|"))) <= set(names) for _, lab, _ in rows)

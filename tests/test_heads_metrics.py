@@ -140,3 +140,35 @@ def test_dev_score_auroc_or_macro_ap():
 
     expected = np.mean([average_precision_score(y, p), average_precision_score(1 - y, 1 - p)])
     assert dev_score(Y, np.stack([p, 1 - p, p], 1)) == pytest.approx(expected)
+
+
+def test_plots_name_split_features_scores_support_and_na():
+    from matplotlib import pyplot as plt
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from memeprobe.heads.plots import figures
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    p = np.clip(0.3 * y + 0.7 * rng.random(200), 0, 1)
+    figs = figures(y, p, ["hateful"], [0.5], split="dev_seen", features="st-minilm:text_embed")
+    roc, pr = figs["roc"].axes[0], figs["pr"].axes[0]
+    assert "dev_seen" in roc.get_title() and "st-minilm:text_embed" in roc.get_title()
+    assert [t.get_text() for t in roc.get_legend().get_texts()] == [f"hateful (AUROC {roc_auc_score(y, p):.3f})"]
+    assert [t.get_text() for t in pr.get_legend().get_texts()] == [f"hateful (AP {average_precision_score(y, p):.3f})"]
+    assert "per_class_f1" not in figs
+    # 12 classes (a legend on the multi-class ROC too); class 11 has no gold positive in this split
+    Y = (rng.random((200, 12)) < 0.3).astype(int)
+    Y[:, 11] = 0
+    P = np.clip(0.4 * Y + 0.6 * rng.random((200, 12)), 0, 1)
+    names = [f"c{k}" for k in range(12)]
+    figs = figures(Y, P, names, np.full(12, 0.5), split="dev", features="clip")
+    assert len(figs["roc"].axes[0].get_legend().get_texts()) == 11  # every class with both values
+    bars = figs["per_class_f1"].axes[0]
+    ticks = [t.get_text() for t in bars.get_yticklabels()]
+    assert ticks[0] == f"c0 (n={Y[:, 0].sum()})" and ticks[11] == "c11 (n=0)"
+    values = [t.get_text() for t in bars.texts]
+    assert values[11] == "n/a" and values[0] != "n/a" and bars.patches[11].get_width() == 0
+    assert "per-class F1" in bars.get_title() and "dev" in bars.get_title()
+    for fig in figs.values():
+        plt.close(fig)

@@ -175,8 +175,10 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
         for s, f in data.items():
             ok = labeled(f)
             if s != train_split and ok.any():
-                written += plot_all(plots, f.y[ok], res.model.positive_proba(f.X[ok]), names, res.model.thresholds_,
-                                    prefix=f"{s}_")
+                X = f.X[ok]
+                written += plot_all(plots, f.y[ok], res.model.positive_proba(X), names, res.model.thresholds_,
+                                    prefix=f"{s}_", split=s, features=", ".join(meta["feature_sets"]),
+                                    pred=res.model.predict(X) if res.model.multilabel_ else None)
     model_params, chosen = fitted_summary(res.model)
     record = new_record(meta, command="train-head", head=kind, config={**model_params, **chosen},
                         splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, select_on=select_on,
@@ -281,13 +283,17 @@ class Sweep:
     key: str
     runs_file: Path
     seconds: float
+    model: object  # the best config, refitted
+    out: Path  # where it was saved
+    command: list  # the train-head arguments that reproduce it
 
 
 def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2, train_split="train",
-          dev_split=None, eval_splits=(), target="auto", tune_metric=None, seed=0, on_start=None,
+          dev_split=None, eval_splits=(), target="auto", tune_metric=None, seed=0, out=None, on_start=None,
           on_progress=None) -> Sweep:
     """Fit every point of ``space`` (``{head: {param: [values]}}``), rank by the dev headline metric;
-    every config is a run in runs.jsonl. ``on_start(n_points, feature_sets)`` is called once the data is
+    every config is a run in runs.jsonl. The best config is refitted and saved to ``out`` (default
+    ``sweep-best-RUNID.pt`` beside the store), with the ``train-head`` command that reproduces it. ``on_start(n_points, feature_sets)`` is called once the data is
     loaded, ``on_progress(done, total, seconds)`` as runs finish."""
     from memeprobe.heads import sweep as sw
     from memeprobe.heads.metrics import headline
@@ -303,7 +309,7 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
         check_splits(st, splits)
         meta = model_meta(st, list(feature_sets), target)
         data = load_splits(st, list(feature_sets), splits, target)
-        path = runs_path(st.path)
+        path, store_path = runs_path(st.path), Path(st.path)
     if on_start:
         on_start(len(points), meta["feature_sets"])
     start, records = time.perf_counter(), []
@@ -318,7 +324,14 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
         if on_progress:
             on_progress(len(records), len(points), time.perf_counter() - start)
     key = f"{dev}.{headline(records[0]['metrics'][dev])}"
-    return Sweep(records, best_runs(records, key, len(records)), key, path, time.perf_counter() - start)
+    ranked = best_runs(records, key, len(records))
+    best = ranked[0]
+    model = sw.fit_config(best["head"], dict(best["point"]), data, train_split, dev, meta["label_names"], seed,
+                          tune_metric)
+    out = Path(out) if out else store_path.parent / f"sweep-best-{best['run_id']}.pt"
+    model.save(out, {**meta, "run_id": best["run_id"], "train_split": train_split, "dev_split": dev})
+    return Sweep(records, ranked, key, path, time.perf_counter() - start, model, out,
+                 sw.train_command(best, store_path, out, tune_metric))
 
 
 # ---------------------------------------------------------------- runs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shlex
 
 import click
 
@@ -199,12 +200,14 @@ def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out
 @click.option("--split", required=True, help="Split to predict, e.g. test_unseen.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Submission file.")
 @click.option("--format", "fmt", type=RegistryChoice("memeprobe.heads.submission:FORMATS"),
-              help="Submission format (default: from the store's dataset format).")
+              help="Output format (default: the dataset's competition format, else csv).")
 def predict(model_path, store_path, split, out_path, fmt):
-    """Write a competition submission for every meme of SPLIT with a saved MODEL.
+    """Write a competition submission (or, for other datasets, a prediction CSV) for every meme of SPLIT
+    with a saved MODEL.
 
     hateful_memes: CSV id,proba,label; mami: answer.txt TSV without header; semeval2021: JSON list of
-    {"id", "labels"}. The store must hold the very features the model was trained on.
+    {"id", "labels"}; csv (the default for datasets without a competition format): id,label,proba_<class>...
+    with label the predicted class name. The store must hold the very features the model was trained on.
     """
     from memeprobe.heads import api, span
     from memeprobe.heads.report import metrics_table
@@ -240,8 +243,10 @@ def predict(model_path, store_path, split, out_path, fmt):
 @click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="Print the best N runs.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="Save the best config's model here (default: sweep-best-RUNID.pt beside the store).")
 def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, train_split, dev_split, eval_splits,
-          target, tune_metric, seed, top):
+          target, tune_metric, seed, top, out_path):
     """Search head hyper-parameters on cached features; every config is a run in runs.jsonl."""
     from memeprobe.heads import api
     from memeprobe.heads import sweep as sw
@@ -266,11 +271,13 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
 
     s = api.sweep(store_path, feature_sets, space, search=search, n_configs=n_configs, jobs=jobs,
                   train_split=train_split, dev_split=dev_split, eval_splits=eval_splits, target=target,
-                  tune_metric=tune_metric, seed=seed, on_start=start, on_progress=progress)
+                  tune_metric=tune_metric, seed=seed, out=out_path, on_start=start, on_progress=progress)
     click.echo(f"{len(s.records)} runs appended to {s.runs_file} in {s.seconds:.1f} s; top {top} by {s.key}:")
     click.echo(table(s.ranked[:top], [s.key]))
     best = s.ranked[0]
     click.echo("best: " + json.dumps({"run": best["run_id"], "head": best["head"], "point": best["point"]}, default=str))
+    click.echo(f"model: {s.out} (the best config refitted)")
+    click.echo("reproduce it with: " + shlex.join(s.command))
 
 
 # ---------------------------------------------------------------- runs

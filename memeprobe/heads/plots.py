@@ -1,9 +1,15 @@
-"""Evaluation figures as PNG (matplotlib, Agg backend): ROC, PR, calibration, per-class F1."""
+"""Evaluation figures as PNG (matplotlib, Agg backend): ROC, PR, calibration, per-class F1.
+
+Made to paste into a paper: each curve's AUROC / AP in the legend (every class of a multi-label target
+gets one), titles naming the split and the feature set, per-class bars with their support; a class
+without gold positives in the split is drawn as "n/a", not as a perfect score."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+
+KINDS = ("roc", "pr", "calibration")
 
 
 def _plt():
@@ -15,46 +21,66 @@ def _plt():
     return plt
 
 
-def plot_all(out_dir, y, p, names, thresholds, prefix="") -> list[Path]:
-    """ROC, PR and calibration curves per output (binary: one), per-class F1 bars for multi-label."""
+def _title(kind, split, features) -> str:
+    what = {"roc": "ROC", "pr": "precision-recall", "calibration": "calibration", "per_class_f1": "per-class F1"}[kind]
+    return " · ".join(x for x in (what, split, features) if x)
+
+
+def figures(y, p, names, thresholds, split="", features="", pred=None) -> dict:
+    """``{kind: Figure}``: ROC, PR and calibration curves per output (binary: one) and, for multi-label
+    targets, per-class F1 bars of the decisions ``pred`` (default ``p >= thresholds``)."""
     from sklearn.calibration import calibration_curve
-    from sklearn.metrics import f1_score, precision_recall_curve, roc_curve
+    from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
 
     plt = _plt()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     Y, P = np.asarray(y), np.asarray(p)
     Y, P = (Y[:, None], P[:, None]) if Y.ndim == 1 else (Y, P)
     cols = [k for k in range(Y.shape[1]) if len(np.unique(Y[:, k])) == 2]
-    written = []
-    for kind in ("roc", "pr", "calibration"):
+    out = {}
+    for kind in KINDS:
         fig, ax = plt.subplots(figsize=(5, 5))
         for k in cols:
             if kind == "roc":
                 a, b, _ = roc_curve(Y[:, k], P[:, k])
+                label = f"{names[k]} (AUROC {roc_auc_score(Y[:, k], P[:, k]):.3f})"
             elif kind == "pr":
                 b, a, _ = precision_recall_curve(Y[:, k], P[:, k])
+                label = f"{names[k]} (AP {average_precision_score(Y[:, k], P[:, k]):.3f})"
             else:
                 b, a = calibration_curve(Y[:, k], P[:, k], n_bins=10, strategy="quantile")
-            ax.plot(a, b, label=names[k], lw=1)
+                label = names[k]
+            ax.plot(a, b, label=label, lw=1)
         if kind in ("roc", "calibration"):
             ax.plot([0, 1], [0, 1], "k--", lw=0.5)
         ax.set_xlabel({"roc": "false positive rate", "pr": "recall", "calibration": "mean predicted probability"}[kind])
         ax.set_ylabel({"roc": "true positive rate", "pr": "precision", "calibration": "fraction of positives"}[kind])
-        ax.set_title(f"{prefix}{kind}")
-        if len(cols) <= 8:
-            ax.legend(fontsize=7)
-        written.append(_save(fig, out_dir / f"{prefix}{kind}.png"))
+        ax.set_title(_title(kind, split, features), fontsize=9)
+        if cols:
+            many = len(cols) > 8
+            ax.legend(fontsize=6 if many else 7, loc="upper left" if many else "best",
+                      bbox_to_anchor=(1.02, 1.0) if many else None)
+        out[kind] = fig
     if Y.shape[1] > 1:
-        pred = (P >= np.asarray(thresholds)).astype(int)
-        f1 = f1_score(Y, pred, average=None, zero_division=1)
+        pred = (P >= np.asarray(thresholds)).astype(int) if pred is None else np.asarray(pred).astype(int)
+        support = Y.sum(0).astype(int)
+        f1 = f1_score(Y, pred, average=None, zero_division=0)
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1))
-        ax.barh(range(len(names)), f1)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_xlabel("F1 at tuned thresholds")
-        ax.set_xlim(0, 1)
-        written.append(_save(fig, out_dir / f"{prefix}per_class_f1.png"))
-    return written
+        bars = ax.barh(range(len(names)), np.where(support > 0, f1, 0.0))
+        ax.bar_label(bars, labels=[f"{v:.2f}" if n else "n/a" for v, n in zip(f1, support)], fontsize=7, padding=2)
+        ax.set_yticks(range(len(names)), [f"{name} (n={n})" for name, n in zip(names, support)], fontsize=7)
+        ax.set_xlabel("F1 at the tuned thresholds (n = gold positives; n/a: none in this split)")
+        ax.set_xlim(0, 1.1)
+        ax.set_title(_title("per_class_f1", split, features), fontsize=9)
+        out["per_class_f1"] = fig
+    return out
+
+
+def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="", pred=None) -> list[Path]:
+    """Write :func:`figures` as ``PREFIX{kind}.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [_save(fig, out_dir / f"{prefix}{kind}.png")
+            for kind, fig in figures(y, p, names, thresholds, split, features, pred).items()]
 
 
 def _save(fig, path):

@@ -4,6 +4,10 @@
 * mami: ``answer.txt``, tab-separated, no header: file name, misogynous[, shaming, stereotype,
   objectification, violence] (2 or 6 columns, as the MAMI scorer expects).
 * semeval2021: JSON list ``[{"id": ..., "labels": [technique names]}]``.
+* csv (any other dataset): CSV with header ``id,label,proba_<class>...``. ``label`` is the predicted class
+  name: for a binary target ``<name>`` or ``not_<name>`` (``<name>`` = the dataset's binary label, one
+  ``proba_<name>`` column); for classes, the predicted class (multi-class) or the predicted classes joined
+  by ``|`` (multi-label, empty when none), one probability column per class.
 """
 from __future__ import annotations
 
@@ -16,14 +20,14 @@ import numpy as np
 from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
 
-FORMATS = ("hateful_memes", "mami", "semeval2021")
-# the competition format of a dataset format (memeprobe.data); other datasets get hateful_memes
+FORMATS = ("hateful_memes", "mami", "semeval2021", "csv")
+# the competition format of a dataset format (memeprobe.data); other datasets get the generic csv
 FORMAT_OF_DATASET = {"hateful_memes": "hateful_memes", "mami": "mami", "semeval2021_task6": "semeval2021"}
 
 
 def default_format(dataset_format: str) -> str:
     """The submission format ``predict`` writes for a dataset of ``dataset_format``."""
-    return FORMAT_OF_DATASET.get(dataset_format, "hateful_memes")
+    return FORMAT_OF_DATASET.get(dataset_format, "csv")
 
 
 def _check_ids(ids) -> list[str]:
@@ -81,9 +85,30 @@ def write_semeval2021(path, ids, pred, names) -> Path:
     return path
 
 
+def write_csv(path, ids, proba, pred, names) -> Path:
+    """The generic prediction file (see the module doc), written atomically."""
+    ids, proba, pred = _check_ids(ids), np.asarray(proba, np.float64), np.asarray(pred).astype(int)
+    names = [str(n) for n in names]
+    if proba.ndim == 1:
+        labels = [names[0] if v else f"not_{names[0]}" for v in pred]
+        proba = proba[:, None]
+    else:
+        labels = ["|".join(n for n, v in zip(names, row) if v) for row in pred]
+    if proba.shape[1] != len(names):
+        raise MemeprobeError(f"the csv format needs one name per output: {proba.shape[1]} outputs, {len(names)} names")
+    path = Path(path)
+    with atomic_write(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "label", *(f"proba_{n}" for n in names)])
+        for i, lab, row in zip(ids, labels, proba):
+            w.writerow([i, lab, *(repr(float(v)) for v in row)])
+    return path
+
+
 def read_submission(path, fmt: str):
     """Parse a written file back: hateful_memes → list of (id, proba, label); mami → list of
-    (id, [0/1...]); semeval2021 → list of (id, [names]). Malformed content raises MemeprobeError."""
+    (id, [0/1...]); semeval2021 → list of (id, [names]); csv → list of (id, label, {class: proba}).
+    Malformed content raises MemeprobeError."""
     path = Path(path)
     if fmt == "hateful_memes":
         with open(path, newline="", encoding="utf-8") as f:
@@ -100,6 +125,13 @@ def read_submission(path, fmt: str):
             raise MemeprobeError(f"{path}: every line needs 2 or 6 tab-separated columns, all alike")
     elif fmt == "semeval2021":
         out = [(d["id"], list(d["labels"])) for d in json.loads(path.read_text(encoding="utf-8"))]
+    elif fmt == "csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            r = csv.reader(f)
+            header = next(r, None) or []
+            if header[:2] != ["id", "label"] or len(header) < 3 or not all(h.startswith("proba_") for h in header[2:]):
+                raise MemeprobeError(f"{path}: header must be id,label,proba_<class>...")
+            out = [(row[0], row[1], {h[6:]: float(v) for h, v in zip(header[2:], row[2:])}) for row in r]
     else:
         raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")
     ids = [i for i, *_ in out]
@@ -116,4 +148,6 @@ def write_submission(path, fmt, ids, proba, pred, names) -> Path:
         return write_mami(path, ids, pred)
     if fmt == "semeval2021":
         return write_semeval2021(path, ids, pred, names)
+    if fmt == "csv":
+        return write_csv(path, ids, proba, pred, names)
     raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")

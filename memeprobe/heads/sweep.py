@@ -91,15 +91,37 @@ def _cost(point) -> float:
     return 1.0 + sum(hidden) * float(config.get("epochs", 30))
 
 
+def fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
+    """One config fitted as the sweep fits it (on one torch thread: the same numbers in a worker or here):
+    on ``train_split``, selected and tuned on ``dev_split`` (``train-head --select-on dev``)."""
+    from memeprobe.heads.experiment import fit_one
+    from memeprobe.heads.training import one_thread
+
+    with one_thread():
+        return fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric, names)
+
+
+def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
+    """The ``memeprobe train-head`` arguments that refit the sweep run ``record`` and save it to ``out``."""
+    args = ["memeprobe", "train-head", record["head"], "--store", str(store)]
+    for ref in record["feature_sets"]:
+        args += ["--feature-set", ref]
+    splits = record["splits"]
+    args += ["--train-split", splits["train"], "--dev-split", splits["dev"], "--select-on", "dev",
+             "--target", record["target"], "--seed", str(record["seed"])]
+    if tune_metric:
+        args += ["--tune-metric", tune_metric]
+    for key, value in record["point"].items():
+        args += ["--param", f"{key}={json.dumps(value)}"]
+    return args + ["--out", str(out)]
+
+
 def run_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
     """Worker: fit one config, return ``(head, full params, metrics, seconds)``; one thread per worker."""
-    import torch
+    from memeprobe.heads.experiment import score
 
-    from memeprobe.heads.experiment import fit_one, score
-
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    model = fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric, names)
+    model = fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric)
     metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
     params = {**model.get_params(), **({"C_": model.C_} if hasattr(model, "C_") else {})}
     return head, params, metrics, time.perf_counter() - start

@@ -142,7 +142,7 @@ class TorchHead(Head):
                         if out.dim() == 3 else loss_fn(out, y))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                with _one_thread():
+                with one_thread():
                     opt.step()
                 total += loss.detach() * len(idx)
             score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
@@ -238,7 +238,7 @@ def _reuse_freed_memory(limit: int = 1 << 29):
 
 
 @contextlib.contextmanager
-def _one_thread():
+def one_thread():
     """Run the optimiser step on one thread: the fused AdamW kernel is memory-bound, and with two
     OpenMP threads it took 15-24 ms per step for a 394k-parameter MLP instead of 0.17 ms on one
     (benchmarks/README_heads.md)."""
