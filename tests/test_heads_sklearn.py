@@ -106,3 +106,15 @@ def test_parameters_are_validated_at_fit_with_memeprobe_errors():
         create_head("logreg").fit(X, np.ones(len(X), int))
     with pytest.raises(ConfigError, match="non-negative weights"):
         EnsembleHead([create_head("logreg")], weights=[-1.0]).fit(X, y)
+
+
+def test_string_class_head_saves_and_loads(tmp_path):
+    from memeprobe.heads.base import load_model
+
+    X, _ = _data(150)
+    names = np.array(["cat", "dog", "eel"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1)]
+    head = create_head("logreg", C=1.0).fit(X, names)
+    again, _ = load_model(head.save(tmp_path / "m.pt"))
+    assert list(again.classes_) == ["cat", "dog", "eel"]
+    np.testing.assert_array_equal(again.predict(X), head.predict(X))
+    np.testing.assert_allclose(again.predict_proba(X), head.predict_proba(X))

@@ -4,5 +4,6 @@ Modules (imported lazily so ``memeprobe --help`` stays fast):
 ``factory`` (``create_head(name, **config)``, ``head_config``), ``base`` (``Head``, ``load_model``),
 ``logreg`` / ``mlp`` / ``fusion`` (the heads), ``ensemble``, ``losses``, ``metrics``, ``thresholds``,
 ``features`` (store → arrays), ``experiment`` (fit + tune + score), ``sweep``, ``runs``,
-``submission``, ``plots``, ``commands`` (``train-head``, ``predict``, ``sweep``, ``runs``).
+``submission``, ``plots``, ``report`` (printed tables), ``api`` (``train_head``, ``predict``, ``sweep``,
+``store_runs``: the Python API) and ``commands`` (``train-head``, ``predict``, ``sweep``, ``runs``: the CLI over it).
 """
