@@ -118,8 +118,11 @@ def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
 
 def run_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
     """Worker: fit one config, return ``(head, full params, metrics, seconds)``; one thread per worker."""
+    import torch
+
     from memeprobe.heads.experiment import score
 
+    torch.set_num_threads(1)
     start = time.perf_counter()
     model = fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric)
     metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
