@@ -258,3 +258,34 @@ def test_generic_dataset_gets_a_prediction_csv(tmp_path):
     rows = read_submission(tmp_path / "m.csv", "csv")
     assert list(rows[0][2]) == list(names)
     assert all(set(filter(None, lab.split("|"))) <= set(names) for _, lab, _ in rows)
+
+
+def test_training_epochs_show_a_tqdm_bar_on_a_terminal(hm):
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # tqdm draws nothing 0 columns wide
+    proc = subprocess.Popen([sys.executable, "-c", "from memeprobe.cli import main; main()", "train-head", "mlp",
+                             "--store", str(hm), "--feature-set", "img", "--epochs", "3", "--hidden", "8",
+                             "--bootstrap", "0"], stdout=subprocess.DEVNULL, stderr=slave,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    os.close(slave)
+    chunks = []
+    while True:  # read while it runs: the terminal's buffer is small
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0
+    err = b"".join(chunks).decode("utf-8", "replace")
+    assert "mlp epochs:" in err and "/3 [" in err and "epoch/s" in err and "training loss" not in err
