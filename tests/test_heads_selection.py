@@ -134,13 +134,24 @@ def test_retrieval_head_leave_one_out_and_round_trip(tmp_path):
     res = run_experiment("retrieval", {}, {"train": feats(X[:500], y[:500]), "test": feats(X[500:], y[500:])},
                          "train", None, ["y"])
     assert res.metrics["test"]["auroc"] > 0.8 and res.metrics["cv"]["auroc"] > 0.8
-    assert res.model.k_ in (5, 10, 20, 50, 100)
+    assert res.model.k_ in (5, 10, 20, 50, 100) and res.model.temperature_ in (0.05, 0.1, 0.2, 0.5)
     Y = np.column_stack([y, (c >= 3).astype(int)])
     head = create_head("retrieval").fit(X[:500], Y[:500])
-    oof, insample = head.oof_, head.positive_proba(X[:500])
-    assert not np.allclose(oof, insample)  # leave-one-out excludes each row itself
-    head.save(tmp_path / "r.pt")
-    assert np.allclose(load_model(tmp_path / "r.pt")[0].positive_proba(X[500:]), head.positive_proba(X[500:]))
+    # a row is never voted on by its own copy: predicting the training rows gives the leave-one-out estimate
+    assert np.allclose(head.oof_, head.positive_proba(X[:500]))
+    assert not np.allclose(head.oof_, create_head("retrieval", k=1).fit(X[:500], Y[:500]).oof_)
+
+
+def test_retrieval_copies_of_a_query_do_not_vote():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 30)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    Q = np.eye(30, dtype=np.float32)[:20]  # queries orthogonal to each other: never each other's neighbours
+    with_copies = create_head("retrieval", k=5, temperature=0.1).fit(np.vstack([X, Q]), np.r_[y, np.ones(20, int)])
+    without = create_head("retrieval", k=5, temperature=0.1).fit(X, y)
+    # each query's copy (labelled 1) is left out of its vote: the same 5 rows of X vote in both heads
+    assert np.allclose(with_copies.positive_proba(Q), without.positive_proba(Q), atol=1e-6)
+    assert not np.allclose(with_copies.positive_proba(Q * 1.001 + 0.01), without.positive_proba(Q * 1.001 + 0.01))
 
 
 def test_crafted_model_files_get_one_clear_error(tmp_path):

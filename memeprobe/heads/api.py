@@ -93,7 +93,7 @@ def fusion_config(store, data, image, text, fusion) -> dict:
 def fitted_summary(model) -> tuple[dict, dict]:
     """``(params, chosen)``: the model's parameters as recorded, and what selection chose (C, epochs, k)."""
     params = model.describe() if hasattr(model, "describe") else model.get_params()
-    chosen = {k: getattr(model, k) for k in ("C_", "best_epoch_", "k_") if hasattr(model, k)}
+    chosen = {k: getattr(model, k) for k in ("C_", "best_epoch_", "k_", "temperature_") if hasattr(model, k)}
     return params, chosen
 
 

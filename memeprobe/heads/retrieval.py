@@ -2,13 +2,17 @@
 inner-product index over the L2-normalised training features; a row's probability per output is
 the similarity-weighted vote of its ``k`` nearest training rows, ``softmax(sim / temperature)``.
 
-With ``k=None`` the neighbour count is chosen among ``K_CANDIDATES`` by the leave-one-out score on
-the training rows (each row voted on by its neighbours other than itself and its exact
-duplicates), which are also kept as ``oof_`` for thresholds; no folds are needed.
+With ``k=None`` / ``temperature=None`` the neighbour count and the vote temperature are chosen
+among ``K_CANDIDATES`` x ``TEMPERATURES`` by the leave-one-out score on the training rows (each row
+voted on by its neighbours other than itself and its exact copies), which are also kept as
+``oof_`` for thresholds; no folds are needed. Prediction follows the same rule: training rows
+identical to the query (cosine 1) do not vote, so the rule that was scored is the rule that
+predicts (a copy's label is the leakage report's business; on Hateful Memes, exact text copies in
+dev/test are confounders whose label is flipped more often than not).
 
 ``proj_dim > 0`` first learns a linear projection with a contrastive loss (RGCL's idea): for every
 training row, its ``n_pairs`` nearest same-label rows are positives and its nearest other-label
-rows hard negatives (label = the whole label vector), InfoNCE at ``temperature``. The projection
+rows hard negatives (label = the whole label vector), InfoNCE at ``NCE_TEMPERATURE``. The projection
 sees every training row, so leave-one-out would flatter it: ``oof_`` is then left to k-fold
 refits (each fold learns its own projection).
 """
@@ -23,6 +27,9 @@ from memeprobe.heads.base import BASE_CONSTRAINTS, Head
 from memeprobe.heads.metrics import dev_score
 
 K_CANDIDATES = (5, 10, 20, 50, 100)
+TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
+NCE_TEMPERATURE = 0.05
+COPY = 1 - 1e-6  # cosine at or above which a training row counts as a copy of the query
 
 
 class RetrievalHead(Head):
@@ -30,14 +37,14 @@ class RetrievalHead(Head):
     _parameter_constraints = {
         **BASE_CONSTRAINTS,
         "k": [None, Interval(Integral, 1, None, closed="left")],
-        "temperature": [Interval(Real, 0, None, closed="neither")],
+        "temperature": [None, Interval(Real, 0, None, closed="neither")],
         "proj_dim": [Interval(Integral, 0, None, closed="left")],
         "n_pairs": [Interval(Integral, 1, None, closed="left")],
         "epochs": [Interval(Integral, 0, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, k=None, temperature=0.05, proj_dim=0, n_pairs=5, epochs=20, lr=1e-3, norm="l2",
+    def __init__(self, k=None, temperature=None, proj_dim=0, n_pairs=5, epochs=20, lr=1e-3, norm="l2",
                  blocks=None, seed=0):
         self.k = k
         self.temperature = temperature
@@ -57,9 +64,9 @@ class RetrievalHead(Head):
         index.add(Z)
         return index, Z
 
-    def _vote(self, sim, idx, k):
+    def _vote(self, sim, idx, k, temperature):
         sim, idx = sim[:, :k], idx[:, :k]
-        w = np.exp((sim - sim[:, :1]) / self.temperature) * (idx >= 0)
+        w = np.exp((sim - sim[:, :1]) / temperature) * (idx >= 0)
         w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
         p = np.einsum("nk,nkc->nc", w, self.Y_[np.maximum(idx, 0)])
         eps = 1e-4
@@ -90,7 +97,7 @@ class RetrievalHead(Head):
             E = torch.nn.functional.normalize(Xt @ W, dim=1)
             sim_pos = (E[a] * E[p]).sum(1, keepdim=True)
             sim_neg = torch.einsum("nd,nkd->nk", E[a], E[n])
-            logits = torch.cat([sim_pos, sim_neg], 1) / self.temperature
+            logits = torch.cat([sim_pos, sim_neg], 1) / NCE_TEMPERATURE
             loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long))
             opt.zero_grad()
             loss.backward()
@@ -103,32 +110,30 @@ class RetrievalHead(Head):
         X = self._project(X)
         index, Z = self._index(X)
         self.index_ = index
-        candidates = [self.k] if self.k else [k for k in K_CANDIDATES if k < len(X)] or [max(1, len(X) - 1)]
-        kmax = max(candidates)
-        # leave-one-out: drop each row itself and its exact duplicates from its own neighbours
-        sim, idx = index.search(Z, min(len(X), kmax + 1 + 8))
-        dup = (sim >= 1 - 1e-6) | (idx == np.arange(len(X))[:, None])
-        order = np.argsort(dup, axis=1, kind="stable")
-        sim, idx = np.take_along_axis(sim, order, 1), np.take_along_axis(idx, order, 1)
-        sim = np.where(np.take_along_axis(dup, order, 1), -1.0, sim)
-        idx = np.where(sim <= -1.0, -1, idx)
+        ks = [self.k] if self.k else [k for k in K_CANDIDATES if k < len(X)] or [max(1, len(X) - 1)]
+        temperatures = [self.temperature] if self.temperature else TEMPERATURES
+        # leave-one-out: each row is voted on by its neighbours other than itself and its copies
+        sim, idx = _without_copies(*index.search(Z, min(len(X), max(ks) + 1 + 8)), np.arange(len(X)))
+        dev_hits = self._search(dev[0], max(ks)) if dev is not None else None
         scored = []
-        for k in candidates:
-            logits = self._vote(sim, idx, k)
-            scored.append((dev_score(dev[1], self._vote(*self._search(dev[0], k), k)) if dev is not None
-                           else dev_score(Y, logits), k, logits))
-        score, self.k_, logits = max(scored, key=lambda s: s[0])
-        self.path_ = [(k, float(s)) for s, k, _ in scored]
+        for k in ks:
+            for t in temperatures:
+                logits = self._vote(sim, idx, k, t)
+                score = dev_score(dev[1], self._vote(*dev_hits, k, t)) if dev is not None else dev_score(Y, logits)
+                scored.append((score, k, t, logits))
+        score, self.k_, self.temperature_, logits = max(scored, key=lambda s: s[0])
+        self.path_ = [((k, t), float(s)) for s, k, t, _ in scored]
         p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
         self.oof_ = None if dev is not None or self.proj_ is not None else self._squeeze(p)
 
     def _search(self, X, k):
+        """The ``k`` nearest training rows of each row of ``X``, copies of it left out (as ``-1``)."""
         X = self._project(X)
         Z = np.ascontiguousarray(X / (np.linalg.norm(X, axis=1, keepdims=True) + 1e-8), dtype=np.float32)
-        return self.index_.search(Z, min(k, self.index_.ntotal))
+        return _without_copies(*self.index_.search(Z, min(k + 8, self.index_.ntotal)))
 
     def _logits(self, X):
-        return self._vote(*self._search(X, self.k_), self.k_)
+        return self._vote(*self._search(X, self.k_), self.k_, self.temperature_)
 
     def __getstate__(self):  # a FAISS index does not pickle: keep its serialised bytes
         import faiss
@@ -148,10 +153,21 @@ class RetrievalHead(Head):
     def _state(self):
         import torch
 
-        return {"k": int(self.k_), "train": torch.from_numpy(np.ascontiguousarray(self.index_.reconstruct_n(0, self.index_.ntotal))),
+        return {"k": int(self.k_), "temperature": float(self.temperature_), "train": torch.from_numpy(np.ascontiguousarray(self.index_.reconstruct_n(0, self.index_.ntotal))),
                 "Y": torch.from_numpy(self.Y_), "proj": None if self.proj_ is None else torch.from_numpy(self.proj_)}
 
     def _set_state(self, s):
         self.k_, self.Y_ = int(s["k"]), s["Y"].numpy()
+        self.temperature_ = float(s.get("temperature", 0.05))  # files from before the temperature was chosen
         self.proj_ = None if s.get("proj") is None else s["proj"].numpy()
         self.index_, _ = self._index(s["train"].numpy())  # stored already projected and normalised
+
+
+def _without_copies(sim, idx, own=None):
+    """Neighbour lists with copies of the query (cosine >= COPY, or the row ``own`` itself) moved to the end as ``-1``."""
+    drop = sim >= COPY
+    if own is not None:
+        drop |= idx == own[:, None]
+    order = np.argsort(drop, axis=1, kind="stable")
+    sim, idx, drop = (np.take_along_axis(a, order, 1) for a in (sim, idx, drop))
+    return np.where(drop, -1.0, sim), np.where(drop, -1, idx)
