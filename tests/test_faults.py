@@ -549,6 +549,58 @@ def crafted_model(lab):
     return run
 
 
+def _leakage_report(lab: Lab, name: str, data: Path | None = None) -> tuple[Run, Path]:
+    out = lab.root / name
+    return lab.cli("leakage", "report", data or lab.base, "--out", out), out
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@case("leakage: stale clean_ids beside a new report")
+def leak_stale_clean_ids(lab):
+    run, out = _leakage_report(lab, "leak_stale")
+    assert run.exit_code == 0, run.output
+    stale = out / "clean_ids" / "dev_seen.txt"
+    ids = stale.read_text().splitlines()
+    leaked = next(m.id for m in lab.dataset.split("dev_seen") if m.id not in ids)
+    stale.write_text("".join(f"{i}\n" for i in ids + [leaked]))  # one more "clean" id than the report says
+    run = lab.cli("train-head", "logreg", "--store", lab.clean, "--feature-set", SET, "--clean-ids", out)
+    assert_clear(run, 2, "dev_seen.txt", f"{len(ids) + 1} ids", f"{len(ids)} clean ids", "manifest.json")
+    return run
+
+
+@case("leakage: disk full while writing the report")
+def leak_disk_full(lab):
+    run, out = _leakage_report(lab, "leak_full")
+    assert run.exit_code == 0, run.output
+    before = _tree(out)
+    limit = max((out / f).stat().st_size for f in before) // 2
+    args = ["leakage", "report", lab.base, "--out", out]
+    code = spawn(args, out.parent / "leak_full.log", preexec_fn=_file_limit(limit)).wait(timeout=300)
+    run = Run("memeprobe " + lab.short(" ".join(map(str, args))) + "  # RLIMIT_FSIZE", code,
+              (out.parent / "leak_full.log").read_text())
+    assert_clear(run, 2, str(out), "disk is full")
+    assert _tree(out) == before, "the earlier report was changed"
+    assert not list(out.parent.glob(".leak_full.*")), "a temporary report folder was left behind"
+    return run
+
+
+@case("leakage: id with a line break")
+def leak_newline_id(lab):
+    data = lab.copy("leak_newline")
+    f = data / "dev_seen.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    for r in rows:
+        r["id"] = f"{r['id']}\nx"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run, out = _leakage_report(lab, "leak_newline_out", data)
+    assert_clear(run, 2, r"\nx' (split dev_seen)", "line break")
+    assert not out.exists()
+    return run
+
+
 # ---------------------------------------------------------------- pytest and script entry points
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):

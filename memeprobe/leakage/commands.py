@@ -19,7 +19,7 @@ def leakage():
 @click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Feature store (HDF5) of this dataset: embeddings enable near-duplicate search by cosine.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leakage_report", show_default=True,
-              help="Folder for report.json, pairs.csv, report.html and clean_ids/.")
+              help="Folder for report.json, pairs.csv, report.html, clean_ids/ and manifest.json (replaced as a whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("--text-threshold", type=_COS, default=0.9, show_default=True, help="Min cosine of text embeddings.")
 @click.option("--image-threshold", type=_COS, default=0.95, show_default=True, help="Min cosine of image embeddings.")

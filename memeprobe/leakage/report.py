@@ -1,4 +1,5 @@
-"""Report writers: report.json, pairs.csv, report.html (self-contained), clean_ids/<split>.txt, terminal table."""
+"""Report writers: report.json, pairs.csv, report.html (self-contained), clean_ids/<split>.txt, manifest.json,
+terminal table."""
 from __future__ import annotations
 
 import base64
@@ -10,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from memeprobe import __version__
-from memeprobe.leakage import images, pairs as pairs_mod
+from memeprobe.atomic import atomic_dir
+from memeprobe.errors import MemeprobeError
+from memeprobe.leakage import images, manifest, pairs as pairs_mod
 
 SCORE_COLUMNS = ("text_jaccard", "text_cosine", "image_phash", "image_cosine")
 HTML_MAX_PAIRS = 1000
@@ -59,12 +62,12 @@ def to_json(result, ds) -> dict:
 
 
 def write_clean_ids(result, out_dir: Path) -> dict[str, Path]:
-    folder = out_dir / "clean_ids"
+    folder = out_dir / manifest.CLEAN_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for split, ids in result.clean_ids.items():
         path = folder / f"{split}.txt"
-        path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        path.write_text(manifest.format_ids(ids), encoding="utf-8")
         written[split] = path
     return written
 
@@ -117,16 +120,30 @@ def _fmt(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """The folder is replaced as a whole: refuse one holding anything but an earlier report."""
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (
+            (out_dir / manifest.MANIFEST).is_file() or (out_dir / "report.json").is_file()):
+        raise MemeprobeError(f"{out_dir} is a non-empty folder that holds no leakage report; the report replaces "
+                             "its output folder as a whole: choose a new or empty folder")
+
+
 def write_report(result, ds, out_dir) -> dict[str, Path]:
-    """Write every report file under ``out_dir``; returns their paths by name."""
+    """Write every report file into a fresh folder that replaces ``out_dir`` as a whole, ``manifest.json``
+    last; returns their paths by name. A failure leaves the earlier report (if any) untouched."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "report.json", "csv": out_dir / "pairs.csv", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(to_json(result, ds), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    result.pairs.to_csv(paths["csv"], index=False)
-    paths["html"].write_text(render_html(result, ds), encoding="utf-8")
-    write_clean_ids(result, out_dir)
-    return paths
+    manifest.check_ids_writable(result.clean_ids)
+    _check_out_dir(out_dir)
+    names = {"json": "report.json", "csv": "pairs.csv", "html": "report.html", "manifest": manifest.MANIFEST}
+    with atomic_dir(out_dir) as tmp:
+        doc = to_json(result, ds)
+        (tmp / names["json"]).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        result.pairs.to_csv(tmp / names["csv"], index=False)
+        (tmp / names["html"]).write_text(render_html(result, ds), encoding="utf-8")
+        write_clean_ids(result, tmp)
+        manifest.write_manifest(tmp, {s: len(ids) for s, ids in result.clean_ids.items()},
+                                memeprobe_version=__version__, dataset_fingerprint=doc["dataset"]["fingerprint"])
+    return {k: out_dir / v for k, v in names.items()}
 
 
 def terminal_table(result) -> str:

@@ -1,0 +1,92 @@
+"""The report folder: written as a whole with a manifest, clean-id lists checked against it, odd ids."""
+import json
+import shutil
+import warnings
+
+import pytest
+
+from memeprobe.data import load_dataset
+from memeprobe.data.synthetic import make_sample
+from memeprobe.errors import DatasetError, MemeprobeError
+from memeprobe.heads.experiment import read_clean_ids
+from memeprobe.leakage.analysis import analyze
+from memeprobe.leakage.manifest import file_sha256
+from memeprobe.leakage.report import write_report
+
+
+def _report(root, out, **edits):
+    """Analyse ``root`` (dev_seen rows edited: index -> new id) and write the report to ``out``."""
+    if edits:
+        f = root / "dev_seen.jsonl"
+        rows = [json.loads(line) for line in f.read_text().splitlines()]
+        for k, new_id in edits.items():
+            rows[int(k[1:])]["id"] = new_id
+        f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = load_dataset(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = analyze(ds, check_images=False)
+    return result, write_report(result, ds, out)
+
+
+@pytest.fixture
+def sample(tmp_path):
+    make_sample(tmp_path / "a", n=60, seed=0, image_size=64)
+    return tmp_path / "a"
+
+
+def test_manifest_lists_every_file_and_clean_counts(sample, tmp_path):
+    result, paths = _report(sample, tmp_path / "out")
+    doc = json.loads(paths["manifest"].read_text())
+    files = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert sorted(doc["files"]) == [f for f in files if f != "manifest.json"]
+    for name, entry in doc["files"].items():
+        assert entry["sha256"] == file_sha256(tmp_path / "out" / name)
+    assert doc["clean_ids"] == {s: len(ids) for s, ids in result.clean_ids.items()}
+    clean = read_clean_ids(tmp_path / "out", ["dev_seen", "test_unseen"])
+    assert clean == {s: set(ids) for s, ids in result.clean_ids.items()}
+    assert read_clean_ids(tmp_path / "out" / "clean_ids", ["dev_seen"])["dev_seen"] == set(result.clean_ids["dev_seen"])
+    assert not list(tmp_path.glob(".out.*")), "temporary folders left behind"
+
+
+def test_stale_clean_ids_beside_a_new_report_are_refused(sample, tmp_path):
+    make_sample(tmp_path / "b", n=80, seed=1, image_size=64)
+    _report(sample, tmp_path / "old")
+    _report(tmp_path / "b", tmp_path / "new")
+    stale = tmp_path / "new" / "clean_ids" / "dev_seen.txt"
+    shutil.copy(tmp_path / "old" / "clean_ids" / "dev_seen.txt", stale)
+    with pytest.raises(MemeprobeError, match="dev_seen.txt .* does not match .*manifest.json"):
+        read_clean_ids(tmp_path / "new", ["dev_seen"])
+    with pytest.raises(MemeprobeError, match="does not match"):
+        read_clean_ids(tmp_path / "new" / "clean_ids", ["dev_seen"])
+    (tmp_path / "old" / "manifest.json").unlink()  # report.json without its manifest: unfinished or older
+    with pytest.raises(MemeprobeError, match="no manifest.json"):
+        read_clean_ids(tmp_path / "old", ["dev_seen"])
+
+
+def test_a_second_report_replaces_the_first_as_a_whole(sample, tmp_path):
+    out = tmp_path / "out"
+    _report(sample, out)
+    (out / "clean_ids" / "extra_split.txt").write_text("x\n")
+    _report(sample, out)
+    assert not (out / "clean_ids" / "extra_split.txt").exists()
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    with pytest.raises(MemeprobeError, match="holds no leakage report"):
+        _report(sample, other)
+    assert [p.name for p in other.iterdir()] == ["thesis.tex"]
+
+
+def test_an_id_with_a_line_break_is_refused_and_nothing_is_written(sample, tmp_path):
+    with pytest.raises(DatasetError, match=r"id 'ab\\ncd' \(split dev_seen\) holds a line break"):
+        _report(sample, tmp_path / "out", r0="ab\ncd")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_odd_ids_round_trip_through_clean_id_lists(sample, tmp_path):
+    odd = ["sp\u2028x", "tab\tin", "x\x85y", "=1+1"]
+    result, _ = _report(sample, tmp_path / "out", **{f"r{k}": i for k, i in enumerate(odd)})
+    assert set(odd) <= set(result.clean_ids["dev_seen"]) | set(result.pairs.id_b)
+    read = read_clean_ids(tmp_path / "out", ["dev_seen"])["dev_seen"]
+    assert read == set(result.clean_ids["dev_seen"])
