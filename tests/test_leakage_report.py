@@ -11,7 +11,7 @@ from memeprobe.errors import DatasetError, MemeprobeError
 from memeprobe.heads.experiment import read_clean_ids
 from memeprobe.leakage.analysis import analyze
 from memeprobe.leakage.manifest import file_sha256
-from memeprobe.leakage.report import write_report
+from memeprobe.leakage.report import spreadsheet_safe, write_report
 
 
 def _report(root, out, **edits):
@@ -90,3 +90,24 @@ def test_odd_ids_round_trip_through_clean_id_lists(sample, tmp_path):
     assert set(odd) <= set(result.clean_ids["dev_seen"]) | set(result.pairs.id_b)
     read = read_clean_ids(tmp_path / "out", ["dev_seen"])["dev_seen"]
     assert read == set(result.clean_ids["dev_seen"])
+
+
+def test_pairs_csv_neutralises_formulas_and_report_json_keeps_exact_ids(sample, tmp_path):
+    import pandas as pd
+
+    train = [json.loads(line) for line in (sample / "train.jsonl").read_text().splitlines()]
+    f = sample / "dev_seen.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    evil = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)"]  # (the loader strips a leading tab)
+    for k, i in enumerate(evil):  # each a copy of a train text: they are in pairs
+        rows[k].update(id=i, text=train[k]["text"])
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _, paths = _report(sample, tmp_path / "out")
+    csv = pd.read_csv(paths["csv"], dtype={"id_a": str, "id_b": str}, keep_default_na=False)
+    assert set(evil) <= set(pd.DataFrame(json.loads(paths["json"].read_text())["pairs"]).id_b)
+    assert {f"'{i}" for i in evil} <= set(csv.id_b)
+    text_cells = csv.select_dtypes(exclude="number").to_numpy().ravel()
+    assert not [c for c in text_cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert csv.label_a.dtype.kind == "i" and (csv.label_a >= -1).all()  # numbers stay numbers
+    cells = spreadsheet_safe(pd.DataFrame({"t": ["\tx", "\rx", "a=b", "", "x-"], "n": [-1, 2, 3, 4, 5]}))
+    assert cells.t.tolist() == ["'\tx", "'\rx", "a=b", "", "x-"] and cells.n.tolist() == [-1, 2, 3, 4, 5]

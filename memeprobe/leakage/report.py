@@ -1,5 +1,8 @@
 """Report writers: report.json, pairs.csv, report.html (self-contained), clean_ids/<split>.txt, manifest.json,
-terminal table."""
+terminal table.
+
+pairs.csv is for people and spreadsheets: a text cell starting with ``= + - @``, tab or CR gets a leading
+``'`` (formula injection); report.json and clean_ids/ keep the exact ids."""
 from __future__ import annotations
 
 import base64
@@ -9,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
@@ -16,6 +20,7 @@ from memeprobe.errors import MemeprobeError
 from memeprobe.leakage import images, manifest, pairs as pairs_mod
 
 SCORE_COLUMNS = ("text_jaccard", "text_cosine", "image_phash", "image_cosine")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads such a cell as a formula (OWASP)
 HTML_MAX_PAIRS = 1000
 
 
@@ -116,6 +121,17 @@ def render_html(result, ds, max_pairs: int = HTML_MAX_PAIRS, thumb_size: int = 1
         n_pairs=len(result.pairs), thumbs=thumbs)
 
 
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells that a spreadsheet would run as a formula start with ``'`` (OWASP CSV
+    injection); for human-facing CSVs only (report.json keeps the exact ids)."""
+    out = table.copy()
+    for col in out.columns:
+        if not (pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])):
+            continue
+        out[col] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in out[col]]
+    return out
+
+
 def _fmt(x):
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -138,7 +154,7 @@ def write_report(result, ds, out_dir) -> dict[str, Path]:
     with atomic_dir(out_dir) as tmp:
         doc = to_json(result, ds)
         (tmp / names["json"]).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-        result.pairs.to_csv(tmp / names["csv"], index=False)
+        spreadsheet_safe(result.pairs).to_csv(tmp / names["csv"], index=False)
         (tmp / names["html"]).write_text(render_html(result, ds), encoding="utf-8")
         write_clean_ids(result, tmp)
         manifest.write_manifest(tmp, {s: len(ids) for s, ids in result.clean_ids.items()},
