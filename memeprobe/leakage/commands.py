@@ -32,8 +32,11 @@ def leakage():
               help="Only pick embeddings from these feature sets (repeatable; default: any but 'pixels').")
 @click.option("--train-split", default="train", show_default=True, help="The split eval splits must not leak from.")
 @click.option("--no-images", is_flag=True, help="Skip decoding images (text checks and store embeddings only).")
+@click.option("--max-group-pairs", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
+                   "paired with one anchor per split and label (the group still lists every member).")
 def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
-           text_array, image_array, feature_sets, train_split, no_images):
+           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
     import warnings
 
@@ -43,7 +46,8 @@ def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, 
 
     ds = load_dataset(data, format=fmt)
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
-                           phash_distance=phash_distance, jaccard=jaccard, train_split=train_split)
+                           phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
+                           max_group_pairs=max_group_pairs)
     opened = None
     if store is not None:
         from memeprobe.store import FeatureStore
