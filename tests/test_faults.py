@@ -624,6 +624,24 @@ def leak_formula_ids(lab):
     return Run(run.command, run.exit_code, "pairs.csv: formula cells start with ' (report.json keeps exact ids)\n")
 
 
+@case("leakage: every meme has the same caption")
+def leak_one_caption(lab):
+    data = lab.copy("leak_caption")
+    for f in data.glob("*.jsonl"):
+        f.write_text("".join(json.dumps({**json.loads(ln), "text": "same words"}) + "\n"
+                             for ln in f.read_text().splitlines()))
+    n = len(lab.dataset.memes)
+    run = lab.cli("leakage", "report", data, "--out", lab.root / "leak_caption_out", "--max-group-pairs", 50, "--json")
+    assert run.exit_code == 0 and "Traceback" not in run.output, run.output
+    doc = json.loads((lab.root / "leak_caption_out" / "report.json").read_text())
+    assert doc["groups"][0]["size"] == n and len(doc["pairs"]) <= 5 * n < n * (n - 1) // 2
+    clean = {s: len((lab.root / "leak_caption_out" / "clean_ids" / f"{s}.txt").read_text().splitlines())
+             for s in ("dev_seen", "test_unseen")}
+    assert clean == {"dev_seen": 0, "test_unseen": 0}  # every eval meme has a train copy
+    return Run(run.command, run.exit_code, f"one group of {n}, {len(doc['pairs'])} pairs listed "
+               f"(not {n * (n - 1) // 2}), no clean eval meme\n")
+
+
 # ---------------------------------------------------------------- pytest and script entry points
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
