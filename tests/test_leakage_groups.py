@@ -14,7 +14,7 @@ from memeprobe.leakage.report import write_report
 CAPTION = "the same caption everyone shares"
 
 
-def crowd(root, n, copies, same_image, seed=0):
+def crowd(root, n, copies, same_image, seed=0, caption=CAPTION):
     """``n`` memes (train 80 %, dev_seen 10 %, test_unseen 10 %); every (n // copies)-th shares one caption,
     the first ``same_image`` of those also one picture, the other copies a picture of their own."""
     rng = np.random.default_rng(seed)
@@ -28,7 +28,7 @@ def crowd(root, n, copies, same_image, seed=0):
             for i in range(lo, hi):
                 row = {"id": str(i), "text": " ".join(rng.choice(words, 8, replace=False))}
                 if i % step == 0:
-                    row["text"] = CAPTION
+                    row["text"] = caption
                     if in_group < same_image:
                         shared.save(root / "img" / f"{i}.png")
                         row["img"] = f"img/{i}.png"

@@ -114,3 +114,14 @@ def test_every_pair_is_reachable_searchable_and_filterable(tmp_path):
     linked = next(m for m in memes if m["id"] == rows[5]["id"] and m["split"] == "train")  # (a copy of a group picture)
     assert linked["thumb"] is None and linked["full"] is None and "outside" in linked["note"]
     assert "http://" not in doc and "https://" not in doc
+
+
+@needs_chromium
+def test_texts_and_ids_are_shown_as_text_never_run(tmp_path):
+    evil = '</script><img src=x onerror="document.body.dataset.pwned=1"> & \u2028'
+    crowd(tmp_path / "d", 200, 20, same_image=5, caption=evil)
+    _, result, html = report(tmp_path / "d", tmp_path / "out")
+    page = dom(html, tmp_path, "q=onerror")
+    assert shown(page) == int(result.pairs.id_a.size) > 0
+    assert "data-pwned" not in page and '<img src="x"' not in page
+    assert "&lt;/script&gt;&lt;img src=x onerror=" in page
