@@ -111,3 +111,19 @@ def test_pairs_csv_neutralises_formulas_and_report_json_keeps_exact_ids(sample, 
     assert csv.label_a.dtype.kind == "i" and (csv.label_a >= -1).all()  # numbers stay numbers
     cells = spreadsheet_safe(pd.DataFrame({"t": ["\tx", "\rx", "a=b", "", "x-"], "n": [-1, 2, 3, 4, 5]}))
     assert cells.t.tolist() == ["'\tx", "'\rx", "a=b", "", "x-"] and cells.n.tolist() == [-1, 2, 3, 4, 5]
+
+
+def test_cli_reports_stages_as_plain_lines_when_stderr_is_not_a_terminal(sample, tmp_path):
+    from click.testing import CliRunner
+
+    from memeprobe.cli import main
+    from memeprobe.leakage.analysis import STAGES
+
+    run = CliRunner().invoke(main, ["leakage", "report", str(sample), "--out", str(tmp_path / "o"), "--json"])
+    assert run.exit_code == 0, run.output
+    lines = [ln for ln in run.stderr.splitlines() if ln.startswith("leakage: ")]
+    assert [ln.split(" (")[0][len("leakage: "):] for ln in lines] == [STAGES[0], STAGES[1], STAGES[4],
+                                                                       "writing the report"]
+    assert "\r" not in run.stderr and json.loads(run.stdout)["files"]
+    quiet = CliRunner().invoke(main, ["leakage", "report", str(sample), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert quiet.exit_code == 0 and "leakage: " not in quiet.stderr

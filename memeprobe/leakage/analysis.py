@@ -24,6 +24,9 @@ from memeprobe.errors import MemeprobeError
 from memeprobe.leakage import classes, exploit, groups, images, neighbors, pairs, text
 
 
+STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
+
+
 @dataclass
 class LeakageConfig:
     """Detection thresholds (defaults: see the module docstring)."""
@@ -129,13 +132,15 @@ def _vector_pairs(source, rows, threshold, config, what, skipped, notes):
 
 def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str | None = None,
             image_array: str | None = None, feature_sets=None, text_vectors=None, image_vectors=None,
-            check_images: bool = True) -> LeakageResult:
+            check_images: bool = True, progress=None) -> LeakageResult:
     """Find within- and cross-split duplicates of a :class:`~memeprobe.data.Dataset`.
 
     Exact text and image hashes always run (images are decoded when present); embedding cosine runs on
     store arrays (``text_array``/``image_array`` as "set/array", else picked automatically) or on
-    ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order).
+    ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order). ``progress``, if
+    given, is called with the name of each stage (one of ``STAGES``) as it starts.
     """
+    progress = progress or (lambda stage: None)
     config = config or LeakageConfig()
     memes = ds.memes
     n = len(memes)
@@ -157,6 +162,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     detections: dict = {}
 
     # texts: exact classes (normalised text), token Jaccard between class representatives
+    progress(STAGES[0])
     keys = [text.normalize_text(m.text) for m in memes]
     text_ok = np.array([bool(k) for k in keys])
     if (~text_ok).any():
@@ -167,6 +173,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         [m.text for m in memes], config.jaccard, classes.representatives(tcls, text_ok)))}
 
     # images: exact classes (decoded-pixel hash), perceptual hash between class representatives
+    progress(STAGES[1])
     phash_given = None
     if store is not None:
         _check_store(store, ds)
@@ -218,6 +225,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                 rows = rows[done[rows]]
                 sources[f"{modality}_cosine"] = f"store {pick[0]}/{pick[1]}"
         if source is not None:
+            progress(STAGES[2] if modality == "text" else STAGES[3])
             eligible = np.zeros(n, bool)
             eligible[rows] = True
             found, used = _vector_pairs(source, classes.representatives(cls, eligible), threshold, config,
@@ -228,6 +236,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                 image_ok[used] = True  # comparable by embedding even without the file
 
     # member pairs, bounded per class; every evidence looked up from the classes of the two rows
+    progress(STAGES[4])
     sizes = np.concatenate([np.bincount(c[c >= 0]) for c in (tcls, icls)])
     big = sizes[sizes * (sizes - 1) // 2 > config.max_group_pairs]
     if len(big):

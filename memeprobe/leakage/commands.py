@@ -2,10 +2,34 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 import click
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
+
+
+class Stages:
+    """Leakage stages on stderr: a tqdm bar on a terminal, else one plain line per stage; nothing when off."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.t0, self.bar = enabled, time.perf_counter(), None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(file=sys.stderr, leave=False, bar_format="{desc} [{elapsed}]")
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(f"leakage: {name}", refresh=False)
+            self.bar.update(1)
+        elif self.enabled:
+            click.echo(f"leakage: {name} ({time.perf_counter() - self.t0:.1f} s)", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @click.group("leakage")
@@ -35,8 +59,9 @@ def leakage():
 @click.option("--max-group-pairs", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
                    "paired with one anchor per split and label (the group still lists every member).")
+@click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
 def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
-           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs):
+           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
     import warnings
 
@@ -48,7 +73,7 @@ def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, 
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)
-    opened = None
+    opened, stages = None, Stages(enabled=not no_progress)
     if store is not None:
         from memeprobe.store import FeatureStore
         opened = FeatureStore.open(store)
@@ -56,11 +81,13 @@ def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the notes are printed below and kept in the report
             result = analyze(ds, opened, config, text_array=text_array, image_array=image_array,
-                             feature_sets=list(feature_sets) or None, check_images=not no_images)
+                             feature_sets=list(feature_sets) or None, check_images=not no_images, progress=stages)
+        stages("writing the report")
+        paths = write_report(result, ds, out_dir)
     finally:
+        stages.close()
         if opened is not None:
             opened.close()
-    paths = write_report(result, ds, out_dir)
     for note in result.warnings:
         click.echo(f"warning: {note}", err=True)
     if as_json:
