@@ -62,7 +62,8 @@ def measure(data: Path, out: Path) -> dict:
     doc = json.loads((out / "report.json").read_text())
     return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "pairs": len(doc["pairs"]),
             "largest": doc["groups"][0]["size"] if doc["groups"] else 0,
-            "json_mb": (out / "report.json").stat().st_size / 2**20, "load": load}
+            "json_mb": (out / "report.json").stat().st_size / 2**20,
+            "html_mb": (out / "report.html").stat().st_size / 2**20, "load": load}
 
 
 def main(argv=None) -> None:
@@ -78,11 +79,11 @@ def main(argv=None) -> None:
             rows.append((name, copies, measure(data, Path(tmp) / f"{name}-out")))
     base = rows[0][2]["wall"]
     print("dataset | memes | copies of one caption | wall s | peak RSS MB | pairs listed | largest group | "
-          "report.json MB | wall / baseline | load avg (1 min)")
-    print(" | ".join(["---"] * 10))
+          "report.json MB | report.html MB | wall / baseline | load avg (1 min)")
+    print(" | ".join(["---"] * 11))
     for name, copies, m in rows:
         print(f"{name} | {args.n:,} | {copies:,} | {m['wall']:.1f} | {m['rss_mb']:.0f} | {m['pairs']:,} | "
-              f"{m['largest']:,} | {m['json_mb']:.1f} | {m['wall'] / base:.2f}x | {m['load']:.2f}")
+              f"{m['largest']:,} | {m['json_mb']:.1f} | {m['html_mb']:.1f} | {m['wall'] / base:.2f}x | {m['load']:.2f}")
 
 
 if __name__ == "__main__":
