@@ -245,7 +245,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                      "instead of every other member; their groups list every member")
     cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
     a, b = classes.candidate_pairs([tcls, icls], [(c, i, j) for c, i, j, _ in near.values()], cell,
-                                   config.max_group_pairs)
+                                   pd.factorize(splits)[0], config.max_group_pairs)
     detections = {}
     for name, cls in (("text_exact", tcls), ("image_exact", icls)):
         hit = classes.same_class(cls, a, b)

@@ -7,7 +7,8 @@ embeddings the representative's cosine stands for its class). Member pairs are t
 (a class with itself, or two near classes): all of them when there are at most ``max_pairs``, otherwise
 every member against one *anchor* per (split, label) cell of the other side — so each eval member still
 meets a train member and a member of each other label of its class, but a class of k memes lists
-O(k) pairs instead of k(k-1)/2.
+O(k) pairs instead of k(k-1)/2. Across near links a member of a large class meets anchors only of
+splits it has not met yet (so many near variants of one caption add O(k) pairs, not O(k) each).
 """
 from __future__ import annotations
 
@@ -48,30 +49,52 @@ def _cross(a: np.ndarray, b: np.ndarray):
 
 
 def link_pairs(left: np.ndarray, right: np.ndarray | None, cell: np.ndarray, max_pairs: int = MAX_PAIRS):
-    """Member pairs of one link: within ``left`` (``right`` None) or between ``left`` and ``right``."""
-    if right is None:
-        k = len(left)
-        if k * (k - 1) // 2 <= max_pairs:
-            i, j = np.triu_indices(k, 1)
-            return left[i], left[j]
-        return _cross(left, _anchors(left, cell))
-    if len(left) * len(right) <= max_pairs:
+    """Member pairs within one class: all up to ``max_pairs``, else every member x one anchor per cell.
+    With ``right``: all pairs between two classes (the caller bounds them)."""
+    if right is not None:
         return _cross(left, right)
-    a1, b1 = _cross(left, _anchors(right, cell))
-    a2, b2 = _cross(_anchors(left, cell), right)
-    return np.concatenate([a1, a2]), np.concatenate([b1, b2])
+    if not _big(len(left), max_pairs):
+        i, j = np.triu_indices(len(left), 1)
+        return left[i], left[j]
+    return _cross(left, _anchors(left, cell))
 
 
-def candidate_pairs(spaces: list[np.ndarray], near: list[tuple], cell: np.ndarray, max_pairs: int = MAX_PAIRS):
+def _big(k: int, max_pairs: int) -> bool:
+    """A class listed by anchors rather than by all its pairs."""
+    return k * (k - 1) // 2 > max_pairs
+
+
+def _to_anchors(x: np.ndarray, y: np.ndarray, cell, split, covered: set, max_pairs: int):
+    """Members of ``x`` against the anchors of ``y``; for a big ``x``, only anchors of splits that its
+    members do not meet yet (``covered``, updated): each member meets each split once, over all links."""
+    anchors = _anchors(y, cell)
+    if _big(len(x), max_pairs):
+        anchors = anchors[~np.isin(split[anchors], list(covered))]
+        anchors = anchors[np.unique(split[anchors], return_index=True)[1]]
+        covered.update(split[anchors].tolist())
+    return _cross(x, anchors)
+
+
+def candidate_pairs(spaces: list[np.ndarray], near: list[tuple], cell: np.ndarray, split: np.ndarray,
+                    max_pairs: int = MAX_PAIRS):
     """Unique row pairs ``(a, b)``, ``a < b``, listed for every class of ``spaces`` (exact duplicates) and
-    every near pair ``(cls, rep_i, rep_j)`` of ``near`` (found among representatives of ``cls``)."""
+    every near pair ``(cls, rep_i, rep_j)`` of ``near`` (found among representatives of ``cls``).
+
+    ``cell`` (split and label) picks anchors, ``split`` (a code per row) bounds how often a member of a
+    large class is paired across links: once per split it does not share a class with already."""
     n = len(cell)
     out_a, out_b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
 
     def add(pair):
         out_a.append(pair[0])
         out_b.append(pair[1])
-    groups = {}
+    groups, covered = {}, {}
+
+    def seen(cls, c):
+        key = (id(cls), int(c))
+        if key not in covered:
+            covered[key] = set(split[groups[id(cls)][c]].tolist())
+        return covered[key]
     for cls in spaces:
         groups[id(cls)] = members(cls)
         for m in groups[id(cls)]:
@@ -86,7 +109,11 @@ def candidate_pairs(spaces: list[np.ndarray], near: list[tuple], cell: np.ndarra
         single = (sizes[cls[ri]] == 1) & (sizes[cls[rj]] == 1)
         add((ri[single], rj[single]))
         for x, y in zip(cls[ri[~single]], cls[rj[~single]]):
-            add(link_pairs(g[x], g[y], cell, max_pairs))
+            if len(g[x]) * len(g[y]) <= max_pairs and not _big(len(g[x]), max_pairs) | _big(len(g[y]), max_pairs):
+                add(link_pairs(g[x], g[y], cell))
+                continue
+            add(_to_anchors(g[x], g[y], cell, split, seen(cls, x), max_pairs))
+            add(_to_anchors(g[y], g[x], cell, split, seen(cls, y), max_pairs))
     a, b = np.concatenate(out_a).astype(np.int64), np.concatenate(out_b).astype(np.int64)
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     key = np.unique(lo[lo != hi] * n + hi[lo != hi])
