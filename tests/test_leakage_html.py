@@ -110,7 +110,8 @@ def test_every_pair_is_reachable_searchable_and_filterable(tmp_path):
     assert f'src="{(tmp_path / "d" / inside.image).resolve().as_uri()}"' in page
     doc = html.read_text()
     assert str(outside) not in doc and outside.as_uri() not in doc
-    memes = json.loads(re.search(r'<script type="application/json" id="data">(.*?)</script>', doc, re.S).group(1))["memes"]
+    data = re.search(r'<script type="application/json" id="data">(.*?)</script>', doc, re.S).group(1)
+    memes = json.loads(data)["memes"]
     linked = next(m for m in memes if m["id"] == rows[5]["id"] and m["split"] == "train")  # (a copy of a group picture)
     assert linked["thumb"] is None and linked["full"] is None and "outside" in linked["note"]
     assert "http://" not in doc and "https://" not in doc

@@ -76,6 +76,9 @@ def test_a_second_report_replaces_the_first_as_a_whole(sample, tmp_path):
     with pytest.raises(MemeprobeError, match="holds no leakage report"):
         _report(sample, other)
     assert [p.name for p in other.iterdir()] == ["thesis.tex"]
+    with pytest.raises(MemeprobeError, match="is a file"):
+        _report(sample, other / "thesis.tex")
+    assert (other / "thesis.tex").read_text() == "keep me"
 
 
 def test_an_id_with_a_line_break_is_refused_and_nothing_is_written(sample, tmp_path):

@@ -183,6 +183,8 @@ def _fmt(x):
 
 def _check_out_dir(out_dir: Path) -> None:
     """The folder is replaced as a whole: refuse one holding anything but an earlier report."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MemeprobeError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (
             (out_dir / manifest.MANIFEST).is_file() or (out_dir / "report.json").is_file()):
         raise MemeprobeError(f"{out_dir} is a non-empty folder that holds no leakage report; the report replaces "
