@@ -47,7 +47,7 @@ def eval_table(result) -> list[dict]:
 
 
 def to_json(result, ds) -> dict:
-    """The whole report as one JSON-able dict (every pair included)."""
+    """The whole report as one JSON-able dict: every listed pair, every group with all its members."""
     records = [{k: _clean(v) for k, v in row.items()} for row in result.pairs.to_dict(orient="records")]
     return {
         "memeprobe_version": __version__,
