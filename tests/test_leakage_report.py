@@ -67,13 +67,21 @@ def test_stale_clean_ids_beside_a_new_report_are_refused(sample, tmp_path):
 def test_a_second_report_replaces_the_first_as_a_whole(sample, tmp_path):
     out = tmp_path / "out"
     _report(sample, out)
+    before = (out / "report.json").read_text()
     (out / "clean_ids" / "extra_split.txt").write_text("x\n")
+    (out / "notes.md").write_text("my notes")
+    with pytest.raises(MemeprobeError, match=r"not part of a leakage report \(clean_ids/extra_split.txt, notes.md\)"):
+        _report(sample, out)
+    assert (out / "notes.md").read_text() == "my notes" and (out / "report.json").read_text() == before
+    (out / "notes.md").unlink()
+    (out / "clean_ids" / "extra_split.txt").unlink()
+    (out / "manifest.json").unlink()  # a report without a manifest (older memeprobe) is replaced too
     _report(sample, out)
-    assert not (out / "clean_ids" / "extra_split.txt").exists()
+    assert (out / "manifest.json").is_file()
     other = tmp_path / "notes"
     other.mkdir()
     (other / "thesis.tex").write_text("keep me")
-    with pytest.raises(MemeprobeError, match="holds no leakage report"):
+    with pytest.raises(MemeprobeError, match="thesis.tex"):
         _report(sample, other)
     assert [p.name for p in other.iterdir()] == ["thesis.tex"]
     with pytest.raises(MemeprobeError, match="is a file"):

@@ -56,6 +56,20 @@ def write_manifest(folder: Path, clean_counts: dict[str, int], **about) -> dict:
     return doc
 
 
+def foreign_files(folder: Path) -> list[str]:
+    """Files in ``folder`` that no earlier report wrote (not in its manifest; for a report without one,
+    not one of the report's own names)."""
+    try:
+        listed = set(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]) | {MANIFEST}
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = None
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    if listed is not None:
+        return [f for f in found if f not in listed]
+    own = {"report.json", "pairs.csv", "report.html", MANIFEST}
+    return [f for f in found if f not in own and not (f.startswith(f"{CLEAN_DIR}/") and f.endswith(".txt"))]
+
+
 def _manifest_for(directory: Path) -> tuple[Path, dict] | None:
     """``(report folder, manifest)`` for a report folder or its ``clean_ids`` subfolder; None if there is none."""
     for folder in (directory, directory.parent) if directory.name == CLEAN_DIR else (directory,):
