@@ -59,6 +59,15 @@ def test_stale_clean_ids_beside_a_new_report_are_refused(sample, tmp_path):
         read_clean_ids(tmp_path / "new", ["dev_seen"])
     with pytest.raises(MemeprobeError, match="does not match"):
         read_clean_ids(tmp_path / "new" / "clean_ids", ["dev_seen"])
+    shutil.copytree(tmp_path / "old" / "clean_ids", tmp_path / "new" / "clean_ids", dirs_exist_ok=True)
+    shutil.copy(tmp_path / "old" / "manifest.json", tmp_path / "new")  # old lists + manifest, new report.json
+    with pytest.raises(MemeprobeError, match=r"new/(pairs.csv|report.html|report.json) differs from the file"):
+        read_clean_ids(tmp_path / "new", ["dev_seen"])
+    shutil.rmtree(tmp_path / "new")
+    shutil.copytree(tmp_path / "old", tmp_path / "new")
+    (tmp_path / "new" / "report.json").unlink()
+    with pytest.raises(MemeprobeError, match="report.json is missing"):
+        read_clean_ids(tmp_path / "new", ["dev_seen"])
     (tmp_path / "old" / "manifest.json").unlink()  # report.json without its manifest: unfinished or older
     with pytest.raises(MemeprobeError, match="no manifest.json"):
         read_clean_ids(tmp_path / "old", ["dev_seen"])

@@ -90,8 +90,9 @@ def _manifest_for(directory: Path) -> tuple[Path, dict] | None:
 
 
 def read_clean_ids(directory, splits) -> dict[str, set[str]]:
-    """Leak-free ids per split from ``DIR/clean_ids/SPLIT.txt`` or ``DIR/SPLIT.txt`` (one id per line),
-    checked against the report's manifest when the folder is a leakage report."""
+    """Leak-free ids per split from ``DIR/clean_ids/SPLIT.txt`` or ``DIR/SPLIT.txt`` (one id per line).
+    When the folder is a leakage report, its manifest must list those lists with their counts, and every
+    file it lists (report.json, ...) must be there unchanged."""
     directory = Path(directory)
     found = _manifest_for(directory)
     out = {}
@@ -106,7 +107,21 @@ def read_clean_ids(directory, splits) -> dict[str, set[str]]:
     if not out:
         raise MemeprobeError(f"clean ids {directory}: no clean_ids/SPLIT.txt or SPLIT.txt for split(s) "
                              f"{', '.join(splits)}; pass the output folder of `memeprobe leakage report`")
+    if found is not None:
+        _verify(*found)
     return out
+
+
+def _verify(folder: Path, doc: dict) -> None:
+    """Every file the manifest lists is there with its recorded sha256 (the folder is one report)."""
+    for name, entry in doc["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise MemeprobeError(f"{path} is missing from the report in {folder} (listed in {MANIFEST}); "
+                                 "re-run `memeprobe leakage report`")
+        if file_sha256(path) != (entry or {}).get("sha256"):
+            raise MemeprobeError(f"{path} differs from the file {folder / MANIFEST} lists: the folder mixes files "
+                                 "of two reports or was edited; re-run `memeprobe leakage report`")
 
 
 def _check(path: Path, ids: list[str], split: str, folder: Path, doc: dict) -> None:
@@ -116,7 +131,7 @@ def _check(path: Path, ids: list[str], split: str, folder: Path, doc: dict) -> N
     if entry is None or want is None:
         raise MemeprobeError(f"{path} is not listed in {folder / MANIFEST}: it does not belong to this report; "
                              "re-run `memeprobe leakage report`")
-    if file_sha256(path) != entry.get("sha256") or len(ids) != want:
+    if len(ids) != want or file_sha256(path) != entry.get("sha256"):
         raise MemeprobeError(f"{path} ({len(ids)} ids) does not match {folder / MANIFEST} ({want} clean ids of "
                              f"{split}): the folder mixes files of two reports or was edited; "
                              "re-run `memeprobe leakage report`")
