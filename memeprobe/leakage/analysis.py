@@ -159,7 +159,6 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     notes: list[str] = []
     skipped: dict[str, int] = {}
     sources: dict[str, str] = {"text_exact": "normalised text hash", "text_jaccard": "token sets"}
-    detections: dict = {}
 
     # texts: exact classes (normalised text), token Jaccard between class representatives
     progress(STAGES[0])
@@ -246,7 +245,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
     a, b = classes.candidate_pairs([tcls, icls], [(c, i, j) for c, i, j, _ in near.values()], cell,
                                    pd.factorize(splits)[0], config.max_group_pairs)
-    detections = {}
+    detections: dict = {}
     for name, cls in (("text_exact", tcls), ("image_exact", icls)):
         hit = classes.same_class(cls, a, b)
         detections[name] = (a[hit], b[hit], np.ones(int(hit.sum())))
