@@ -126,10 +126,10 @@ def html_data(result, ds, thumb_size: int = 120) -> dict:
     memes = []
     for r in rows:
         m, path = ds.memes[r], ds.image_path(ds.memes[r])
-        note = ("no image" if path is None else "picture not readable" if r in thumbs or _inside(ds, path)
-                else "picture outside the dataset folder: not embedded")
+        note = (None if r in thumbs else "no image" if path is None else "picture not readable"
+                if _inside(ds, path) else "picture outside the dataset folder: not embedded")
         memes.append({"id": m.id, "split": m.split, "text": m.text, "label": _label(ds, m), "thumb": slot.get(r),
-                      "full": path.resolve().as_uri() if r in thumbs else None, "note": None if r in thumbs else note})
+                      "full": path.resolve().as_uri() if r in thumbs else None, "note": note})
     kind = {k: i for i, k in enumerate(pairs_mod.KINDS)}
     scope = {s: i for i, s in enumerate(pairs_mod.SCOPES)}
     relation = {"": 0, "agree": 1, "flip": 2}
