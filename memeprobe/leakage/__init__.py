@@ -5,8 +5,10 @@
     write_report(result, dataset, "out/")
 
 Modules: ``text`` (normalisation, exact and Jaccard pairs), ``images`` (pixel and perceptual hashes),
-``neighbors`` (FAISS cosine search), ``pairs``/``groups`` (kinds, label flips, components),
-``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML), ``commands``.
+``neighbors`` (FAISS cosine search), ``classes`` (exact-duplicate classes, pairs bounded per class),
+``pairs``/``groups`` (kinds, label flips, components), ``exploit`` (leak-exploit AUROC), ``analysis``
+(runs it all), ``report`` (JSON, CSV, HTML), ``manifest`` (the report folder's manifest, clean-id lists),
+``commands``.
 Names are imported lazily so that ``memeprobe --help`` stays fast.
 """
 import importlib

@@ -8,6 +8,9 @@ image statistics are not used for cosine unless named (``--image-array pixels/im
 histograms of unrelated memes are too similar; its ``image_phash`` is used instead.
 Cross-split pairs between the train split and an eval split are the leakage; eval-eval and
 within-split pairs are reported too. Clean subsets keep the eval memes with no train duplicate.
+Identical texts / images form exact-duplicate classes: near searches run on one representative per
+class and pairs are listed per class with a bound (``max_group_pairs``, see ``classes``), so time and
+memory stay linear in the memes when thousands share one caption.
 """
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ import numpy as np
 import pandas as pd
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.leakage import exploit, groups, images, neighbors, pairs, text
+from memeprobe.leakage import classes, exploit, groups, images, neighbors, pairs, text
+
+
+STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
 
 
 @dataclass
@@ -31,12 +37,15 @@ class LeakageConfig:
     jaccard: float = 0.7  # token Jaccard of normalised texts
     train_split: str = "train"
     exact_limit: int = neighbors.EXACT_LIMIT  # rows searched exactly (tiled matmul); FAISS IVF beyond (measured crossover)
+    max_group_pairs: int = classes.MAX_PAIRS  # member pairs listed in full per duplicate class (see classes)
 
     def __post_init__(self):
         for name in ("text_threshold", "image_threshold", "jaccard"):
             value = getattr(self, name)
             if not (0.0 < value <= 1.0) or not np.isfinite(value):
                 raise MemeprobeError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
+        if self.max_group_pairs < 1:
+            raise MemeprobeError(f"max-group-pairs must be at least 1, got {self.max_group_pairs}")
         if not (0 <= self.phash_distance <= 64):
             raise MemeprobeError(f"phash-distance must be in 0..64 bits, got {self.phash_distance}")
 
@@ -123,13 +132,15 @@ def _vector_pairs(source, rows, threshold, config, what, skipped, notes):
 
 def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str | None = None,
             image_array: str | None = None, feature_sets=None, text_vectors=None, image_vectors=None,
-            check_images: bool = True) -> LeakageResult:
+            check_images: bool = True, progress=None) -> LeakageResult:
     """Find within- and cross-split duplicates of a :class:`~memeprobe.data.Dataset`.
 
     Exact text and image hashes always run (images are decoded when present); embedding cosine runs on
     store arrays (``text_array``/``image_array`` as "set/array", else picked automatically) or on
-    ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order).
+    ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order). ``progress``, if
+    given, is called with the name of each stage (one of ``STAGES``) as it starts.
     """
+    progress = progress or (lambda stage: None)
     config = config or LeakageConfig()
     memes = ds.memes
     n = len(memes)
@@ -148,19 +159,20 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     notes: list[str] = []
     skipped: dict[str, int] = {}
     sources: dict[str, str] = {"text_exact": "normalised text hash", "text_jaccard": "token sets"}
-    detections: dict = {}
 
-    # texts: exact hashes and token Jaccard
+    # texts: exact classes (normalised text), token Jaccard between class representatives
+    progress(STAGES[0])
     keys = [text.normalize_text(m.text) for m in memes]
     text_ok = np.array([bool(k) for k in keys])
     if (~text_ok).any():
         skipped["text_empty"] = int((~text_ok).sum())
         notes.append(f"{int((~text_ok).sum())} memes have empty text (after normalisation); no text checks for them")
-    a, b = text.exact_pairs(keys)
-    detections["text_exact"] = (a, b, np.ones(len(a)))
-    detections["text_jaccard"] = text.jaccard_pairs([m.text for m in memes], config.jaccard, np.flatnonzero(text_ok))
+    tcls = classes.class_ids(keys)
+    near: dict = {"text_jaccard": (tcls, *text.jaccard_pairs(
+        [m.text for m in memes], config.jaccard, classes.representatives(tcls, text_ok)))}
 
-    # images: decoded-pixel hash and perceptual hash
+    # images: exact classes (decoded-pixel hash), perceptual hash between class representatives
+    progress(STAGES[1])
     phash_given = None
     if store is not None:
         _check_store(store, ds)
@@ -182,15 +194,16 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             first = next(iter(hashes.problems.items()))
             notes.append(f"{int((~image_ok).sum())} memes have no readable image (e.g. {ids[first[0]]}: "
                          f"{first[1]}); image checks skipped for them")
-    a, b = text.exact_pairs(hashes.pixel)
-    detections["image_exact"] = (a, b, np.ones(len(a)))
-    detections["image_phash"] = images.phash_pairs(hashes.phash, config.phash_distance, np.flatnonzero(image_ok))
+    icls = classes.class_ids(hashes.pixel)
+    near["image_phash"] = (icls, *images.phash_pairs(hashes.phash, config.phash_distance,
+                                                     classes.representatives(icls, image_ok)))
 
-    # embeddings (image vectors also count for rows whose image file is not here)
+    # embeddings, between class representatives (image vectors also count for rows whose file is not here)
     has_image = np.array([m.image is not None for m in memes])
-    for modality, given, name, threshold, ok in (
-            ("text", text_vectors, text_array, config.text_threshold, text_ok),
-            ("image", image_vectors, image_array, config.image_threshold, has_image)):
+    vcls = np.where(icls >= 0, icls, icls.max(initial=-1) + 1 + np.arange(n))  # no decoded image: own class
+    for modality, given, name, threshold, ok, cls in (
+            ("text", text_vectors, text_array, config.text_threshold, text_ok, tcls),
+            ("image", image_vectors, image_array, config.image_threshold, has_image, vcls)):
         source = None
         rows = np.flatnonzero(ok)
         if given is not None:
@@ -211,12 +224,34 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                 rows = rows[done[rows]]
                 sources[f"{modality}_cosine"] = f"store {pick[0]}/{pick[1]}"
         if source is not None:
-            detections[f"{modality}_cosine"], used = _vector_pairs(source, rows, threshold, config, modality,
-                                                                   skipped, notes)
+            progress(STAGES[2] if modality == "text" else STAGES[3])
+            eligible = np.zeros(n, bool)
+            eligible[rows] = True
+            found, used = _vector_pairs(source, classes.representatives(cls, eligible), threshold, config,
+                                        modality, skipped, notes)
+            near[f"{modality}_cosine"] = (cls, *found)
             if modality == "image":
                 image_ok = image_ok.copy()
                 image_ok[used] = True  # comparable by embedding even without the file
 
+    # member pairs, bounded per class; every evidence looked up from the classes of the two rows
+    progress(STAGES[4])
+    sizes = np.concatenate([np.bincount(c[c >= 0]) for c in (tcls, icls)])
+    big = sizes[sizes * (sizes - 1) // 2 > config.max_group_pairs]
+    if len(big):
+        notes.append(f"{len(big)} exact-duplicate classes have more than {config.max_group_pairs} member pairs "
+                     f"(largest: {big.max()} memes): each member is paired with one anchor per split and label "
+                     "instead of every other member; their groups list every member")
+    cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
+    a, b = classes.candidate_pairs([tcls, icls], [(c, i, j) for c, i, j, _ in near.values()], cell,
+                                   pd.factorize(splits)[0], config.max_group_pairs)
+    detections: dict = {}
+    for name, cls in (("text_exact", tcls), ("image_exact", icls)):
+        hit = classes.same_class(cls, a, b)
+        detections[name] = (a[hit], b[hit], np.ones(int(hit.sum())))
+    for name, (cls, i, j, s) in near.items():
+        hit, score = classes.near_lookup(cls, i, j, s, a, b)
+        detections[name] = (a[hit], b[hit], score)
     merged = pairs.merge_evidence(detections, n)
     table = pairs.classify(merged, ids=ids, splits=splits, split_order=split_names,
                            train_split=config.train_split, image_ok=image_ok, text_ok=text_ok,
@@ -230,7 +265,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return LeakageResult(
-        pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits), splits=split_names,
+        pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits, config.train_split),
+        splits=split_names,
         eval_splits=eval_splits, split_sizes={s: int((splits == s).sum()) for s in split_names},
         clean_ids=clean, exploit=leaks, skipped=skipped, sources=sources, config=config, warnings=notes,
         labelled_splits=[s for s in split_names

@@ -2,10 +2,34 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
 
 import click
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
+
+
+class Stages:
+    """Leakage stages on stderr: a tqdm bar on a terminal, else one plain line per stage; nothing when off."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.t0, self.bar = enabled, time.perf_counter(), None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(file=sys.stderr, leave=False, bar_format="{desc} [{elapsed}]")
+
+    def __call__(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_description_str(f"leakage: {name}", refresh=False)
+            self.bar.update(1)
+        elif self.enabled:
+            click.echo(f"leakage: {name} ({time.perf_counter() - self.t0:.1f} s)", err=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @click.group("leakage")
@@ -19,7 +43,7 @@ def leakage():
 @click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Feature store (HDF5) of this dataset: embeddings enable near-duplicate search by cosine.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leakage_report", show_default=True,
-              help="Folder for report.json, pairs.csv, report.html and clean_ids/.")
+              help="Folder for report.json, pairs.csv, report.html, clean_ids/ and manifest.json (replaced as a whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("--text-threshold", type=_COS, default=0.9, show_default=True, help="Min cosine of text embeddings.")
 @click.option("--image-threshold", type=_COS, default=0.95, show_default=True, help="Min cosine of image embeddings.")
@@ -32,8 +56,12 @@ def leakage():
               help="Only pick embeddings from these feature sets (repeatable; default: any but 'pixels').")
 @click.option("--train-split", default="train", show_default=True, help="The split eval splits must not leak from.")
 @click.option("--no-images", is_flag=True, help="Skip decoding images (text checks and store embeddings only).")
+@click.option("--max-group-pairs", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
+                   "paired with one anchor per split and label (the group still lists every member).")
+@click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
 def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
-           text_array, image_array, feature_sets, train_split, no_images):
+           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
     import warnings
 
@@ -43,8 +71,9 @@ def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, 
 
     ds = load_dataset(data, format=fmt)
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
-                           phash_distance=phash_distance, jaccard=jaccard, train_split=train_split)
-    opened = None
+                           phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
+                           max_group_pairs=max_group_pairs)
+    opened, stages = None, Stages(enabled=not no_progress)
     if store is not None:
         from memeprobe.store import FeatureStore
         opened = FeatureStore.open(store)
@@ -52,11 +81,13 @@ def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the notes are printed below and kept in the report
             result = analyze(ds, opened, config, text_array=text_array, image_array=image_array,
-                             feature_sets=list(feature_sets) or None, check_images=not no_images)
+                             feature_sets=list(feature_sets) or None, check_images=not no_images, progress=stages)
+        stages("writing the report")
+        paths = write_report(result, ds, out_dir)
     finally:
+        stages.close()
         if opened is not None:
             opened.close()
-    paths = write_report(result, ds, out_dir)
     for note in result.warnings:
         click.echo(f"warning: {note}", err=True)
     if as_json:

@@ -23,8 +23,9 @@ def group_rows(pairs: pd.DataFrame, n_rows: int) -> np.ndarray:
     return np.where(in_pair, renumber[comp], -1)
 
 
-def summarize_groups(pairs: pd.DataFrame, group_of_row: np.ndarray, ids, splits) -> list[dict]:
-    """One record per group: members ``[(split, id)]``, splits, kinds present, whether labels flip in it."""
+def summarize_groups(pairs: pd.DataFrame, group_of_row: np.ndarray, ids, splits, train_split=None) -> list[dict]:
+    """One record per group: its representative (first ``train_split`` member, else first member) and every
+    member ``[split, id]``, splits, kinds present, whether labels flip in it, pairs listed."""
     if len(pairs) == 0:
         return []
     rows = np.flatnonzero(group_of_row >= 0)
@@ -32,10 +33,16 @@ def summarize_groups(pairs: pd.DataFrame, group_of_row: np.ndarray, ids, splits)
     by_group = pairs.assign(flip=pairs.label_relation == "flip").groupby(group_of_row[pairs.a.to_numpy()])
     kinds = by_group.kind.agg(lambda k: sorted(set(k)))
     flips = by_group.flip.any()
+    listed = by_group.size()
+
+    def representative(rows):
+        return next((r for r in rows if splits[r] == train_split), rows[0])
     return [{
         "group": int(g),
         "size": len(members[g]),
+        "representative": [str(splits[representative(members[g])]), str(ids[representative(members[g])])],
         "members": [[str(splits[r]), str(ids[r])] for r in members[g]],
+        "pairs": int(listed[g]),
         "splits": sorted({str(splits[r]) for r in members[g]}),
         "kinds": kinds[g],
         "label_flip": bool(flips[g]),

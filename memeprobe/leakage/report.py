@@ -1,19 +1,27 @@
-"""Report writers: report.json, pairs.csv, report.html (self-contained), clean_ids/<split>.txt, terminal table."""
+"""Report writers: report.json, pairs.csv, report.html (self-contained), clean_ids/<split>.txt, manifest.json,
+terminal table.
+
+pairs.csv is for people and spreadsheets: a text cell starting with ``= + - @``, tab or CR gets a leading
+``'`` (formula injection); report.json and clean_ids/ keep the exact ids."""
 from __future__ import annotations
 
 import base64
 import json
 import math
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from memeprobe import __version__
-from memeprobe.leakage import images, pairs as pairs_mod
+from memeprobe.atomic import atomic_dir
+from memeprobe.errors import MemeprobeError
+from memeprobe.leakage import images, manifest, pairs as pairs_mod
 
 SCORE_COLUMNS = ("text_jaccard", "text_cosine", "image_phash", "image_cosine")
-HTML_MAX_PAIRS = 1000
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads such a cell as a formula (OWASP)
 
 
 def _clean(value):
@@ -39,7 +47,7 @@ def eval_table(result) -> list[dict]:
 
 
 def to_json(result, ds) -> dict:
-    """The whole report as one JSON-able dict (every pair included)."""
+    """The whole report as one JSON-able dict: every listed pair, every group with all its members."""
     records = [{k: _clean(v) for k, v in row.items()} for row in result.pairs.to_dict(orient="records")]
     return {
         "memeprobe_version": __version__,
@@ -59,49 +67,94 @@ def to_json(result, ds) -> dict:
 
 
 def write_clean_ids(result, out_dir: Path) -> dict[str, Path]:
-    folder = out_dir / "clean_ids"
+    folder = out_dir / manifest.CLEAN_DIR
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for split, ids in result.clean_ids.items():
         path = folder / f"{split}.txt"
-        path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        path.write_text(manifest.format_ids(ids), encoding="utf-8")
         written[split] = path
     return written
 
 
-def _side(ds, row, thumbs):
-    meme = ds.memes[row]
-    return {"row": int(row), "id": meme.id, "split": meme.split, "text": meme.text,
-            "label": meme.label if meme.label is not None else (
-                ",".join(n for n, v in zip(ds.label_names, meme.labels) if v) if meme.labels is not None else None),
-            "thumb": int(row) in thumbs}
+def _label(ds, meme):
+    if meme.label is not None:
+        return meme.label
+    if meme.labels is not None:
+        return ",".join(n for n, v in zip(ds.label_names, meme.labels) if v)
+    return None
 
 
-def render_html(result, ds, max_pairs: int = HTML_MAX_PAIRS, thumb_size: int = 120) -> str:
-    """The self-contained HTML page: summary, eval table, pairs with inlined JPEG thumbnails."""
+def _inside(ds, path) -> bool:
+    """Whether an image file resolves (symlinks followed) inside the dataset folder."""
+    try:
+        return path.resolve(strict=True).is_relative_to(Path(ds.root).resolve())
+    except OSError:
+        return False
+
+
+def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
+    """JPEG thumbnails of the rows' images that lie inside the dataset folder (decoded in threads)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = {r: ds.image_path(ds.memes[r]) for r in rows}
+    paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        done = dict(zip(paths, pool.map(lambda p: images.thumbnail_jpeg(p, size), paths.values())))
+    return {r: jpeg for r, jpeg in done.items() if jpeg}
+
+
+def _scores(p) -> list[str]:
+    out = [f"{name} exact" for name in ("text", "image") if not math.isnan(getattr(p, f"{name}_exact"))]
+    for col in SCORE_COLUMNS:
+        value = getattr(p, col)
+        if not math.isnan(value):
+            out.append(f"{col.replace('_', ' ')} {int(value) if col == 'image_phash' else f'{value:.3f}'}")
+    return out
+
+
+def html_data(result, ds, thumb_size: int = 120) -> dict:
+    """What the page browses: memes in any pair (thumbnail, full-image link inside the dataset folder),
+    every pair as ``[meme_a, meme_b, kind, scope, relation (0 none, 1 agree, 2 flip), group, scores]``
+    and every group with all its members."""
+    table = result.pairs
+    rows = sorted(set(table.a.tolist()) | set(table.b.tolist()))
+    local = {r: k for k, r in enumerate(rows)}
+    thumbs = _thumbs(ds, rows, thumb_size)
+    order = [r for r in rows if r in thumbs]
+    slot = {r: k for k, r in enumerate(order)}
+    memes = []
+    for r in rows:
+        m, path = ds.memes[r], ds.image_path(ds.memes[r])
+        note = (None if r in thumbs else "no image" if path is None else "picture not readable"
+                if _inside(ds, path) else "picture outside the dataset folder: not embedded")
+        memes.append({"id": m.id, "split": m.split, "text": m.text, "label": _label(ds, m), "thumb": slot.get(r),
+                      "full": path.resolve().as_uri() if r in thumbs else None, "note": note})
+    kind = {k: i for i, k in enumerate(pairs_mod.KINDS)}
+    scope = {s: i for i, s in enumerate(pairs_mod.SCOPES)}
+    relation = {"": 0, "agree": 1, "flip": 2}
+    data_pairs = [[local[p.a], local[p.b], kind[p.kind], scope[p.scope], relation[p.label_relation], int(p.group),
+                   _scores(p)] for p in table.itertuples(index=False)]
+    by_key = {(ds.memes[r].split, ds.memes[r].id): local[r] for r in rows}
+    groups = [{"group": g["group"], "size": g["size"], "splits": g["splits"], "kinds": g["kinds"],
+               "flip": g["label_flip"], "pairs": g["pairs"], "representative": by_key[tuple(g["representative"])],
+               "members": [by_key[tuple(m)] for m in g["members"]]} for g in result.groups]
+    return {"memes": memes, "thumbs": [base64.b64encode(thumbs[r]).decode("ascii") for r in order],
+            "pairs": data_pairs, "groups": groups, "kinds": list(pairs_mod.KINDS), "scopes": list(pairs_mod.SCOPES)}
+
+
+def _script_json(doc) -> str:
+    """JSON safe inside ``<script>`` (no ``<``, ``>``, ``&`` that could end the element)."""
+    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def render_html(result, ds, thumb_size: int = 120) -> str:
+    """The self-contained HTML page: summary, eval table, and every pair and group to browse (paged,
+    searchable, filterable), with inlined JPEG thumbnails."""
     import jinja2
 
-    shown = result.pairs.head(max_pairs)
-    thumbs = {}
-    for row in sorted(set(shown.a) | set(shown.b)):
-        path = ds.image_path(ds.memes[row])
-        jpeg = images.thumbnail_jpeg(path, thumb_size) if path is not None and path.is_file() else None
-        if jpeg:
-            thumbs[int(row)] = base64.b64encode(jpeg).decode("ascii")
-    rows = []
-    for p in shown.itertuples(index=False):
-        scores = {}
-        if not math.isnan(p.text_exact):
-            scores["text exact"] = "yes"
-        if not math.isnan(p.image_exact):
-            scores["image exact"] = "yes"
-        for col in SCORE_COLUMNS:
-            value = getattr(p, col)
-            if not math.isnan(value):
-                scores[col.replace("_", " ")] = int(value) if col == "image_phash" else f"{value:.3f}"
-        rows.append({"kind": p.kind, "scope": p.scope, "group": int(p.group), "scores": scores,
-                     "label_relation": p.label_relation,
-                     "left": _side(ds, p.a, thumbs), "right": _side(ds, p.b, thumbs)})
     evals = [{**e, "auroc": _fmt(e["auroc"]), "auroc_covered": _fmt(e["auroc_covered"])} for e in eval_table(result)]
     env = jinja2.Environment(loader=jinja2.PackageLoader("memeprobe.leakage", "templates"),
                              autoescape=True, trim_blocks=False)
@@ -109,24 +162,53 @@ def render_html(result, ds, max_pairs: int = HTML_MAX_PAIRS, thumb_size: int = 1
         dataset={"name": Path(ds.root).name, "n": len(ds.memes), "format": ds.format, "splits": result.split_sizes},
         version=__version__, summary=result.summary(), evals=evals, sources=result.sources,
         thresholds={k: v for k, v in asdict(result.config).items()}, skipped=result.skipped,
-        warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, pairs=rows,
-        n_pairs=len(result.pairs), thumbs=thumbs)
+        warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
+        n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)))
+
+
+def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells that a spreadsheet would run as a formula start with ``'`` (OWASP CSV
+    injection); for human-facing CSVs only (report.json keeps the exact ids)."""
+    out = table.copy()
+    for col in out.columns:
+        if not (pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])):
+            continue
+        out[col] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in out[col]]
+    return out
 
 
 def _fmt(x):
     return "n/a" if x is None else f"{x:.3f}"
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """The folder is replaced as a whole: refuse one holding anything but an earlier report's files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MemeprobeError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
+    foreign = manifest.foreign_files(out_dir) if out_dir.is_dir() else []
+    if foreign:
+        more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        raise MemeprobeError(f"{out_dir} holds files that are not part of a leakage report ({', '.join(foreign[:3])}"
+                             f"{more}); the report replaces its output folder as a whole: move them or choose "
+                             "a new or empty folder")
+
+
 def write_report(result, ds, out_dir) -> dict[str, Path]:
-    """Write every report file under ``out_dir``; returns their paths by name."""
+    """Write every report file into a fresh folder that replaces ``out_dir`` as a whole, ``manifest.json``
+    last; returns their paths by name. A failure leaves the earlier report (if any) untouched."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "report.json", "csv": out_dir / "pairs.csv", "html": out_dir / "report.html"}
-    paths["json"].write_text(json.dumps(to_json(result, ds), indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    result.pairs.to_csv(paths["csv"], index=False)
-    paths["html"].write_text(render_html(result, ds), encoding="utf-8")
-    write_clean_ids(result, out_dir)
-    return paths
+    manifest.check_ids_writable(result.clean_ids)
+    _check_out_dir(out_dir)
+    names = {"json": "report.json", "csv": "pairs.csv", "html": "report.html", "manifest": manifest.MANIFEST}
+    with atomic_dir(out_dir) as tmp:
+        doc = to_json(result, ds)
+        (tmp / names["json"]).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        spreadsheet_safe(result.pairs).to_csv(tmp / names["csv"], index=False)
+        (tmp / names["html"]).write_text(render_html(result, ds), encoding="utf-8")
+        write_clean_ids(result, tmp)
+        manifest.write_manifest(tmp, {s: len(ids) for s, ids in result.clean_ids.items()},
+                                memeprobe_version=__version__, dataset_fingerprint=doc["dataset"]["fingerprint"])
+    return {k: out_dir / v for k, v in names.items()}
 
 
 def terminal_table(result) -> str:

@@ -1,4 +1,4 @@
-"""Text duplicates: the documented normalisation, exact-match groups and token-Jaccard pairs.
+"""Text duplicates: the documented normalisation and token-Jaccard pairs (exact classes: ``classes``).
 
 Normalisation (:func:`normalize_text`), applied in this order:
 1. Unicode NFKC (full-width letters, ligatures, non-breaking spaces become their plain forms);
@@ -30,27 +30,6 @@ def text_hash(text: str) -> str:
     """sha1 hex digest of the normalised text ("" when it normalises to nothing)."""
     norm = normalize_text(text)
     return hashlib.sha1(norm.encode("utf-8")).hexdigest() if norm else ""
-
-
-def exact_pairs(keys, rows=None):
-    """All pairs ``(i, j)``, ``i < j``, of rows whose non-empty keys are equal (a hash join, no N x N).
-
-    ``keys`` is a sequence of hashable keys ("" = no key); ``rows`` restricts to those row indices.
-    Returns two int64 arrays.
-    """
-    keys = list(keys)
-    rows = range(len(keys)) if rows is None else rows
-    buckets: dict = {}
-    for r in rows:
-        if keys[r]:
-            buckets.setdefault(keys[r], []).append(int(r))
-    left, right = [], []
-    for members in buckets.values():
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                left.append(members[a])
-                right.append(members[b])
-    return np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
 
 
 def tokens(text: str) -> set[str]:
