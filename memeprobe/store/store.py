@@ -697,7 +697,8 @@ class FeatureStore:
     def read(self, name: str, array: str, rows=None, check: bool = True) -> np.ndarray:
         """Raw stored values of one array (all rows, or ``rows`` in the order given).
 
-        ``check``: done rows must match the checksum written with them (StoreError naming the rows if not)."""
+        ``check``: done rows must match the checksum written with them, or in a set written before checksums
+        hold no NaN/inf (StoreError naming the rows if not)."""
         g = self._group(name)
         spec = self.arrays(name)
         if array not in spec:
@@ -710,13 +711,27 @@ class FeatureStore:
                              "--overwrite or a new --store path")
         values = _read_rows(ds, rows)
         if check:
-            bad = self._checksum_failures(name, array, spec[array].modality, values, rows)
+            sums, _ = self._checksums(name)
+            if sums is not None and array in sums:
+                bad, what = self._checksum_failures(name, array, spec[array].modality, values, rows), \
+                    "do not match their checksum"
+            else:
+                bad, what = self._nonfinite_done(spec[array].modality, name, values, rows), \
+                    "hold NaN/inf (the set has no checksums: it was written before them)"
             if len(bad):
                 where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in bad[:5])
-                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} do not match "
-                                 f"their checksum (e.g. {where}); run `memeprobe store verify`, then re-featurize "
-                                 "with --overwrite or a new --store path")
+                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} {what} "
+                                 f"(e.g. {where}); run `memeprobe store verify`, then re-featurize with --overwrite "
+                                 "or a new --store path")
         return values
+
+    def _nonfinite_done(self, modality, name, values, rows) -> np.ndarray:
+        """Store rows among ``rows`` (all when None) that are done but hold NaN/inf."""
+        if values.dtype.kind != "f":
+            return np.zeros(0, np.int64)
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        bad = _nonfinite_rows(values) & (self.status(name, modality)[rows] == DONE)
+        return np.unique(rows[bad])
 
     def _checksum_failures(self, name, array, modality, values, rows) -> np.ndarray:
         """Store rows among ``rows`` (all when None) that are done but whose values differ from their checksum."""
@@ -898,11 +913,15 @@ class FeatureStore:
 
     def _verify_set(self, name: str) -> list[str]:
         g = self._f["features"][name]
+        problems = []
+        try:
+            self.provenance(name)
+        except StoreError:
+            problems.append(f"feature set {name!r}: the 'provenance' attribute is not a JSON object")
         try:
             spec = self.arrays(name)
-        except (KeyError, ValueError, TypeError) as e:
-            return [f"feature set {name!r}: unreadable array spec ({e})"]
-        problems = []
+        except StoreError:
+            return problems + [f"feature set {name!r}: the 'arrays' attribute is not a valid array spec"]
         status = {}
         for mod in sorted({s.modality for s in spec.values()}):
             if "_status" not in g or mod not in g["_status"]:
