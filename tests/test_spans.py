@@ -134,7 +134,7 @@ def test_store_keeps_spans_and_migrates_v1(tmp_path):
     FeatureStore.create(path, ds).close()
     with FeatureStore.open(path) as st:
         assert st.spans == [m.spans for m in ds.memes] and st.verify() == []
-        assert st.info()["splits"]["train"]["spans"] == 3 and st.info()["schema_version"] == SCHEMA_VERSION == 2
+        assert st.info()["splits"]["train"]["spans"] == 3 and st.info()["schema_version"] == SCHEMA_VERSION == 3
     # a schema-1 store of a dataset without spans: read as is, upgraded by the first writer
     other = load_dataset(_write_spans_dir(tmp_path / "plain"))
     plain = tmp_path / "v1.h5"
@@ -145,7 +145,7 @@ def test_store_keeps_spans_and_migrates_v1(tmp_path):
     with FeatureStore.open(plain) as st:
         assert st.spans == [None] * st.n and st.verify() == []
     with FeatureStore.open_or_create(plain, other) as st:
-        assert int(st.info()["schema_version"]) == 2 and st.verify() == []
+        assert int(st.info()["schema_version"]) == 3 and st.verify() == []
         assert st.spans == [None] * st.n  # v1 stores never held spans: annotated=0
 
 

@@ -11,9 +11,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import xxhash
 
 from memeprobe.errors import StoreError, StoreLockedError
 from memeprobe.store import FeatureStore
+from memeprobe.store.store import row_checksums
 from tests.test_store import ARRAYS, _dataset
 
 
@@ -119,3 +121,57 @@ def test_forked_child_does_not_keep_a_killed_writers_lock(tmp_path):
             assert st.feature_sets() == []
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _mulsum64_reference(row: bytes) -> int:
+    """SCHEMA.md's row checksum in plain Python integers (pins the on-disk format)."""
+    m = (1 << 64) - 1
+
+    def mix(z):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+        return z ^ (z >> 31)
+
+    row += b"\0" * (-len(row) % 8)
+    words = [int.from_bytes(row[i:i + 8], "little") for i in range(0, len(row), 8)]
+    total = sum((mix(((j + 1) * 0x9E3779B97F4A7C15) & m) | 1) * w for j, w in enumerate(words)) & m
+    return mix(total) or 1
+
+
+@pytest.mark.parametrize("dtype,shape", [("float16", (1024,)), ("float32", (5,)), ("bool", (3,)), ("int8", (2, 3))])
+def test_row_checksum_matches_its_definition_and_names_every_flipped_byte(dtype, shape):
+    rng = np.random.default_rng(0)
+    values = (rng.normal(size=(4, *shape)) * 50).astype(dtype)
+    sums = row_checksums(values)
+    assert sums.tolist() == [_mulsum64_reference(r.tobytes()) for r in values]
+    raw = values.copy().reshape(4, -1).view(np.uint8)
+    for byte in range(raw.shape[1]):
+        for mask in (0x01, 0x80, 0xFF):
+            raw[2, byte] ^= mask
+            changed = row_checksums(raw.view(values.dtype).reshape(values.shape)) != sums
+            raw[2, byte] ^= mask
+            assert changed.tolist() == [False, False, True, False], (byte, mask)
+
+
+def test_new_sets_name_their_checksum_and_schema_2_xxh3_sets_stay_checked(tmp_path):
+    path = tmp_path / "s.h5"
+    _filled(path).close()
+    with h5py.File(path, "r") as f:
+        assert f["features/f/_checksum"].attrs["algorithm"] == "mulsum64" and f.attrs["schema_version"] == 3
+    # the same store as schema 2 wrote it: xxh3-64 checksums and no algorithm attribute
+    with h5py.File(path, "r+") as f:
+        sums = f["features/f/_checksum"]
+        del sums.attrs["algorithm"]
+        sums["text_embed"][:10] = [xxhash.xxh3_64_intdigest(r.tobytes()) for r in f["features/f/text_embed"][:10]]
+        f.attrs["schema_version"] = 2
+    with FeatureStore.open(path) as st:
+        assert st.verify() == [] and st.read("f", "text_embed", np.arange(10)).shape == (10, 4)
+    with FeatureStore.open_or_create(path, _dataset()) as st:  # the first writer migrates to schema 3
+        st.write_rows("f", [10], {"text_embed": np.ones((1, 4))}, "text")
+    with h5py.File(path, "r+") as f:
+        assert f.attrs["schema_version"] == 3 and f["features/f/_checksum"].attrs["algorithm"] == "xxh3-64"
+        assert f["features/f/_checksum/text_embed"][10] == xxhash.xxh3_64_intdigest(np.ones(4, np.float32).tobytes())
+        f["features/f/text_embed"][4, 0] += 1
+    with FeatureStore.open(path) as st:
+        assert st.verify() == ["feature set 'f' array 'text_embed': 1 done rows do not match their checksum "
+                               "(e.g. train/00004)"]

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from itertools import combinations
 from pathlib import Path
 
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError, MemeprobeError
 
 _SHOW = 5  # ids named in an error message
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not allowed in an id (ids are lines of clean-id lists and CSVs)
 
 
 def binary_value(value, where: str, meme_id: str) -> int | None:
@@ -17,7 +19,7 @@ def binary_value(value, where: str, meme_id: str) -> int | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, str)) or str(value).strip() not in ("0", "1"):
-        raise MemeprobeError(
+        raise DatasetError(
             f"{where} (id {meme_id}): unknown label value {value!r}; allowed values: 0, 1"
         )
     return int(str(value).strip())
@@ -26,7 +28,10 @@ def binary_value(value, where: str, meme_id: str) -> int | None:
 def meme_id(value, where: str) -> str:
     """An id as written: strings stay as they are (zero padding kept), ints become ``str(int)``."""
     if isinstance(value, bool) or value is None or not isinstance(value, (int, str)) or not str(value).strip():
-        raise MemeprobeError(f"{where}: missing or invalid id {value!r}; every meme needs an id (string or int)")
+        raise DatasetError(f"{where}: missing or invalid id {value!r}; every meme needs an id (string or int)")
+    if isinstance(value, str) and (bad := _CONTROL.search(value.strip())):
+        raise DatasetError(f"{where}: id {value!r} contains the control character {bad.group()!r}; an id must be "
+                           "one line of printable text: fix it in the annotations")
     return str(value).strip() if isinstance(value, str) else str(value)
 
 
@@ -83,6 +88,11 @@ class DatasetBuilder:
 
     def add(self, meme: Meme, where: str) -> None:
         """Adds one meme; ``where`` ("FILE line N") is used in error messages."""
+        for field in ("text", "image"):  # HDF5 strings (the store) end at a NUL: the value would be cut
+            at = (getattr(meme, field) or "").find("\x00")
+            if at >= 0:
+                raise DatasetError(f"{where} (id {meme.id}): the {field} holds a NUL byte (\\x00) at character {at}; "
+                                   "remove it from the annotations")
         key = (meme.split, meme.id)
         if key in self._seen:
             if not self.allow_duplicate_ids:

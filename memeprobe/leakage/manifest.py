@@ -5,7 +5,7 @@ every file with its sha256 and size, and the number of clean ids per split. A re
 checks the lists against it, so lists from one run beside a report of another are refused.
 
 Clean-id lists hold one id per line (``\\n``; a ``\\r`` before it is dropped). Ids are written and read
-verbatim (spaces kept); an id holding a line break cannot be written so and is refused by the writer.
+verbatim (spaces kept); ids never hold a control character (the dataset loader refuses them).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from memeprobe.errors import DatasetError, MemeprobeError
+from memeprobe.errors import MemeprobeError
 
 MANIFEST = "manifest.json"
 CLEAN_DIR = "clean_ids"
@@ -25,16 +25,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def check_ids_writable(clean_ids: dict[str, list[str]]) -> None:
-    """Refuse an id that would not survive one-id-per-line (a line break inside it)."""
-    for split, ids in clean_ids.items():
-        for i in ids:
-            if "\n" in i or "\r" in i:
-                raise DatasetError(f"id {i!r} (split {split}) holds a line break, so {CLEAN_DIR}/{split}.txt "
-                                   "(one id per line) cannot list it; remove the line break from that id "
-                                   "in the annotations")
 
 
 def format_ids(ids) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 
 from memeprobe.errors import MemeprobeError
 
-SCHEMA_VERSION = 2  # 2: the meme table gained the span table /memes/spans (1 is migrated on write)
+SCHEMA_VERSION = 3  # 2: the meme table gained /memes/spans; 3: row checksums name their algorithm (older: migrated on write)
 MAGIC = "memeprobe.store"  # value of the root attribute "kind": marks a file as a memeprobe store
 
 TODO, DONE, FAILED = 0, 1, 2
@@ -19,6 +19,7 @@ STATUS_NAMES = {TODO: "todo", DONE: "done", FAILED: "failed"}
 REASON_BYTES = 256  # failure reasons are stored as fixed-length UTF-8 (no heap writes after creation)
 IDENTITY_KEYS = ("encoder", "weights_sha256", "preprocessing")  # provenance keys that identify features
 CHUNK_BYTES = 1 << 20  # target size of one row-chunk
+CHECKSUM = "mulsum64"  # row checksum of new feature sets; "xxh3-64" in sets written by schema 2
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ARRAY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

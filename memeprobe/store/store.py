@@ -23,7 +23,7 @@ from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
 from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
-    DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
+    CHECKSUM, DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
     check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
 
 _STR = h5py.string_dtype("utf-8")
@@ -93,12 +93,43 @@ def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
     return ~np.isfinite(flat).all(axis=1)
 
 
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 values (a bijection)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@functools.lru_cache(maxsize=64)
+def _word_keys(n_words: int) -> np.ndarray:
+    """Odd 64-bit multiplier of each 8-byte word of a row: mix64((j + 1) * 0x9E3779B97F4A7C15) | 1."""
+    return _mix64(np.arange(1, n_words + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
+
+
 def row_checksums(values: np.ndarray) -> np.ndarray:
-    """xxh3-64 of each row's raw bytes (uint64; 0 is reserved for "no checksum", so it maps to 1)."""
+    """mulsum64 of each row's raw bytes (uint64; 0 is reserved for "no checksum", so it maps to 1).
+
+    The row as little-endian uint64 words w_j (zero-padded to a multiple of 8 bytes): mix64(sum_j k_j * w_j
+    mod 2^64), k_j odd. One vectorised pass; a change confined to one 8-byte word (a flipped byte) always
+    changes the sum, since an odd multiplier keeps any non-zero difference non-zero modulo 2^64."""
+    flat = np.ascontiguousarray(values).reshape(len(values), -1 if len(values) else 0).view(np.uint8)
+    if flat.shape[1] % 8:
+        flat = np.pad(flat, ((0, 0), (0, -flat.shape[1] % 8)))
+    words = flat.view("<u8")
+    out = _mix64(np.einsum("ij,j->i", words, _word_keys(words.shape[1])))
+    out[out == 0] = 1
+    return out
+
+
+def _xxh3_rows(values: np.ndarray) -> np.ndarray:
+    """xxh3-64 of each row's raw bytes, the checksum of feature sets written by schema 2 (0 maps to 1)."""
     rows = np.ascontiguousarray(values).reshape(len(values), -1).view(np.uint8)
     out = np.fromiter(map(xxhash.xxh3_64_intdigest, rows), dtype=np.uint64, count=len(rows))
     out[out == 0] = 1
     return out
+
+
+ROW_CHECKSUMS = {CHECKSUM: row_checksums, "xxh3-64": _xxh3_rows}  # value of the `_checksum` group's `algorithm`
 
 
 def _damaged_guard(method):
@@ -392,7 +423,15 @@ class FeatureStore:
 
     def _migrate(self) -> None:
         """Upgrade an older schema in place (copy-on-write), keeping every feature set."""
-        self._restructure(span_table.migrate_v1, need_bytes=1 << 20)
+        def edit(f: h5py.File):
+            if int(f.attrs["schema_version"]) < 2:
+                span_table.migrate_v1(f)
+            for g in f["features"].values():  # schema 2 checksummed rows with xxh3-64: name it, keep verifying it
+                if "_checksum" in g and "algorithm" not in g["_checksum"].attrs:
+                    g["_checksum"].attrs["algorithm"] = "xxh3-64"
+            f.attrs["schema_version"] = SCHEMA_VERSION
+
+        self._restructure(edit, need_bytes=1 << 20)
 
     def _restructure(self, edit, need_bytes: int, drop: str | None = None) -> None:
         """Copy-on-write structural change: copy the file (leaving out feature set ``drop``), ``edit`` the copy,
@@ -514,8 +553,9 @@ class FeatureStore:
                     mod, shape=(n,), dtype=f"S{REASON_BYTES}", track_times=False,
                     dcpl=_dcpl((n,), (max(1, min(n, 4096)),), None))
                 reasons.attrs["encoding"] = "utf-8"
+            g.create_group("_checksum").attrs["algorithm"] = CHECKSUM
             for a in arrays:
-                g.require_group("_checksum").create_dataset(a, shape=(n,), dtype=np.uint64, track_times=False,
+                g["_checksum"].create_dataset(a, shape=(n,), dtype=np.uint64, track_times=False,
                                                             dcpl=_dcpl((n,), (max(1, min(n, 8192)),), None))
 
         row_bytes = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in arrays.values())
@@ -558,7 +598,7 @@ class FeatureStore:
         if not len(rows):
             return
         status = g["_status"][modality]
-        sums = g["_checksum"] if "_checksum" in g else None  # absent in stores written before checksums
+        sums, checksum = self._checksums(name)
         try:
             self._check_writer()
             if (_read_rows(status, rows) == DONE).any():  # rewriting done rows: un-mark them first
@@ -567,7 +607,7 @@ class FeatureStore:
             for a, v in data.items():
                 self._write_runs(g[a], rows, v)
                 if sums is not None:
-                    self._write_runs(sums[a], rows, row_checksums(v))
+                    self._write_runs(sums[a], rows, checksum(v))
             self._sync()
             self._check_writer()
             self._write_runs(status, rows, np.full(len(rows), DONE, np.uint8))
@@ -657,7 +697,8 @@ class FeatureStore:
     def read(self, name: str, array: str, rows=None, check: bool = True) -> np.ndarray:
         """Raw stored values of one array (all rows, or ``rows`` in the order given).
 
-        ``check``: done rows must match the checksum written with them (StoreError naming the rows if not)."""
+        ``check``: done rows must match the checksum written with them, or in a set written before checksums
+        hold no NaN/inf (StoreError naming the rows if not)."""
         g = self._group(name)
         spec = self.arrays(name)
         if array not in spec:
@@ -670,28 +711,55 @@ class FeatureStore:
                              "--overwrite or a new --store path")
         values = _read_rows(ds, rows)
         if check:
-            bad = self._checksum_failures(name, array, spec[array].modality, values, rows)
+            sums, _ = self._checksums(name)
+            if sums is not None and array in sums:
+                bad, what = self._checksum_failures(name, array, spec[array].modality, values, rows), \
+                    "do not match their checksum"
+            else:
+                bad, what = self._nonfinite_done(spec[array].modality, name, values, rows), \
+                    "hold NaN/inf (the set has no checksums: it was written before them)"
             if len(bad):
                 where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in bad[:5])
-                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} do not match "
-                                 f"their checksum (e.g. {where}); run `memeprobe store verify`, then re-featurize "
-                                 "with --overwrite or a new --store path")
+                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} {what} "
+                                 f"(e.g. {where}); run `memeprobe store verify`, then re-featurize with --overwrite "
+                                 "or a new --store path")
         return values
+
+    def _nonfinite_done(self, modality, name, values, rows) -> np.ndarray:
+        """Store rows among ``rows`` (all when None) that are done but hold NaN/inf."""
+        if values.dtype.kind != "f":
+            return np.zeros(0, np.int64)
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        bad = _nonfinite_rows(values) & (self.status(name, modality)[rows] == DONE)
+        return np.unique(rows[bad])
 
     def _checksum_failures(self, name, array, modality, values, rows) -> np.ndarray:
         """Store rows among ``rows`` (all when None) that are done but whose values differ from their checksum."""
         g = self._group(name)
-        if "_checksum" not in g or array not in g["_checksum"]:
+        sums, checksum = self._checksums(name)
+        if sums is None or array not in sums:
             return np.zeros(0, np.int64)
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
         done = g["_status"][modality][()][rows] == DONE
-        if not done.any():
-            return np.zeros(0, np.int64)
-        stored = _read_rows(g["_checksum"][array], rows[done])
-        bad = rows[done][row_checksums(values[done]) != stored]
+        if not done.all():  # (a copy: skipped in the common case, every row done)
+            if not done.any():
+                return np.zeros(0, np.int64)
+            rows, values = rows[done], values[done]
+        bad = rows[checksum(values) != _read_rows(sums[array], rows)]
         if len(bad):  # a writer may have re-written those rows meanwhile: only rows still done count
             bad = bad[g["_status"][modality][()][bad] == DONE]
         return np.unique(bad)
+
+    def _checksums(self, name: str):
+        """(``_checksum`` group, its row checksum function) of feature set ``name``; (None, None) when it has none."""
+        g = self._group(name)
+        if "_checksum" not in g:  # a set written before checksums
+            return None, None
+        algorithm = g["_checksum"].attrs.get("algorithm", "xxh3-64")  # schema 2 wrote xxh3-64 without naming it
+        if algorithm not in ROW_CHECKSUMS:
+            raise StoreError(f"store {self.path} is damaged: feature set {name!r} names an unknown row checksum "
+                             f"{algorithm!r}; rebuild it with --overwrite or a new --store path")
+        return g["_checksum"], ROW_CHECKSUMS[algorithm]
 
     def unchecked_rows(self, name: str) -> int:
         """Done rows (summed over arrays) that carry no checksum: written before checksums existed."""
@@ -740,23 +808,26 @@ class FeatureStore:
             f"({'; '.join(counts)}); finish them with `memeprobe featurize` or load with missing='drop'")
 
     @_damaged_guard
-    def load_rows(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error"):
+    def load_rows(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error",
+                  check: bool = True):
         """Like :meth:`load`, plus the store row index of every returned row: ``(X, ids, y, rows)``."""
         if isinstance(arrays, str):
             arrays = [arrays]
         y_all = self._target(target)
         rows = self.select_rows(name, arrays, splits, missing)  # status first, then values (see SCHEMA.md)
         spec = self.arrays(name)
-        parts = [self.read(name, a, rows).reshape(len(rows), int(np.prod(spec[a].shape))).astype(np.float32)
+        parts = [self.read(name, a, rows, check).reshape(len(rows), int(np.prod(spec[a].shape))).astype(np.float32)
                  for a in arrays]
         return np.hstack(parts), self.ids[rows], y_all[rows], rows
 
-    def load(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error"):
+    def load(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error",
+             check: bool = True):
         """``(X float32 (m, D), ids (m,), y)``: ``arrays`` flattened per row and concatenated, rows in store order.
 
         ``y``: binary (m,) for target="label", multi-hot (m, K) for "labels"; "auto" = binary when the dataset has
-        binary labels, else multi-hot; -1 = unlabeled. ``missing``: "error" refuses rows not done, "drop" skips them."""
-        return self.load_rows(name, arrays, splits, target, missing)[:3]
+        binary labels, else multi-hot; -1 = unlabeled. ``missing``: "error" refuses rows not done, "drop" skips them.
+        ``check``: verify each done row against its checksum (see :meth:`read`)."""
+        return self.load_rows(name, arrays, splits, target, missing, check)[:3]
 
     def _target(self, target: str) -> np.ndarray:
         if target == "auto":
@@ -842,11 +913,15 @@ class FeatureStore:
 
     def _verify_set(self, name: str) -> list[str]:
         g = self._f["features"][name]
+        problems = []
+        try:
+            self.provenance(name)
+        except StoreError:
+            problems.append(f"feature set {name!r}: the 'provenance' attribute is not a JSON object")
         try:
             spec = self.arrays(name)
-        except (KeyError, ValueError, TypeError) as e:
-            return [f"feature set {name!r}: unreadable array spec ({e})"]
-        problems = []
+        except StoreError:
+            return problems + [f"feature set {name!r}: the 'arrays' attribute is not a valid array spec"]
         status = {}
         for mod in sorted({s.modality for s in spec.values()}):
             if "_status" not in g or mod not in g["_status"]:
