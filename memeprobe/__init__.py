@@ -5,13 +5,15 @@ __version__ = "0.1.0"
 
 install_import_hook()  # torchvision next to a CPU-only torch: see memeprobe._compat
 
-__all__ = ["open_store", "load_dataset", "Store"]  # the notebook API (memeprobe/api.py)
+_API = {"open_store": "memeprobe.api", "load_dataset": "memeprobe.api", "Store": "memeprobe.api",
+        "train_head": "memeprobe.heads.api", "predict": "memeprobe.heads.api"}
+__all__ = list(_API)  # the notebook API
 
 
 def __getattr__(name):
     """The notebook API, imported on first use (``import memeprobe`` stays light for the CLI)."""
-    if name in __all__:
-        from memeprobe import api
+    if name in _API:
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'memeprobe' has no attribute {name!r}")

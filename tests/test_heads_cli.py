@@ -149,8 +149,9 @@ def test_mami_answer_txt(tmp_path):
 
 
 def test_python_api_matches_the_cli(hm, tmp_path):
-    """api.train_head with the CLI's defaults gives the numbers train-head prints; api.predict writes the same file."""
-    from memeprobe.heads import api
+    """memeprobe.train_head with the CLI's defaults gives the numbers train-head prints; memeprobe.predict writes
+    the same file."""
+    import memeprobe as api
     from memeprobe.heads.report import metrics_table
 
     r = run("train-head", "logreg", "--store", hm, "--feature-set", "img", "--bootstrap", 50)
