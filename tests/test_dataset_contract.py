@@ -172,3 +172,31 @@ def test_leakage_report_takes_the_column_options_its_error_names(tmp_path):
                           "--out", tmp_path / "r", "--no-images", "--json"]))
     cross = [r for r in out["summary"] if r["scope"] == "cross"]
     assert [(r["split_a"], r["split_b"], r["exact_text"]) for r in cross] == [("train", "dev", 1)]
+
+
+def test_store_remembers_options_and_refeaturizing_with_another_label_map_updates_labels(tmp_path):
+    from memeprobe.store import FeatureStore
+
+    root = annotations_and_images(tmp_path / "harm")
+    store = tmp_path / "s.h5"
+    base = ["featurize", "image", root / "annotations", "--image-root", root / "images", "--store", store,
+            "--featurizer", "pixels", "--no-progress", "--label-col", "labels[0]"]
+    run(base)
+    with FeatureStore.open(store) as st:
+        assert st.label_names == ("not harmful", "somewhat harmful", "very harmful") and st.binary_name is None
+        assert st.dataset_options == {"format": "generic", "label_col": "labels[0]",
+                                      "image_root": str((root / "images").resolve())}
+        before = st.load("pixels", "image_embed")[0]
+    res = CliRunner().invoke(main, [str(a) for a in [*base, "--label-map",
+                                                     "not harmful=0,somewhat harmful=1,very harmful=1"]])
+    assert res.exit_code == 0, res.output
+    assert "labels updated from the dataset" in res.stderr and "0 written" in res.stdout  # features kept
+    with FeatureStore.open(store) as st:
+        assert st.label_names == () and st.binary_name == "labels[0]"
+        assert st.label.tolist() == [0, 1, 1, 0, 1, 0] and st.verify() == []
+        assert st.dataset_options["label_map"] == {"not harmful": "0", "somewhat harmful": "1", "very harmful": "1"}
+        X, ids, y = st.load("pixels", "image_embed")
+        assert (X == before).all() and y.tolist() == [0, 1, 1, 0, 1, 0]
+    res = CliRunner().invoke(main, [str(a) for a in [*base, "--label-map",
+                                                     "not harmful=0,somewhat harmful=1,very harmful=1"]])
+    assert res.exit_code == 0 and "labels updated" not in res.stderr
