@@ -200,3 +200,26 @@ def test_store_remembers_options_and_refeaturizing_with_another_label_map_update
     res = CliRunner().invoke(main, [str(a) for a in [*base, "--label-map",
                                                      "not harmful=0,somewhat harmful=1,very harmful=1"]])
     assert res.exit_code == 0 and "labels updated" not in res.stderr
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    ({"id_col": "meme"}, "id_col"),
+    ({"label_col": "labels[5]"}, "label_col"),
+    ({"label_col": "labels[0]", "positive_label": "harmless"}, "positive_label"),
+    ({"label_map": "nope=1"}, "label_map"),
+    ({"format": "hateful"}, "format"),
+    ({"image_root": "missing-folder"}, "image_root"),
+    ({"sep": "ab"}, "sep"),
+])
+def test_errors_below_the_cli_name_the_option_not_the_flag(tmp_path, kwargs, option):
+    root = annotations_and_images(tmp_path / "harm")
+    write_jsonl(root / "annotations" / "train.jsonl", [
+        {"id": "a", "image": "train_0.png", "text": "t", "labels": ["not harmful", "none"]},
+        {"id": "b", "image": "train_1.png", "text": "u", "labels": ["very harmful", "none"]}])
+    kwargs = {k: (str(tmp_path / v) if k == "image_root" else v) for k, v in kwargs.items()}
+    with pytest.raises(DatasetError) as e:
+        load_dataset(root / "annotations", **kwargs)
+    assert e.value.option == option and "--" not in str(e.value)
+    args = [a for k, v in kwargs.items() for a in (f"--{k.replace('_', '-')}", v)]
+    msg = run(["data", "summary", root / "annotations", *args], code=2)
+    assert f"--{option.replace('_', '-')}" in msg

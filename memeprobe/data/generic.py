@@ -137,8 +137,12 @@ def _label_scheme(raw: list, label_names, positive_label):
     if len(classes) == 2:
         positive = positive_label or sorted(classes, key=_class_key)[1]
         if positive not in classes:
-            raise DatasetError(f"positive label {positive!r} is not one of the classes {sorted(classes)}")
+            raise DatasetError(f"positive label {positive!r} is not one of the classes {sorted(classes)}"
+                               f"{did_you_mean(positive, classes)}", option="positive_label")
         return "binary", (), positive, positive
+    if positive_label is not None and classes:
+        raise DatasetError(f"a positive label ({positive_label!r}) needs two classes, the labels have {len(classes)}: "
+                           f"{', '.join(sorted(classes, key=_class_key))}", option="positive_label")
     return "multi", tuple(sorted(classes, key=_class_key)), None, None
 
 
