@@ -97,6 +97,11 @@ def test_image_root_keeps_the_outside_root_rules(tmp_path):
     msg = run(args, code=2)
     assert "outside the image root" in msg and msg.rstrip().endswith("(--allow-outside-root)")
     assert json.loads(run([*args, "--allow-outside-root"]))["splits"]["train"]["images_found"] == 1
+    for command in (["featurize", "image", "--store", tmp_path / "s.h5", "--featurizer", "pixels"],
+                    ["leakage", "report", "--out", tmp_path / "rep"]):
+        msg = run([*command, root / "annotations", "--image-root", root / "images"], code=2)
+        assert "outside the image root" in msg and "(--allow-outside-root)" in msg
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "rep").exists()
     # symlinks inside the image root stay fine
     (root / "images" / "link.png").unlink()
     (root / "images" / "link.png").symlink_to(root / "images" / "train_0.png")
