@@ -192,6 +192,7 @@ def test_store_remembers_options_and_refeaturizing_with_another_label_map_update
         assert st.dataset_options == {"format": "generic", "label_col": "labels[0]",
                                       "image_root": str((root / "images").resolve())}
         before = st.load("pixels", "image_embed")[0]
+    assert json.loads(run(["store", "info", store, "--json"]))["dataset"]["options"]["label_col"] == "labels[0]"
     res = CliRunner().invoke(main, [str(a) for a in [*base, "--label-map",
                                                      "not harmful=0,somewhat harmful=1,very harmful=1"]])
     assert res.exit_code == 0, res.output

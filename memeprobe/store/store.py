@@ -852,7 +852,8 @@ class FeatureStore:
                 "created": str(a["created"]),
                 "dataset": {"format": str(a["dataset_format"]), "root": str(a["dataset_root"]),
                             "fingerprint": str(a["dataset_fingerprint"]), "n": self.n,
-                            "label_names": list(self.label_names), "binary_name": self.binary_name},
+                            "label_names": list(self.label_names), "binary_name": self.binary_name,
+                            "options": self.dataset_options},
                 "splits": splits, "feature_sets": sets}
 
     @_damaged_guard
