@@ -55,7 +55,7 @@ class DatasetBuilder:
     def __init__(self, root: Path, fmt: str, allow_empty_text: bool = False, allow_duplicate_ids: bool = False,
                  image_root=None):
         self.root = Path(root)
-        self.images = Path(image_root) if image_root else None
+        self.image_dir = Path(image_root) if image_root else None
         self.format = fmt
         self.allow_empty_text = allow_empty_text
         self.allow_duplicate_ids = allow_duplicate_ids
@@ -64,7 +64,7 @@ class DatasetBuilder:
         self._seen: dict[tuple[str, str], str] = {}
         self._empty: list[tuple[Meme, str]] = []
         self._duplicates: list[tuple[Meme, str]] = []
-        self._root_abs = os.path.normpath(os.path.abspath(self.images or self.root))
+        self._root_abs = os.path.normpath(os.path.abspath(self.image_dir or self.root))
 
     def image(self, path, where: str) -> str | None:
         """The image path relative to the image root (as written when relative); outside it is an error."""
@@ -77,9 +77,9 @@ class DatasetBuilder:
             return path
         full = os.path.normpath(os.path.join(self._root_abs, path))
         if os.path.commonpath([full, self._root_abs]) != self._root_abs:
-            kind = "image root" if self.images else "dataset root"
+            kind = "image root" if self.image_dir else "dataset root"
             raise DatasetError(
-                f"{where}: image path {path!r} points outside the {kind} {self.images or self.root}; "
+                f"{where}: image path {path!r} points outside the {kind} {self.image_dir or self.root}; "
                 f"image paths must be relative to the {kind} (move the images inside it, or name the folder "
                 "they are relative to)", option="image_root"
             )
@@ -124,5 +124,5 @@ class DatasetBuilder:
             shared = len(ids[a] & ids[b])
             if shared:
                 self.notes.append(f"{a} and {b} share {shared} ids (both splits kept)")
-        return Dataset(self.root, self.format, self.memes, tuple(label_names), binary_name, self.notes, self.images)
+        return Dataset(self.root, self.format, self.memes, tuple(label_names), binary_name, self.notes, self.image_dir)
 

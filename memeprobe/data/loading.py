@@ -52,7 +52,7 @@ def check_inside_root(ds: Dataset) -> None:
                 outside.append((m, real))
     if outside:
         m, real = outside[0]
-        where = "image root" if ds.images else "dataset root"
+        where = "image root" if ds.image_dir else "dataset root"
         more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
         raise DatasetError(
             f"{m.split}/{m.id}: image {m.image!r} is a symlink to {real}, outside the {where} {root}{more}; "

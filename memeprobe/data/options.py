@@ -147,30 +147,29 @@ def dataset_options(allow_empty_text: bool = True):
     def decorate(f):
         opts = [
             click.option("--format", "format", type=_FormatChoice(list(FORMATS)), default=None,
-                         help="Dataset format (default: detected from the files)."),
-            click.option("--image-root", type=click.Path(file_okay=False), default=None,
-                         help="Folder the image paths are relative to (default: the dataset folder)."),
-            click.option("--id-col", default=None, help="generic: id column (default: id)."),
-            click.option("--text-col", default=None, help="generic: text column (default: text)."),
-            click.option("--image-col", default=None, help="generic: image path column (default: image or img)."),
-            click.option("--label-col", default=None,
-                         help="generic: label column (default: label or labels); 'labels[0]' = element 0 of a list."),
-            click.option("--split-col", default=None, help="generic: split column (default: the file name)."),
+                         show_default="detected from the files", help="Dataset format."),
+            click.option("--image-root", type=click.Path(file_okay=False), default=None, show_default="the dataset folder",
+                         help="Folder the image paths are relative to."),
+            click.option("--id-col", default=None, show_default="id", help="generic: id column."),
+            click.option("--text-col", default=None, show_default="text", help="generic: text column."),
+            click.option("--image-col", default=None, show_default="image or img", help="generic: image path column."),
+            click.option("--label-col", default=None, show_default="label or labels",
+                         help="generic: label column; 'labels[0]' = element 0 of a list."),
+            click.option("--split-col", default=None, show_default="the file name", help="generic: split column."),
             click.option("--label-names", default=None,
                          help="generic: comma-separated label names (multi-label, in this order)."),
             click.option("--positive-label", default=None, help="generic: the class that is label 1 of two classes."),
             click.option("--label-map", default=None, metavar="FROM=TO,...",
                          help="generic: rename (or merge) label values, e.g. 'not harmful=0,very harmful=1'."),
-            click.option("--sep", default=None,
-                         help="generic: CSV column separator (one character, or tab; default: sniffed)."),
+            click.option("--sep", default=None, show_default="sniffed",
+                         help="generic: CSV column separator (one character, or tab)."),
             click.option("--allow-outside-root", is_flag=True,
                          help="Follow image paths that lead (through symlinks) outside the image root."),
         ]
         if allow_empty_text:
             opts.append(click.option("--allow-empty-text", is_flag=True,
                                      help="Keep memes whose text is empty instead of failing."))
-        keys = ["format", "image_root", "id_col", "text_col", "image_col", "label_col", "split_col",
-                "label_names", "positive_label", "label_map", "sep", "allow_outside_root", "allow_empty_text"]
+        keys = [field.name for field in fields(DatasetOptions)]
 
         @functools.wraps(f)
         def command(*args, **kwargs):
