@@ -6,7 +6,6 @@ import sys
 import click
 
 from memeprobe import __version__
-from memeprobe.data.options import hint
 from memeprobe.errors import MemeprobeError
 
 
@@ -18,7 +17,9 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MemeprobeError as e:
-            click.echo(f"error: {e}{hint(e)}", err=True)
+            option = getattr(e, "option", None)
+            hint = f" (--{option.replace('_', '-')})" if option else ""
+            click.echo(f"error: {e}{hint}", err=True)
             sys.exit(2)
 
 

@@ -135,10 +135,6 @@ class _FormatChoice(click.Choice):
                   f"{', '.join(self.choices)}", param, ctx)
 
 
-def _flag(option: str) -> str:
-    return "--" + option.replace("_", "-")
-
-
 def dataset_options(allow_empty_text: bool = True):
     """Decorator adding the dataset options to a command; it receives them as one ``dataset_options``
     argument (:class:`DatasetOptions`). ``allow_empty_text=False`` leaves out ``--allow-empty-text``."""
@@ -180,9 +176,3 @@ def dataset_options(allow_empty_text: bool = True):
             command = opt(command)
         return command
     return decorate
-
-
-def hint(error) -> str:
-    """The CLI's hint for an error that names the option fixing it (``" (--id-col)"``), else ``""``."""
-    option = getattr(error, "option", None)
-    return f" ({_flag(option)})" if option else ""
