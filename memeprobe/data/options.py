@@ -97,11 +97,11 @@ class DatasetOptions:
         if fmt is not None and fmt not in FORMATS:
             raise DatasetError(f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose one of "
                                f"{', '.join(FORMATS)}", option="format")
-        names_ = o.get("label_names")
-        if isinstance(names_, str):
-            names_ = [n for n in names_.split(",")]
-        if names_ is not None:
-            o["label_names"] = tuple(n.strip() for n in names_ if str(n).strip()) or None
+        label_names = o.get("label_names")
+        if isinstance(label_names, str):
+            label_names = label_names.split(",")
+        if label_names is not None:
+            o["label_names"] = tuple(str(n).strip() for n in label_names if str(n).strip()) or None
         o["label_map"] = parse_label_map(o.get("label_map"))
         o["sep"] = _sep(o.get("sep"))
         root = o.get("image_root")
