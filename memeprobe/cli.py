@@ -10,13 +10,16 @@ from memeprobe.errors import MemeprobeError
 
 
 class _Group(click.Group):
-    """Turns MemeprobeError into one clear line on stderr and exit code 2 (no traceback)."""
+    """Turns MemeprobeError into one clear line on stderr and exit code 2 (no traceback); an error that names
+    the option fixing it gets that CLI option as a hint."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MemeprobeError as e:
-            click.echo(f"error: {e}", err=True)
+            option = getattr(e, "option", None)
+            hint = f" (--{option.replace('_', '-')})" if option else ""
+            click.echo(f"error: {e}{hint}", err=True)
             sys.exit(2)
 
 

@@ -4,7 +4,14 @@ Python callers can tell the kinds apart; messages below the CLI name no command-
 
 
 class MemeprobeError(Exception):
-    """A user-facing error: the message names the file/id at fault and how to fix it."""
+    """A user-facing error: the message names the file/id at fault and how to fix it.
+
+    ``option``: the keyword argument (and, dashed, the CLI option) that fixes it, when one does; the CLI
+    names it as a hint."""
+
+    def __init__(self, message: str = "", *, option: str | None = None):
+        super().__init__(message)
+        self.option = option
 
 
 class DatasetError(MemeprobeError):

@@ -8,7 +8,7 @@ from itertools import combinations
 from pathlib import Path
 
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.errors import DatasetError, MemeprobeError
+from memeprobe.errors import DatasetError
 
 _SHOW = 5  # ids named in an error message
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not allowed in an id (ids are lines of clean-id lists and CSVs)
@@ -40,7 +40,7 @@ def text_value(value, where: str) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list, bool)):
-        raise MemeprobeError(f"{where}: text must be a string, got {value!r}")
+        raise DatasetError(f"{where}: text must be a string, got {value!r}")
     return str(value)
 
 
@@ -57,8 +57,10 @@ def ordered_splits(names) -> list[str]:
 class DatasetBuilder:
     """Collects memes split by split, checking each; :meth:`build` makes the :class:`Dataset`."""
 
-    def __init__(self, root: Path, fmt: str, allow_empty_text: bool = False, allow_duplicate_ids: bool = False):
+    def __init__(self, root: Path, fmt: str, allow_empty_text: bool = False, allow_duplicate_ids: bool = False,
+                 image_root=None):
         self.root = Path(root)
+        self.image_dir = Path(image_root) if image_root else None
         self.format = fmt
         self.allow_empty_text = allow_empty_text
         self.allow_duplicate_ids = allow_duplicate_ids
@@ -67,22 +69,24 @@ class DatasetBuilder:
         self._seen: dict[tuple[str, str], str] = {}
         self._empty: list[tuple[Meme, str]] = []
         self._duplicates: list[tuple[Meme, str]] = []
-        self._root_abs = os.path.normpath(os.path.abspath(self.root))
+        self._root_abs = os.path.normpath(os.path.abspath(self.image_dir or self.root))
 
     def image(self, path, where: str) -> str | None:
-        """The image path relative to the root (as written when relative); outside the root is an error."""
+        """The image path relative to the image root (as written when relative); outside it is an error."""
         if path is None or (isinstance(path, str) and not path.strip()):
             return None
         if not isinstance(path, str):
-            raise MemeprobeError(f"{where}: image path must be a string, got {path!r}")
+            raise DatasetError(f"{where}: image path must be a string, got {path!r}")
         path = path.strip()
         if not os.path.isabs(path) and ".." not in Path(path).parts:
             return path
         full = os.path.normpath(os.path.join(self._root_abs, path))
         if os.path.commonpath([full, self._root_abs]) != self._root_abs:
-            raise MemeprobeError(
-                f"{where}: image path {path!r} points outside the dataset root {self.root}; "
-                "image paths must be relative to the dataset folder (move the images inside it)"
+            kind = "image root" if self.image_dir else "dataset root"
+            raise DatasetError(
+                f"{where}: image path {path!r} points outside the {kind} {self.image_dir or self.root}; "
+                f"image paths must be relative to the {kind} (move the images inside it, or name the folder "
+                "they are relative to)", option="image_root"
             )
         return os.path.relpath(full, self._root_abs) if os.path.isabs(path) else path
 
@@ -96,7 +100,7 @@ class DatasetBuilder:
         key = (meme.split, meme.id)
         if key in self._seen:
             if not self.allow_duplicate_ids:
-                raise MemeprobeError(
+                raise DatasetError(
                     f"{where}: duplicate id {meme.id!r} in split {meme.split!r} (first at {self._seen[key]}); "
                     "ids must be unique within a split: remove or renumber the duplicate"
                 )
@@ -112,9 +116,9 @@ class DatasetBuilder:
         if self._empty and not self.allow_empty_text:
             shown = "; ".join(f"id {m.id!r} at {w}" for m, w in self._empty[:_SHOW])
             more = f" and {len(self._empty) - _SHOW} more" if len(self._empty) > _SHOW else ""
-            raise MemeprobeError(
+            raise DatasetError(
                 f"{len(self._empty)} meme(s) have empty text: {shown}{more}; fill in the text, or keep them "
-                "with allow_empty_text=True (CLI: --allow-empty-text)"
+                "explicitly", option="allow_empty_text"
             )
         if self._empty:
             self.notes.append(f"{len(self._empty)} meme(s) have empty text (kept)")
@@ -130,5 +134,5 @@ class DatasetBuilder:
             shared = len(ids[a] & ids[b])
             if shared:
                 self.notes.append(f"{a} and {b} share {shared} ids (both splits kept)")
-        return Dataset(self.root, self.format, self.memes, tuple(label_names), binary_name, self.notes)
+        return Dataset(self.root, self.format, self.memes, tuple(label_names), binary_name, self.notes, self.image_dir)
 

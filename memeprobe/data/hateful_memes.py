@@ -11,7 +11,7 @@ from pathlib import Path
 from memeprobe.data.builder import DatasetBuilder, binary_value, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import read_jsonl
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError
 
 SPLITS = ("train", "dev_seen", "dev_unseen", "test_seen", "test_unseen", "dev", "test")
 
@@ -31,14 +31,14 @@ def detect(root: Path) -> bool:
     return '"img"' in first
 
 
-def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False) -> Dataset:
+def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False, image_root=None) -> Dataset:
     root = Path(root)
     files = split_files(root)
     if not files:
-        raise MemeprobeError(
+        raise DatasetError(
             f"{root}: no Hateful Memes split files (expected some of {', '.join(s + '.jsonl' for s in SPLITS)})"
         )
-    b = DatasetBuilder(root, "hateful_memes", allow_empty_text, allow_duplicate_ids)
+    b = DatasetBuilder(root, "hateful_memes", allow_empty_text, allow_duplicate_ids, image_root)
     for path in files:
         for line, row in read_jsonl(path):
             where = f"{path} line {line}"

@@ -15,7 +15,7 @@ from pathlib import Path
 from memeprobe.data.builder import DatasetBuilder, binary_value, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import read_header, read_table
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError
 
 LABEL_NAMES = ("shaming", "stereotype", "objectification", "violence")
 BINARY_COLUMNS = ("misogynous", "label")
@@ -52,20 +52,20 @@ def _column(header: list[str], choices: tuple[str, ...]) -> str | None:
     return next((c for c in choices if c in header), None)
 
 
-def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False) -> Dataset:
+def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False, image_root=None) -> Dataset:
     root = Path(root)
     files = split_files(root)
     if not files:
-        raise MemeprobeError(f"{root}: no MAMI split files (.tsv/.csv with a file_name column)")
-    b = DatasetBuilder(root, "mami", allow_empty_text, allow_duplicate_ids)
+        raise DatasetError(f"{root}: no MAMI split files (.tsv/.csv with a file_name column)")
+    b = DatasetBuilder(root, "mami", allow_empty_text, allow_duplicate_ids, image_root)
     for path in files:
         header, rows = read_table(path)
         text_col = _column(header, TEXT_COLUMNS)
         if text_col is None:
-            raise MemeprobeError(f"{path}: no text column (expected one of {', '.join(TEXT_COLUMNS)})")
+            raise DatasetError(f"{path}: no text column (expected one of {', '.join(TEXT_COLUMNS)})")
         binary_col = _column(header, BINARY_COLUMNS)
         has_b = all(c in header for c in LABEL_NAMES)
-        folder = _image_folder(root, path.stem, [r["file_name"].strip() for _, r in rows])
+        folder = _image_folder(Path(image_root or root), path.stem, [r["file_name"].strip() for _, r in rows])
         for line, row in rows:
             where = f"{path} line {line}"
             mid = meme_id(row["file_name"], where)
@@ -74,7 +74,7 @@ def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool =
                 values = [binary_value(row[c], where, mid) for c in LABEL_NAMES]
                 if None in values and any(v is not None for v in values):
                     missing = [c for c, v in zip(LABEL_NAMES, values) if v is None]
-                    raise MemeprobeError(
+                    raise DatasetError(
                         f"{where} (id {mid}): empty {', '.join(missing)} label(s) while other sub-task B "
                         "labels are given; fill in 0 or 1"
                     )

@@ -38,6 +38,13 @@ class Dataset:
     label_names: tuple[str, ...] = ()  # multi-label classes (empty when the dataset has none)
     binary_name: str | None = None  # meaning of Meme.label, e.g. "hateful"; None when there is none
     notes: list[str] = field(default_factory=list)  # facts worth reporting (e.g. ids shared across splits)
+    image_dir: Path | None = None  # the folder image paths are relative to, when not the root
+    options: dict = field(default_factory=dict)  # the dataset options it was loaded with (JSON-able)
+
+    @property
+    def image_root(self) -> Path:
+        """The folder image paths are relative to (the dataset root unless an image root was given)."""
+        return self.image_dir or self.root
 
     def splits(self) -> list[str]:
         """Split names in first-seen order."""
@@ -48,7 +55,7 @@ class Dataset:
 
     def image_path(self, meme: Meme) -> Path | None:
         """Absolute path of a meme's image (it may not exist); None when the meme has no image."""
-        return (self.root / meme.image) if meme.image else None
+        return (self.image_root / meme.image) if meme.image else None
 
     def fingerprint(self) -> str:
         """sha256 over (split, id, text, image) of every row, in order: ties a store to its dataset."""

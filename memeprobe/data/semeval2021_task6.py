@@ -19,7 +19,7 @@ from pathlib import Path
 from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import read_json
 from memeprobe.data.records import Dataset, Meme, Span
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError
 
 
 IMAGE_ONLY = ("Transfer", "Appeal to (Strong) Emotions")  # the two techniques subtasks 1-2 leave out
@@ -55,7 +55,7 @@ def _index(name, names_index: dict[str, int], where: str, mid: str) -> int:
     if name not in names_index:
         close = difflib.get_close_matches(str(name), names_index, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise MemeprobeError(
+        raise DatasetError(
             f"{where} (id {mid}): unknown technique {name!r}{hint}; the known techniques are listed "
             "in memeprobe/data/techniques.txt — fix the name in the annotations"
         )
@@ -64,7 +64,7 @@ def _index(name, names_index: dict[str, int], where: str, mid: str) -> int:
 
 def _multi_hot(names, names_index: dict[str, int], where: str, mid: str) -> tuple[int, ...]:
     if not isinstance(names, list):
-        raise MemeprobeError(f"{where} (id {mid}): 'labels' must be a list of technique names, got {names!r}")
+        raise DatasetError(f"{where} (id {mid}): 'labels' must be a list of technique names, got {names!r}")
     hot = [0] * len(names_index)
     for name in names:
         hot[_index(name, names_index, where, mid)] = 1
@@ -73,17 +73,17 @@ def _multi_hot(names, names_index: dict[str, int], where: str, mid: str) -> tupl
 
 def _spans(labels, text: str, names_index: dict[str, int], where: str, mid: str, mismatches: list) -> tuple[Span, ...]:
     if not isinstance(labels, list):
-        raise MemeprobeError(f"{where} (id {mid}): 'labels' must be a list of {{start, end, technique}} objects, "
+        raise DatasetError(f"{where} (id {mid}): 'labels' must be a list of {{start, end, technique}} objects, "
                              f"got {labels!r}")
     out = []
     for j, lab in enumerate(labels, start=1):
         if not isinstance(lab, dict) or not {"start", "end", "technique"} <= set(lab):
-            raise MemeprobeError(f"{where} (id {mid}) span {j}: expected {{start, end, technique, text_fragment}}, "
+            raise DatasetError(f"{where} (id {mid}) span {j}: expected {{start, end, technique, text_fragment}}, "
                                  f"got {lab!r}")
         start, end = lab["start"], lab["end"]
         if (isinstance(start, bool) or isinstance(end, bool) or not isinstance(start, int) or not isinstance(end, int)
                 or not 0 <= start < end <= len(text)):
-            raise MemeprobeError(f"{where} (id {mid}) span {j}: offsets {start!r}..{end!r} are not 0 <= start < end "
+            raise DatasetError(f"{where} (id {mid}) span {j}: offsets {start!r}..{end!r} are not 0 <= start < end "
                                  f"<= {len(text)} (the text length); fix the span's character offsets")
         frag = lab.get("text_fragment")
         if isinstance(frag, str) and frag != text[start:end]:
@@ -96,18 +96,19 @@ def _records(path: Path):
     """``(where, record)`` for each object of a JSON array file; one clear line for anything else."""
     records = read_json(path)
     if not isinstance(records, list):
-        raise MemeprobeError(f"{path}: expected a JSON array of memes, got {type(records).__name__}")
+        raise DatasetError(f"{path}: expected a JSON array of memes, got {type(records).__name__}")
     for i, rec in enumerate(records, start=1):
         where = f"{path} record {i}"
         if not isinstance(rec, dict):
-            raise MemeprobeError(f"{where}: expected a JSON object, got {rec!r}")
+            raise DatasetError(f"{where}: expected a JSON object, got {rec!r}")
         yield where, rec
 
 
-def _load_spans(root: Path, files: list[Path], allow_empty_text: bool, allow_duplicate_ids: bool) -> Dataset:
+def _load_spans(root: Path, files: list[Path], allow_empty_text: bool, allow_duplicate_ids: bool,
+                image_root=None) -> Dataset:
     names = text_techniques()
     index = {n: i for i, n in enumerate(names)}
-    b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids)
+    b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids, image_root)
     mismatches: list[str] = []
     for path in files:
         for where, rec in _records(path):
@@ -127,18 +128,18 @@ def _load_spans(root: Path, files: list[Path], allow_empty_text: bool, allow_dup
     return b.build(label_names=names)
 
 
-def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False) -> Dataset:
+def load(root: Path, allow_empty_text: bool = False, allow_duplicate_ids: bool = False, image_root=None) -> Dataset:
     root = Path(root)
     dirs = split_dirs(root)
     if not dirs:
         files = span_files(root)
         if files:
-            return _load_spans(root, files, allow_empty_text, allow_duplicate_ids)
-        raise MemeprobeError(f"{root}: no SPLIT/labels.json files (SemEval-2021 Task 6 subtask 3 layout) and no "
+            return _load_spans(root, files, allow_empty_text, allow_duplicate_ids, image_root)
+        raise DatasetError(f"{root}: no SPLIT/labels.json files (SemEval-2021 Task 6 subtask 3 layout) and no "
                              "train.json/dev.json/test.json (subtasks 1-2 span layout)")
     names = techniques()
     index = {n: i for i, n in enumerate(names)}
-    b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids)
+    b = DatasetBuilder(root, "semeval2021_task6", allow_empty_text, allow_duplicate_ids, image_root)
     for d in dirs:
         for where, rec in _records(d / "labels.json"):
             mid = meme_id(rec.get("id"), where)

@@ -12,7 +12,7 @@ from memeprobe.data.records import Dataset
 
 
 def summarize(ds: Dataset) -> dict:
-    """A JSON-able summary: ``{"format", "root", "binary_name", "label_names", "notes", "splits": {...}}``."""
+    """A JSON-able summary: ``{"format", "root", "image_root", "binary_name", "label_names", "notes", "splits"}``."""
     splits = {}
     for name in ds.splits():
         memes = ds.split(name)
@@ -38,6 +38,7 @@ def summarize(ds: Dataset) -> dict:
     return {
         "format": ds.format,
         "root": str(ds.root),
+        "image_root": str(ds.image_root),
         "binary_name": ds.binary_name,
         "label_names": list(ds.label_names),
         "notes": list(ds.notes),
@@ -60,7 +61,8 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def render(summary: dict) -> str:
     """The summary as plain-text tables: counts per split, then label counts per split, then notes."""
     splits = summary["splits"]
-    lines = [f"format: {summary['format']}   root: {summary['root']}", ""]
+    images = f"   images: {summary['image_root']}" if summary["image_root"] != summary["root"] else ""
+    lines = [f"format: {summary['format']}   root: {summary['root']}{images}", ""]
     lines += _table(["split", *(c[1] for c in _COLUMNS)],
                     [[s, *(v[k] for k, _ in _COLUMNS)] for s, v in splits.items()])
     labels = list(dict.fromkeys(k for v in splits.values() for k in v["label_counts"]))

@@ -56,7 +56,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
 
 from memeprobe.data.images import phash_bits  # the hash the leakage report and `pixels` compute
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, DatasetError
 from memeprobe.leakage.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
 
 SPLITS = (("train", 0.70), ("dev_seen", 0.15), ("test_unseen", 0.15))
@@ -244,7 +244,7 @@ def _fresh_text(rng, topic: str, index: _TextIndex) -> str:
         if not triples & index.triples and index.max_jaccard(tokens(text)) <= MAX_JACCARD:
             index.triples |= triples
             return text
-    raise MemeprobeError(f"cannot generate {topic!r} captions distinct enough: use a smaller --n")
+    raise ConfigError(f"cannot generate {topic!r} captions distinct enough: ask for fewer memes", option="n")
 
 
 def _near_text(rng, text: str, variant: str) -> str:
@@ -406,11 +406,11 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
     """Write the synthetic dataset to ``out_dir`` and return its ground truth (see the module docs)."""
     out_dir = Path(out_dir)
     if not 40 <= n <= 99999:
-        raise MemeprobeError(f"make-sample: n={n} is out of range; choose 40 <= n <= 99999")
+        raise ConfigError(f"make-sample: n={n} is out of range; choose 40 <= n <= 99999", option="n")
     if not 64 <= image_size <= 2048:
-        raise MemeprobeError(f"make-sample: image_size={image_size} is out of range; choose 64..2048")
+        raise ConfigError(f"make-sample: image_size={image_size} is out of range; choose 64..2048")
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise MemeprobeError(f"make-sample: {out_dir} is not empty; choose a new directory or overwrite")
+        raise DatasetError(f"make-sample: {out_dir} is not empty; choose a new directory or overwrite")
     rng = np.random.default_rng(seed)
     texts, hashes = _TextIndex(), _HashIndex(n)
     plan = _pair_counts(n)
@@ -426,7 +426,7 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
             h = _phash(img)
             if hashes.min_distance(h) >= MIN_PHASH:
                 return img, h
-        raise MemeprobeError("cannot draw pictures distinct enough: use a smaller --n")
+        raise ConfigError("cannot draw pictures distinct enough: ask for fewer memes", option="n")
 
     def add(text, text_attr, image_attr, img=None, data=None, h=None):
         """Append a meme; text and picture hash indices stay aligned with ``memes``."""

@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from memeprobe.data.commands import dataset_options, load_from_options
+from memeprobe.data.loading import load_with
+from memeprobe.data.options import dataset_options
 
 EXIT_FAILURES = 3
 _SHOW_FAILURES = 20
@@ -69,12 +70,12 @@ def _run_options(f):
 
 def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers,
          downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
-         no_progress, engine, ray_address, ray_actors, fmt=None, **dataset_opts):
+         no_progress, engine, ray_address, ray_actors, dataset_options):
     from memeprobe.featurize.runner import RunConfig, featurize
     from memeprobe.featurize.spec import Options, expand
 
     specs = expand(featurizers, preset)
-    dataset = load_from_options(data, fmt, **dataset_opts)
+    dataset = load_with(data, dataset_options)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     if split_list:
         unknown = sorted(set(split_list) - set(dataset.splits()))

@@ -165,6 +165,8 @@ def featurize(dataset, store_path, specs, options: Options | None = None, modali
     featurizers = [create_featurizer(s, options) for s in specs]  # every spec and its weights checked first
     engine = create_engine(cfg)
     store = FeatureStore.open_or_create(store_path, dataset)
+    if store.label_update:
+        log(store.label_update)
     try:
         rows = store.rows(cfg.splits)
         if cfg.limit is not None:

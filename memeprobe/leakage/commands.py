@@ -7,6 +7,8 @@ import time
 
 import click
 
+from memeprobe.data.options import dataset_options
+
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
 
 
@@ -39,7 +41,7 @@ def leakage():
 
 @leakage.command("report")
 @click.argument("data", type=click.Path(exists=True))
-@click.option("--format", "fmt", default=None, help="Dataset format (default: auto-detect).")
+@dataset_options(allow_empty_text=True)
 @click.option("--store", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Feature store (HDF5) of this dataset: embeddings enable near-duplicate search by cosine.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leakage_report", show_default=True,
@@ -60,16 +62,16 @@ def leakage():
               help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
                    "paired with one anchor per split and label (the group still lists every member).")
 @click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
-def report(data, fmt, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
+def report(data, dataset_options, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
            text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
     import warnings
 
-    from memeprobe.data import load_dataset
+    from memeprobe.data.loading import load_with
     from memeprobe.leakage.analysis import LeakageConfig, analyze
     from memeprobe.leakage.report import terminal_table, to_json, write_report
 
-    ds = load_dataset(data, format=fmt)
+    ds = load_with(data, dataset_options)
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)

@@ -160,6 +160,30 @@ def _describe_os_error(path: Path, e: Exception) -> str:
     return f"cannot write store {path}: {text}"
 
 
+def _label_arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The meme table's ``label`` (n,) and ``labels`` (n, K) of ``dataset``; -1 = unlabeled."""
+    label = np.array([-1 if m.label is None else m.label for m in dataset.memes], dtype=np.int8)
+    labels = np.full((len(dataset.memes), len(dataset.label_names)), -1, dtype=np.int8)
+    for i, m in enumerate(dataset.memes):
+        if m.labels is not None:
+            labels[i] = m.labels
+    return label, labels
+
+
+def _write_labels(f: h5py.File, dataset: Dataset) -> None:
+    """Write (or replace) the labels, spans, label names and dataset options of the meme table."""
+    g = f["memes"]
+    for key in ("label", "labels", "spans"):
+        if key in g:
+            del g[key]
+    label, labels = _label_arrays(dataset)
+    g.create_dataset("label", data=label, track_times=False)
+    g.create_dataset("labels", data=labels, track_times=False)
+    span_table.write_table(g, dataset.memes)
+    f.attrs.update({"label_names": dumps(list(dataset.label_names)), "binary_name": dumps(dataset.binary_name),
+                    "dataset_options": dumps(dataset.options)})
+
+
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
@@ -173,6 +197,7 @@ class FeatureStore:
         self.writable = writable
         self._lock = lock
         self._f: h5py.File | None = None
+        self.label_update: str | None = None  # set by open_or_create when it rewrote the labels
         self._reopen()
 
     # ------------------------------------------------------------------ opening
@@ -219,8 +244,13 @@ class FeatureStore:
             raise
         fp = dataset.fingerprint()
         if st._attr("dataset_fingerprint") == fp:
-            if int(st._attr("schema_version")) < SCHEMA_VERSION:
-                st._migrate()
+            try:
+                if int(st._attr("schema_version")) < SCHEMA_VERSION:
+                    st._migrate()
+                st.label_update = st._update_labels(dataset)
+            except BaseException:
+                st.close()
+                raise
             return st
         if not overwrite:
             msg = (f"store {path} holds another dataset: {st._attr('dataset_format')} at {st._attr('dataset_root')} "
@@ -403,19 +433,11 @@ class FeatureStore:
             f.attrs.update({
                 "kind": MAGIC, "schema_version": SCHEMA_VERSION, "memeprobe_version": __version__,
                 "created": now(), "dataset_format": dataset.format, "dataset_root": str(dataset.root),
-                "dataset_fingerprint": dataset.fingerprint(),
-                "label_names": dumps(list(dataset.label_names)), "binary_name": dumps(dataset.binary_name)})
+                "dataset_fingerprint": dataset.fingerprint()})
             g = f.create_group("memes")
             for key, values in columns.items():
                 g.create_dataset(key, data=np.array(values, dtype=object), dtype=_STR, track_times=False)
-            label = np.array([-1 if m.label is None else m.label for m in memes], dtype=np.int8)
-            labels = np.full((len(memes), k), -1, dtype=np.int8)
-            for i, m in enumerate(memes):
-                if m.labels is not None:
-                    labels[i] = m.labels
-            g.create_dataset("label", data=label, track_times=False)
-            g.create_dataset("labels", data=labels, track_times=False)
-            span_table.write_table(g, memes)
+            _write_labels(f, dataset)
             f.create_group("features")
 
         cls._commit(path, build, need_bytes=2 * text_bytes + len(memes) * (4 * 48 + 1 + k) + (1 << 20)
@@ -460,6 +482,31 @@ class FeatureStore:
                 self._commit(self._real, build, need_bytes + self._real.stat().st_size)
         finally:
             self._reopen()
+
+    def _update_labels(self, dataset: Dataset) -> str | None:
+        """Rewrite the labels (label names, spans, dataset options) when ``dataset`` (same memes) labels them
+        otherwise: labels are not features. Copy-on-write; returns what changed, None when nothing did."""
+        label, labels = _label_arrays(dataset)
+        if (self.label_names == tuple(dataset.label_names) and self.binary_name == dataset.binary_name
+                and np.array_equal(self.label, label) and np.array_equal(self.labels, labels)):
+            if self.dataset_options != dataset.options:  # same labels: only the record of the options
+                self._check_writer()
+                self._f.attrs["dataset_options"] = dumps(dataset.options)
+                self._sync()
+            return None
+        old_names = list(self.label_names) or [self.binary_name]
+        changed = int(np.sum(self.label != label)) + (
+            int(np.sum((self.labels != labels).any(axis=1))) if self.labels.shape == labels.shape else self.n)
+        self._restructure(lambda f: _write_labels(f, dataset),
+                          need_bytes=self.n * (1 + labels.shape[1]) + span_table.span_bytes(dataset.memes))
+        new_names = list(dataset.label_names) or [dataset.binary_name]
+        return (f"store {self.path}: labels updated from the dataset ({changed} row label(s) changed; label names "
+                f"{old_names} -> {new_names}); feature sets kept")
+
+    @property
+    def dataset_options(self) -> dict:
+        """The dataset options the meme table was built with ({} for stores written before they were kept)."""
+        return json.loads(self._attr("dataset_options") or "{}")
 
     # ------------------------------------------------------------------ meme table
     def split_names(self) -> list[str]:
@@ -876,7 +923,8 @@ class FeatureStore:
                 "created": str(a["created"]),
                 "dataset": {"format": str(a["dataset_format"]), "root": str(a["dataset_root"]),
                             "fingerprint": str(a["dataset_fingerprint"]), "n": self.n,
-                            "label_names": list(self.label_names), "binary_name": self.binary_name},
+                            "label_names": list(self.label_names), "binary_name": self.binary_name,
+                            "options": self.dataset_options},
                 "splits": splits, "feature_sets": sets}
 
     @_damaged_guard

@@ -1,0 +1,178 @@
+"""How to read a dataset: :class:`DatasetOptions`, and :func:`dataset_options`, the one click decorator every
+command that reads a dataset uses. Python keyword names = CLI option names (``id_col`` = ``--id-col``)."""
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import click
+
+from memeprobe.errors import DatasetError
+
+GENERIC_ONLY = ("id_col", "text_col", "image_col", "label_col", "split_col", "label_names", "positive_label",
+                "label_map", "sep")
+_ELEMENT = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
+_SEPS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def did_you_mean(value: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def split_element(column: str) -> tuple[str, int | None]:
+    """``"labels[0]"`` → ``("labels", 0)``; a plain column name → ``(name, None)``."""
+    m = _ELEMENT.match(column)
+    return (m["name"], int(m["index"])) if m else (column, None)
+
+
+def parse_label_map(value) -> dict[str, str] | None:
+    """``"a=x,b=y"`` (or a mapping) → ``{"a": "x", "b": "y"}``; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        items = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        items = []
+        for part in str(value).split(","):
+            if not part.strip():
+                continue
+            key, eq, new = part.partition("=")
+            if not eq or not key.strip() or not new.strip():
+                raise DatasetError(f"label map item {part.strip()!r} is not FROM=TO (e.g. 'not harmful=0,"
+                                   "somewhat harmful=1')", option="label_map")
+            items.append((key, new))
+    out = {k.strip(): v.strip() for k, v in items}
+    if not out:
+        raise DatasetError("the label map is empty; give FROM=TO pairs separated by commas", option="label_map")
+    return out
+
+
+def _sep(value) -> str | None:
+    if value is None or value == "":
+        return None
+    sep = _SEPS.get(str(value).lower(), str(value))
+    if len(sep) != 1 or sep in "\"\r\n":
+        raise DatasetError(f"column separator {value!r} must be one character (or tab, comma, semicolon, pipe)",
+                           option="sep")
+    return sep
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    """How to read a dataset. The column mapping, labels and ``sep`` apply to the ``generic`` format;
+    ``image_root`` (the folder image paths are relative to; default: the dataset folder) to every format."""
+
+    format: str | None = None  # None = detect from the files
+    id_col: str | None = None
+    text_col: str | None = None
+    image_col: str | None = None
+    label_col: str | None = None  # "labels[0]" = element 0 of a list-valued field
+    split_col: str | None = None
+    label_names: tuple[str, ...] | None = None
+    positive_label: str | None = None
+    label_map: dict[str, str] | None = None  # raw label value -> class name
+    sep: str | None = None  # CSV delimiter; None = sniffed
+    image_root: str | None = None
+    allow_empty_text: bool = False
+    allow_outside_root: bool = False
+    allow_duplicate_ids: bool = False  # diagnosis only (data summary)
+
+    @classmethod
+    def of(cls, **kwargs) -> "DatasetOptions":
+        """Checked options from keyword values as the CLI or a Python caller gives them (strings allowed)."""
+        from memeprobe.data.loading import FORMATS
+
+        names = [f.name for f in fields(cls)]
+        for key in kwargs:
+            if key not in names:
+                raise DatasetError(f"unknown dataset option {key!r}{did_you_mean(key, names)}; "
+                                   f"the options are {', '.join(names)}")
+        o = {k: (None if v == "" else v) for k, v in kwargs.items()}
+        fmt = o.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            raise DatasetError(f"unknown dataset format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose one of "
+                               f"{', '.join(FORMATS)}", option="format")
+        label_names = o.get("label_names")
+        if isinstance(label_names, str):
+            label_names = label_names.split(",")
+        if label_names is not None:
+            o["label_names"] = tuple(str(n).strip() for n in label_names if str(n).strip()) or None
+        o["label_map"] = parse_label_map(o.get("label_map"))
+        o["sep"] = _sep(o.get("sep"))
+        root = o.get("image_root")
+        if root is not None:
+            path = Path(root).expanduser()
+            if not path.is_dir():
+                raise DatasetError(f"image root {root}: no such folder; give the folder the image paths are "
+                                   "relative to", option="image_root")
+            o["image_root"] = str(path.resolve())
+        for key in ("allow_empty_text", "allow_outside_root", "allow_duplicate_ids"):
+            o[key] = bool(o.get(key, False))
+        return cls(**o)
+
+    def generic(self) -> dict:
+        """The generic-format keyword arguments that are set."""
+        return {k: getattr(self, k) for k in GENERIC_ONLY if getattr(self, k) is not None}
+
+    def to_json(self) -> dict:
+        """JSON-able record of the options that are set (kept in the store as ``dataset_options``)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if v is not None and v is not False}
+
+
+class _FormatChoice(click.Choice):
+    """click.Choice that suggests the closest format on a near miss."""
+
+    def convert(self, value, param, ctx):
+        if value in self.choices:
+            return value
+        self.fail(f"{value!r} is not a dataset format{did_you_mean(value, self.choices)}; choose one of "
+                  f"{', '.join(self.choices)}", param, ctx)
+
+
+def dataset_options(allow_empty_text: bool = True):
+    """Decorator adding the dataset options to a command; it receives them as one ``dataset_options``
+    argument (:class:`DatasetOptions`). ``allow_empty_text=False`` leaves out ``--allow-empty-text``."""
+    from memeprobe.data.loading import FORMATS
+
+    def decorate(f):
+        opts = [
+            click.option("--format", "format", type=_FormatChoice(list(FORMATS)), default=None,
+                         show_default="detected from the files", help="Dataset format."),
+            click.option("--image-root", type=click.Path(file_okay=False), default=None, show_default="the dataset folder",
+                         help="Folder the image paths are relative to."),
+            click.option("--id-col", default=None, show_default="id", help="generic: id column."),
+            click.option("--text-col", default=None, show_default="text", help="generic: text column."),
+            click.option("--image-col", default=None, show_default="image or img", help="generic: image path column."),
+            click.option("--label-col", default=None, show_default="label or labels",
+                         help="generic: label column; 'labels[0]' = element 0 of a list."),
+            click.option("--split-col", default=None, show_default="the file name", help="generic: split column."),
+            click.option("--label-names", default=None,
+                         help="generic: comma-separated label names (multi-label, in this order)."),
+            click.option("--positive-label", default=None, help="generic: the class that is label 1 of two classes."),
+            click.option("--label-map", default=None, metavar="FROM=TO,...",
+                         help="generic: rename (or merge) label values, e.g. 'not harmful=0,very harmful=1'."),
+            click.option("--sep", default=None, show_default="sniffed",
+                         help="generic: CSV column separator (one character, or tab)."),
+            click.option("--allow-outside-root", is_flag=True,
+                         help="Follow image paths that lead (through symlinks) outside the image root."),
+        ]
+        if allow_empty_text:
+            opts.append(click.option("--allow-empty-text", is_flag=True,
+                                     help="Keep memes whose text is empty instead of failing."))
+        keys = [field.name for field in fields(DatasetOptions)]
+
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            values = {k: kwargs.pop(k) for k in keys if k in kwargs}
+            return f(*args, dataset_options=DatasetOptions.of(**values), **kwargs)
+
+        for opt in reversed(opts):
+            command = opt(command)
+        return command
+    return decorate
