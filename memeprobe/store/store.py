@@ -756,11 +756,14 @@ class FeatureStore:
             raise StoreError(f"store {self.path} is damaged: feature set {name!r} array {array!r} is stored as "
                              f"{ds.shape} {ds.dtype} but declared {want} {spec[array].dtype}; rebuild it with "
                              "--overwrite or a new --store path")
+        modality = spec[array].modality
+        # status before values: a row done by then was written (and flushed) before it, even with a live writer
+        done = self.status(name, modality) == DONE if check else None
         values = _read_rows(ds, rows)
         if check:
             sums, _ = self._checksums(name)
             if sums is not None and array in sums:
-                bad, what = self._checksum_failures(name, array, spec[array].modality, values, rows), \
+                bad, what = self._checksum_failures(name, array, modality, values, rows, done), \
                     "do not match their checksum"
             else:
                 bad, what = self._nonfinite_done(spec[array].modality, name, values, rows), \
@@ -780,21 +783,23 @@ class FeatureStore:
         bad = _nonfinite_rows(values) & (self.status(name, modality)[rows] == DONE)
         return np.unique(rows[bad])
 
-    def _checksum_failures(self, name, array, modality, values, rows) -> np.ndarray:
-        """Store rows among ``rows`` (all when None) that are done but whose values differ from their checksum."""
+    def _checksum_failures(self, name, array, modality, values, rows, done) -> np.ndarray:
+        """Store rows among ``rows`` (all when None) that were done (``done``: the status, read before
+        ``values`` were) but whose values differ from their checksum."""
         g = self._group(name)
         sums, checksum = self._checksums(name)
         if sums is None or array not in sums:
             return np.zeros(0, np.int64)
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-        done = g["_status"][modality][()][rows] == DONE
+        done = done[rows]
         if not done.all():  # (a copy: skipped in the common case, every row done)
             if not done.any():
                 return np.zeros(0, np.int64)
             rows, values = rows[done], values[done]
         bad = rows[checksum(values) != _read_rows(sums[array], rows)]
-        if len(bad):  # a writer may have re-written those rows meanwhile: only rows still done count
+        if len(bad):  # a writer may have re-written those rows meanwhile: read them again, status first
             bad = bad[g["_status"][modality][()][bad] == DONE]
+            bad = bad[checksum(_read_rows(g[array], bad)) != _read_rows(sums[array], bad)]
         return np.unique(bad)
 
     def _checksums(self, name: str):
@@ -999,7 +1004,8 @@ class FeatureStore:
                 done = status[s.modality][lo:lo + step]
                 if done.any():
                     block = ds[lo:lo + step]
-                    mismatch.append(self._checksum_failures(name, a, s.modality, block, np.arange(lo, lo + len(block))))
+                    mismatch.append(self._checksum_failures(name, a, s.modality, block, np.arange(lo, lo + len(block)),
+                                                            status[s.modality]))
                     if ds.dtype.kind == "f":
                         bad += int((_nonfinite_rows(block) & done).sum())
             if bad:
