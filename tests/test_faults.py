@@ -385,6 +385,21 @@ def _read_only_dir(lab: Lab) -> tuple[Path, object]:
     pytest.skip("running as root with no read-only folder to test")
 
 
+@case("immutable store file (chattr +i)")
+def immutable_store(lab):
+    store = _store_copy(lab, "immutable")
+    if subprocess.run(["chattr", "+i", str(store)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not allowed here")
+    try:
+        before = sha(store)
+        run = lab.featurize(lab.base, store, "--overwrite")
+        assert_clear(run, 2, str(store), "permission denied")
+        assert "RuntimeError" not in run.output and sha(store) == before
+    finally:
+        subprocess.run(["chattr", "-i", str(store)], check=True)
+    return run
+
+
 @case("read-only store path")
 def read_only(lab):
     folder, restore = _read_only_dir(lab)
