@@ -4,7 +4,24 @@ from __future__ import annotations
 import json
 import sys
 
+import functools
+
 import click
+
+
+def store_path(command):
+    """The store as ``PATH`` or ``--store PATH`` (as the other commands name it); the command gets ``path``."""
+    @click.argument("path", required=False, type=click.Path(dir_okay=False))
+    @click.option("--store", "store_opt", type=click.Path(dir_okay=False), metavar="PATH",
+                  help="The store (instead of the PATH argument).")
+    @functools.wraps(command)
+    def wrapped(path, store_opt, **kwargs):
+        if path and store_opt and path != store_opt:
+            raise click.UsageError(f"two stores given: {path} and --store {store_opt}; give one")
+        if not (path or store_opt):
+            raise click.UsageError("no store given: pass PATH or --store PATH")
+        return command(path=path or store_opt, **kwargs)
+    return wrapped
 
 
 def _split_list(values: tuple[str, ...]) -> list[str] | None:
@@ -19,7 +36,7 @@ def store():
 
 
 @store.command("info")
-@click.argument("path", type=click.Path(dir_okay=False))
+@store_path
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def info(path, as_json):
     """Memes per split, feature sets (arrays, done/failed/todo per modality), provenance, file size."""
@@ -51,7 +68,7 @@ def info(path, as_json):
 
 
 @store.command("verify")
-@click.argument("path", type=click.Path(dir_okay=False))
+@store_path
 def verify(path):
     """Check shapes, checksums and NaN/inf of done rows, status values, id alignment; exit 1 listing problems."""
     from memeprobe.store import FeatureStore
@@ -73,7 +90,7 @@ def verify(path):
 
 
 @store.command("export")
-@click.argument("path", type=click.Path(dir_okay=False))
+@store_path
 @click.option("--feature-set", "-f", "feature_set", required=True, help="Feature set to export.")
 @click.option("--to", "out", required=True, type=click.Path(dir_okay=False), help="Output file: *.parquet or *.npz.")
 @click.option("--splits", multiple=True, help="Splits to export (comma-separated or repeated); default all.")
