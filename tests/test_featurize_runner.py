@@ -166,6 +166,32 @@ def test_resume_after_sigkill_equals_a_clean_run(sample, tmp_path):
         np.testing.assert_array_equal(got[key], want[key], err_msg=str(key))
 
 
+def test_ctrl_c_says_what_was_saved_and_exits_130(sample, tmp_path):
+    rows = 30
+    args = ["featurize", "text", str(sample), "--featurizer", "st:minilm", "--limit", str(rows),
+            "--batch-size", "1", "--workers", "0", "--no-progress", "--store", str(tmp_path / "s.h5")]
+    proc = subprocess.Popen([sys.executable, "-c", "from memeprobe.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done, deadline = 0, time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not 0 < done < rows // 2:
+        try:
+            with FeatureStore.open(tmp_path / "s.h5") as st:
+                done = int((st.status("st-minilm", "text") == DONE).sum()) if "st-minilm" in st.feature_sets() else 0
+        except Exception:  # the file is still being created
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert 0 < done < rows, "the featurize subprocess was not caught mid-run"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "re-run the same command to resume" in err
+    with FeatureStore.open(tmp_path / "s.h5") as st:
+        saved = int((st.status("st-minilm", "text") == DONE).sum())
+    assert f"interrupted: {saved} done rows saved in {tmp_path / 's.h5'} (st-minilm/text {saved} of {N})" in err
+    resumed = featurize(*args[1:])
+    assert resumed.exit_code == 0 and f"st-minilm/text: {rows - saved} rows to do" in resumed.output
+
+
 def test_image_text_featurizer_still_writes_the_text_of_a_meme_without_image(sample, tmp_path):
     _, ckpt = save_tiny_clip(tmp_path)
     data = tmp_path / "data"

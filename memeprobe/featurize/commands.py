@@ -13,6 +13,7 @@ from memeprobe.data.loading import load_with
 from memeprobe.data.options import dataset_options
 
 EXIT_FAILURES = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 _SHOW_FAILURES = 20
 
 
@@ -96,8 +97,12 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
     cfg = RunConfig(device=device, batch_size=batch_size, workers=workers, splits=split_list, limit=limit,
                     overwrite=overwrite, retry_failed=retry_failed, channels_last=channels_last,
                     progress=not no_progress, engine=engine, ray_address=ray_address, ray_actors=ray_actors)
-    summary = featurize(dataset, store_path, specs, options, modalities, cfg,
-                        log=lambda msg: click.echo(msg, err=True))
+    try:
+        summary = featurize(dataset, store_path, specs, options, modalities, cfg,
+                            log=lambda msg: click.echo(msg, err=True))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: {_saved(store_path)}; re-run the same command to resume", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     for where, what, why in summary.failures[:_SHOW_FAILURES]:
         click.echo(f"failed {where} {what}: {why}", err=True)
     if summary.failed > _SHOW_FAILURES:
@@ -107,6 +112,23 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
     if summary.failed:
         click.echo(f"completed with {summary.failed} failures", err=True)
         sys.exit(EXIT_FAILURES)
+
+
+def _saved(store_path) -> str:
+    """What an interrupted run left in the store: done rows per feature set and modality (all durable)."""
+    from pathlib import Path
+
+    from memeprobe.store import FeatureStore
+    from memeprobe.store.schema import DONE
+
+    if not Path(store_path).exists():
+        return f"nothing saved ({store_path} was not created yet)"
+    with FeatureStore.open(store_path) as st:
+        done = {f"{name}/{mod}": int((st.status(name, mod) == DONE).sum()) for name in st.feature_sets()
+                for mod in st.modalities(name)}
+        n = st.n
+    parts = ", ".join(f"{k} {v} of {n}" for k, v in done.items()) or "no feature set yet"
+    return f"{sum(done.values())} done rows saved in {store_path} ({parts})"
 
 
 def _command(name, modalities, doc):
