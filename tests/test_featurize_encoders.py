@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import memeprobe.featurize  # noqa: F401  (torchvision shim before open_clip/timm/transformers)
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, WeightsError
 from memeprobe.data.images import load_image
 from memeprobe.featurize.spec import Options, create_featurizer, expand, parse_spec
 
@@ -250,3 +250,36 @@ def test_pixels_identical_images_identical_vectors_and_phash_survives_reencoding
     near = int((fa["image_phash"] != fjpg["image_phash"]).sum())
     far = int((fa["image_phash"] != fb["image_phash"]).sum())
     assert near <= 6 < 16 <= far, (near, far)
+
+
+def test_clip_hf_hub_model_loads_from_the_hub_cache(tmp_path, monkeypatch):
+    """``clip:hf-hub:REPO`` (open_clip's hub models: config and weights in the repo) loads from the cache offline."""
+    import huggingface_hub.constants
+
+    model, _ = save_tiny_clip(tmp_path)
+    repo = tmp_path / "hub" / "models--mp--tiny-clip"
+    snap = repo / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (snap / "open_clip_config.json").write_text(json.dumps(
+        {"model_cfg": json.loads((tmp_path / "mp-tiny-clip.json").read_text()), "preprocess_cfg": {}}))
+    torch.save(model.state_dict(), snap / "open_clip_pytorch_model.bin")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("a" * 40)
+    spec = "clip:hf-hub:mp/tiny-clip"
+    with pytest.raises(WeightsError, match="mp/tiny-clip \\(not cached\\)"):  # before the cache has it
+        create_featurizer(spec)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    f = create_featurizer(spec)
+    assert f.name == "clip-hf-hub_mp-tiny-clip"
+    assert f.provenance()["weights_sha256"] == _sha(snap / "open_clip_pytorch_model.bin")
+    f.load(CPU)
+    got = f.model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in model.state_dict().items())
+
+
+def test_near_miss_featurizers_and_presets_get_a_suggestion():
+    with pytest.raises(MemeprobeError, match="unknown featurizer 'pixel' \\(did you mean 'pixels'\\?\\)"):
+        parse_spec("pixel")
+    with pytest.raises(MemeprobeError, match="unknown preset 'ofline' \\(did you mean 'offline'\\?\\)"):
+        expand(preset="ofline")
+    assert parse_spec("clip:hf-hub:org/name").model == "hf-hub:org/name"

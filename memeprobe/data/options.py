@@ -125,13 +125,17 @@ class DatasetOptions:
                 if v is not None and v is not False}
 
 
-class _FormatChoice(click.Choice):
-    """click.Choice that suggests the closest format on a near miss."""
+class SuggestChoice(click.Choice):
+    """click.Choice that suggests the closest choice on a near miss (``what``: the kind of value, for the message)."""
+
+    def __init__(self, choices, what: str):
+        super().__init__(choices)
+        self.what = what
 
     def convert(self, value, param, ctx):
         if value in self.choices:
             return value
-        self.fail(f"{value!r} is not a dataset format{did_you_mean(value, self.choices)}; choose one of "
+        self.fail(f"{value!r} is not a {self.what}{did_you_mean(value, self.choices)}; choose one of "
                   f"{', '.join(self.choices)}", param, ctx)
 
 
@@ -142,7 +146,7 @@ def dataset_options(allow_empty_text: bool = True):
 
     def decorate(f):
         opts = [
-            click.option("--format", "format", type=_FormatChoice(list(FORMATS)), default=None,
+            click.option("--format", "format", type=SuggestChoice(list(FORMATS), "dataset format"), default=None,
                          show_default="detected from the files", help="Dataset format."),
             click.option("--image-root", type=click.Path(file_okay=False), default=None, show_default="the dataset folder",
                          help="Folder the image paths are relative to."),

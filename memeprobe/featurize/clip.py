@@ -69,6 +69,20 @@ def _locate_tag(spec, model: str, tag: str) -> str | None:
     return path
 
 
+HF_HUB = "hf-hub:"  # open_clip's prefix for a model whose config and weights live in a hub repo
+
+
+def _locate(spec) -> str | None:
+    """Local file of the spec's pretrained weights if cached (a tag, or an ``hf-hub:`` repo); else None or the
+    one-line offline error."""
+    if not spec.model.startswith(HF_HUB):
+        return _locate_tag(spec, spec.model, spec.weights)
+    from memeprobe.featurize.weights import require_hub_files
+
+    return require_hub_files(spec.text, spec.model[len(HF_HUB):], _OPENCLIP_FILES,
+                             "clip:ViT-B-32:/path/to/open_clip_pytorch_model.bin")
+
+
 class ClipTextCollate:
     """Picklable open_clip tokeniser that also flags texts longer than the context length."""
 
@@ -102,7 +116,7 @@ class ClipFeaturizer(Featurizer):
         elif spec.weights.startswith(("/", ".", "~")):
             raise weights_error(spec.text, spec.weights, f"clip:{spec.model}:/path/to/existing/ckpt.pt", "no such file")
         else:
-            cached = _locate_tag(spec, spec.model, spec.weights)
+            cached = _locate(spec)
             self.checkpoint, self._cached = None, cached is not None
             self._sha = file_sha256(cached) if cached else f"open_clip:{spec.model}:{spec.weights}"
         self.model = self.preprocess = self.tokenizer = None
@@ -121,7 +135,7 @@ class ClipFeaturizer(Featurizer):
         super().load(device)
         import open_clip
 
-        pretrained = self.checkpoint or self.spec.weights
+        pretrained = self.checkpoint or self.spec.weights or None  # None: an hf-hub model brings its own
         try:
             with cache_only(self._cached):
                 model, _, preprocess = open_clip.create_model_and_transforms(self.spec.model, pretrained=pretrained)
@@ -138,7 +152,7 @@ class ClipFeaturizer(Featurizer):
         self.model = model.eval().to(device)
         self.preprocess = preprocess
         if not self.checkpoint:  # provenance: the cached file actually loaded (it may have been downloaded now)
-            cached = _locate_tag(self.spec, self.spec.model, self.spec.weights)
+            cached = _locate(self.spec)
             self._sha, self._cached = (file_sha256(cached), True) if cached else (self._sha, False)
         self.context_length = min(self.options.max_length or self.model.context_length, self.model.context_length)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}

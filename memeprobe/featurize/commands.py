@@ -10,7 +10,7 @@ import sys
 import click
 
 from memeprobe.data.loading import load_with
-from memeprobe.data.options import dataset_options
+from memeprobe.data.options import SuggestChoice, dataset_options
 
 EXIT_FAILURES = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -34,7 +34,7 @@ def _run_options(f):
                      help="HDF5 feature store to create or extend (one per dataset)."),
         click.option("--featurizer", "featurizers", multiple=True, metavar="SPEC",
                      help=f"{featurizer_help()} (repeatable)."),
-        click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+        click.option("--preset", type=SuggestChoice(list(PRESETS), "preset"), default=None,
                      help=f"{preset_help()}."),
         click.option("--splits", default=None, help="Comma-separated splits to featurize (default: all)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from memeprobe.data.options import did_you_mean
 from memeprobe.errors import MemeprobeError
 
 class Family(NamedTuple):
@@ -37,7 +38,7 @@ class Preset(NamedTuple):
 # the one registry of featurizer families (family → Family) and of presets (name → Preset); the CLI's
 # choices and help texts derive from them
 REGISTRY = {
-    "clip": Family("memeprobe.featurize.clip:ClipFeaturizer", "clip:MODEL:TAG|FILE"),
+    "clip": Family("memeprobe.featurize.clip:ClipFeaturizer", "clip:MODEL:TAG|FILE, clip:hf-hub:REPO"),
     "timm": Family("memeprobe.featurize.timm_encoder:TimmFeaturizer", "timm:MODEL[:FILE|packaged]"),
     "hf": Family("memeprobe.featurize.hf:HFTextFeaturizer", "hf:ID|DIR"),
     "st": Family("memeprobe.featurize.sentence:SentenceFeaturizer", "st:minilm|st:ID|DIR"),
@@ -96,7 +97,7 @@ def parse_spec(text: str) -> Spec:
     text = text.strip()
     family, _, rest = text.partition(":")
     if family not in REGISTRY:
-        raise MemeprobeError(f"unknown featurizer {text!r}: {_USAGE}")
+        raise MemeprobeError(f"unknown featurizer {text!r}{did_you_mean(family, REGISTRY)}: {_USAGE}")
     if family == "pixels":
         if rest:
             raise MemeprobeError(f"featurizer 'pixels' takes no arguments, got {text!r}")
@@ -105,6 +106,9 @@ def parse_spec(text: str) -> Spec:
         raise MemeprobeError(f"featurizer {text!r} names no model: {_USAGE}")
     if family in ("hf", "st"):
         return Spec(text, family, rest)
+    if family == "clip" and rest.startswith("hf-hub:"):  # open_clip's hub models: config and weights in the repo
+        repo, _, weights = rest[len("hf-hub:"):].partition(":")
+        return Spec(text, family, "hf-hub:" + repo, weights)
     model, _, weights = rest.partition(":")
     if family == "clip" and not weights:
         raise MemeprobeError(
@@ -116,7 +120,7 @@ def parse_spec(text: str) -> Spec:
 def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
     """Specs from ``--featurizer`` values and/or a ``--preset``, duplicates dropped, order kept."""
     if preset and preset not in PRESETS:
-        raise MemeprobeError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+        raise MemeprobeError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; choose from {', '.join(PRESETS)}")
     texts = list(PRESETS[preset].specs) if preset else []
     texts += list(featurizers)
     if not texts:

@@ -63,15 +63,13 @@ def resolve(store, ref: str) -> tuple[str, list[str]]:
 
 def did_you_mean(ref: str, names) -> str:
     """`` (did you mean 'st-minilm'?)`` for the name closest to ``ref`` (``st:minilm``, ``st-minlm``...), else ``""``."""
-    import difflib
+    from memeprobe.data.options import did_you_mean as closest
 
     names = list(names)
-    name = parse_ref(ref)[0]
     # a featurizer spec (``st:minilm``) names its feature set with a dash (``st-minilm``)
-    for guess in (ref.replace(":", "-").replace("/", "-"), name):
-        close = difflib.get_close_matches(guess, names, n=1, cutoff=0.6)
-        if close:
-            return f" (did you mean {close[0]!r}?)"
+    for guess in (ref.replace(":", "-").replace("/", "-"), parse_ref(ref)[0]):
+        if hint := closest(guess, names):
+            return hint
     return ""
 
 
