@@ -23,7 +23,7 @@ class _Group(click.Group):
             sys.exit(2)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="memeprobe")
 def main():
     """Featurize memes once with frozen encoders, find cross-split leakage, train light heads on a CPU."""
