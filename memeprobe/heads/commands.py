@@ -57,21 +57,21 @@ def _hidden(text):
 # ---------------------------------------------------------------- train-head
 def _head_options(f):
     opts = [
-        click.option("--loss", type=RegistryChoice("memeprobe.heads.losses:LOSSES"), help="Loss of neural heads (default: bce)."),
-        click.option("--focal-gamma", type=float, help="Focal loss gamma (default: 2)."),
-        click.option("--label-smoothing", type=float, help="Label smoothing in [0, 1) (default: 0)."),
-        click.option("--hidden", help="Hidden layer sizes, e.g. 512 or 512,256 (default: 256)."),
-        click.option("--dropout", type=float, help="Dropout (default: 0.2)."),
-        click.option("--epochs", type=int, help="Maximum epochs (default: 30)."),
-        click.option("--lr", type=float, help="AdamW learning rate (default: 1e-3)."),
-        click.option("--weight-decay", type=float, help="AdamW weight decay (default: 1e-2)."),
-        click.option("--batch-size", type=int, help="Mini-batch size (default: 256)."),
-        click.option("--patience", type=int, help="Early-stopping patience in epochs on the dev score (default: 5; 0 = off)."),
-        click.option("--proj-dim", type=int, help="Fusion projection size (default: 256 align, 64 cross)."),
+        click.option("--loss", type=RegistryChoice("memeprobe.heads.losses:LOSSES"), help="Loss of neural heads.", show_default="bce"),
+        click.option("--focal-gamma", type=float, help="Focal loss gamma.", show_default="2"),
+        click.option("--label-smoothing", type=float, help="Label smoothing in [0, 1).", show_default="0"),
+        click.option("--hidden", help="Hidden layer sizes, e.g. 512 or 512,256.", show_default="256"),
+        click.option("--dropout", type=float, help="Dropout.", show_default="0.2"),
+        click.option("--epochs", type=int, help="Maximum epochs.", show_default="30"),
+        click.option("--lr", type=float, help="AdamW learning rate.", show_default="1e-3"),
+        click.option("--weight-decay", type=float, help="AdamW weight decay.", show_default="1e-2"),
+        click.option("--batch-size", type=int, help="Mini-batch size.", show_default="256"),
+        click.option("--patience", type=int, help="Early-stopping patience in epochs on the dev score; 0 = off.", show_default="5"),
+        click.option("--proj-dim", type=int, help="Fusion projection size.", show_default="256 align, 64 cross"),
         click.option("--class-weight", type=click.Choice(["none", "balanced"]), help="Weight positives by n_neg/n_pos."),
         click.option("--norm", type=RegistryChoice("memeprobe.heads.base:NORMS"),
-                     help="Input normalisation per array (default: logreg l2+standard, mlp standard, fusion l2)."),
-        click.option("--C", "C", type=float, help="logreg: fixed C (default: chosen by 5-fold CV)."),
+                     help="Input normalisation per array.", show_default="logreg l2+standard, mlp standard, fusion l2"),
+        click.option("--C", "C", type=float, help="logreg: fixed C.", show_default="chosen by 5-fold CV"),
         click.option("--members", help="ensemble: comma-separated head kinds, e.g. logreg,mlp,retrieval "
                      "(weights fitted on out-of-fold predictions)."),
         click.option("--param", "params", multiple=True, help="Any other head parameter as KEY=VALUE (JSON value)."),
@@ -106,8 +106,8 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--fusion", type=RegistryChoice("memeprobe.heads.fusion:FUSIONS"), default="align", show_default=True,
               help="Fusion variant.")
 @click.option("--train-split", default="train", show_default=True)
-@click.option("--dev-split", help="Dev split (default: dev_seen, dev or validation; 'none' = no dev): an "
-              "untouched estimate unless --select-on uses it.")
+@click.option("--dev-split", show_default="dev_seen, dev or validation",
+              help="Dev split ('none' = no dev): an untouched estimate unless --select-on uses it.")
 @click.option("--select-on", type=RegistryChoice("memeprobe.heads.experiment:SELECT_ON"), default="train",
               show_default=True,
               help="Choose C / thresholds from 5-fold CV on train (dev stays untouched), CV on train+dev "
@@ -116,8 +116,8 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--target", type=RegistryChoice("memeprobe.heads.features:TARGETS"), default="auto", show_default=True,
               help="label = binary, labels = multi-hot classes, all = binary + classes (MAMI A+B).")
 @click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"),
-              help="Threshold metric (default: accuracy binary; MAMI columns two-class macro-F1; else F1, "
-                   "per class shrunk towards one global threshold).")
+              show_default="accuracy binary; MAMI columns two-class macro-F1; else F1, per class shrunk towards "
+                           "one global threshold", help="Threshold metric.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--seeds", "n_seeds", type=int, default=1, show_default=True, help="Train this many seeds; report mean ± std.")
 @click.option("--ensemble", is_flag=True, help="Average the seeds' probabilities (the saved model is the ensemble).")
@@ -200,7 +200,7 @@ def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out
 @click.option("--split", required=True, help="Split to predict, e.g. test_unseen.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Submission file.")
 @click.option("--format", "fmt", type=RegistryChoice("memeprobe.heads.submission:FORMATS"),
-              help="Output format (default: the dataset's competition format, else csv).")
+              help="Output format.", show_default="the dataset's competition format, else csv")
 def predict(model_path, store_path, split, out_path, fmt):
     """Write a competition submission (or, for other datasets, a prediction CSV) for every meme of SPLIT
     with a saved MODEL.
@@ -237,14 +237,14 @@ def predict(model_path, store_path, split, out_path, fmt):
 @click.option("--n-configs", type=int, default=100, show_default=True, help="Configs to draw (random) or cap (grid).")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes.")
 @click.option("--train-split", default="train", show_default=True)
-@click.option("--dev-split", help="Dev split (default: dev_seen, dev or validation).")
+@click.option("--dev-split", help="Dev split.", show_default="dev_seen, dev or validation")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
 @click.option("--target", type=RegistryChoice("memeprobe.heads.features:TARGETS"), default="auto", show_default=True)
 @click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="Print the best N runs.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
-              help="Save the best config's model here (default: sweep-best-RUNID.pt beside the store).")
+              help="Save the best config's model here.", show_default="sweep-best-RUNID.pt beside the store")
 def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, train_split, dev_split, eval_splits,
           target, tune_metric, seed, top, out_path):
     """Search head hyper-parameters on cached features; every config is a run in runs.jsonl."""
@@ -303,7 +303,7 @@ def runs():
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="Store: the runs of its dataset in runs.jsonl beside it.")
 @click.option("--runs", "runs_file", type=click.Path(dir_okay=False), help="A runs.jsonl file (every run in it).")
-@click.option("--metric", "metrics", multiple=True, help="Metric columns, e.g. dev_seen.auroc (default: dev headline).")
+@click.option("--metric", "metrics", multiple=True, help="Metric columns, e.g. dev_seen.auroc.", show_default="dev headline")
 @click.option("--last", type=int, help="Only the last N runs.")
 def runs_list(store_path, runs_file, metrics, last):
     """Print every run as a table."""
@@ -319,7 +319,7 @@ def runs_list(store_path, runs_file, metrics, last):
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="Store: the runs of its dataset in runs.jsonl beside it.")
 @click.option("--runs", "runs_file", type=click.Path(dir_okay=False), help="A runs.jsonl file (every run in it).")
-@click.option("--metric", help="Ranking metric SPLIT.NAME, e.g. dev_seen.auroc (default: dev headline).")
+@click.option("--metric", help="Ranking metric SPLIT.NAME, e.g. dev_seen.auroc.", show_default="dev headline")
 @click.option("--top", type=int, default=5, show_default=True)
 def runs_best(store_path, runs_file, metric, top):
     """Print the best runs by a metric, then the best run's config."""

@@ -55,7 +55,7 @@ def leakage():
 @click.option("--text-array", default=None, help="Text embeddings as FEATURE_SET/ARRAY, e.g. st-minilm/text_embed.")
 @click.option("--image-array", default=None, help="Image embeddings as FEATURE_SET/ARRAY, e.g. clip-ViT-B-32-openai/image_embed.")
 @click.option("--feature-set", "feature_sets", multiple=True,
-              help="Only pick embeddings from these feature sets (repeatable; default: any but 'pixels').")
+              help="Only pick embeddings from these feature sets (repeatable).", show_default="any but 'pixels'")
 @click.option("--train-split", default="train", show_default=True, help="The split eval splits must not leak from.")
 @click.option("--no-images", is_flag=True, help="Skip decoding images (text checks and store embeddings only).")
 @click.option("--max-group-pairs", type=click.IntRange(min=1), default=1000, show_default=True,
