@@ -3,12 +3,13 @@
 1. ``memeprobe featurize all`` on ``make_sample`` memes with ``--preset offline``, once with
    ``--engine local`` and once with ``--engine ray`` (a local Ray cluster with this machine's cores,
    started inside the timed run), each in a fresh process; wall time and the per-set rates the CLI logs.
+   ``--repeats N`` runs N (local, ray) pairs and prints each pair's ratio and their median.
    Goal: ray / local <= 1.3 (on one machine Ray can only add overhead).
 2. ``FeatureStore.write_rows`` throughput for 1024-d float16 rows (each call durable: data fsync, then the
    status fsync) at several rows per call. Goal: >= 20 000 rows/s at the encoder's batch size.
 3. Projection: rows/s with N encoder workers = min(N x per-worker rate, write-path rate).
 
-    python benchmarks/featurize_engines.py [--n 2000] [--quick]
+    python benchmarks/featurize_engines.py [--n 2000] [--quick] [--repeats N]
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=2000, help="synthetic memes (default 2000)")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_N} memes (a slow CPU needs ~1 min per engine)")
+    p.add_argument("--repeats", type=int, default=1, help="local/ray pairs, alternating (default 1; the median "
+                   "ratio is printed: on a shared machine one pair is noisy)")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64], help="N for the projection")
     args = p.parse_args(argv)
     n = QUICK_N if args.quick else args.n
@@ -75,12 +78,24 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         make_sample(data, n=n, seed=0)
-        runs = {engine: run_engine(data, Path(tmp) / f"{engine}.h5", engine) for engine in ("local", "ray")}
-        print("\n| engine | wall s | ray/local | " + " | ".join(f"{s} items/s" for s in runs["local"][1]) + " |")
-        print("|---" * (3 + len(runs["local"][1])) + "|")
-        for engine, (wall, sets) in runs.items():
-            rates = " | ".join(f"{r / max(s, 1e-9):.1f}" for r, s in sets.values())
-            print(f"| {engine} | {wall:.1f} | {wall / runs['local'][0]:.2f} | {rates} |")
+        pairs = []
+        for rep in range(args.repeats):  # local then ray, each pair in fresh stores: a ratio per pair
+            load_before = os.getloadavg()[0]
+            runs = {engine: run_engine(data, Path(tmp) / f"{engine}{rep}.h5", engine) for engine in ("local", "ray")}
+            pairs.append((runs, load_before, os.getloadavg()[0]))
+        sets_of = list(pairs[0][0]["local"][1])
+        print("\n| pair | load before/after | engine | wall s | ray/local | "
+              + " | ".join(f"{s} items/s" for s in sets_of) + " |")
+        print("|---" * (5 + len(sets_of)) + "|")
+        for rep, (runs, before, after) in enumerate(pairs, 1):
+            for engine, (wall, sets) in runs.items():
+                rates = " | ".join(f"{r / max(s, 1e-9):.1f}" for r, s in sets.values())
+                print(f"| {rep} | {before:.1f} / {after:.1f} | {engine} | {wall:.1f} | {wall / runs['local'][0]:.2f} "
+                      f"| {rates} |")
+        ratios = [runs["ray"][0] / runs["local"][0] for runs, _, _ in pairs]
+        print(f"\nray/local per pair: {', '.join(f'{r:.2f}' for r in ratios)}; median {np.median(ratios):.2f} "
+              "(goal <= 1.3)")
+        runs = pairs[-1][0]
         writes = {b: write_rate(tmp, b) for b in (8, 32, 128, 1024)}
     print("\n| write_rows, 1024-d float16 | " + " | ".join(f"{b} rows/call" for b in writes) + " |")
     print("|---" * (1 + len(writes)) + "|")

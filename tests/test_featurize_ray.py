@@ -60,13 +60,25 @@ def _contents(path):
         return out
 
 
+def _encoder_actors() -> int:
+    """Encoder actors the cluster has started so far (the GCS actor table: the public state API needs the
+    dashboard, which these clusters run without)."""
+    from ray._private.state import actors
+
+    return sum("EncoderActor" in a["ActorClassName"] for a in actors().values())
+
+
 def test_ray_engine_writes_the_store_the_local_engine_writes(cluster, sample, tmp_path):
     local, distributed = tmp_path / "local.h5", tmp_path / "ray.h5"
     common = ["all", sample, *SPECS, "--batch-size", "8", "--workers", "0"]
     first = featurize(*common, "--store", local)
+    started = _encoder_actors()
     second = featurize(*common, "--store", distributed, "--engine", "ray")
     assert first.exit_code == second.exit_code == 3, second.output  # 3 bad images, listed alike
     assert "Ray: 1 encoder actors" in second.output
+    assert _encoder_actors() - started == 1  # one actor (pool) for both feature sets and modalities of the run
+    done = [line.split(":")[0] for line in second.output.splitlines() if " rows in " in line]
+    assert done == ["pixels/image", "st-minilm/text"]  # jobs end in order, each logged once
     assert [line for line in first.output.splitlines() if line.startswith("failed ")] == \
            [line for line in second.output.splitlines() if line.startswith("failed ")]
     want, got = _contents(local), _contents(distributed)

@@ -1,10 +1,11 @@
 """Ray engine: reading and encoding on a Ray cluster, writing here (the store stays the one ledger).
 
-``ray.data.from_items(todo rows)`` → ``map_batches(read_rows)`` (CPU tasks: decode / pre-process,
-failures as data) → ``map_batches(EncoderActor)`` (``ray_actors`` actors, one model copy and, when
-encoding on CUDA, one GPU each) → this process iterates the results and writes each batch with the
-same :class:`~memeprobe.featurize.writer.StoreWriter` as the local engine, as it arrives, so a killed
-run resumes from the store exactly as a local one does. Needs the ``[ray]`` extra. (A SIGKILLed process
+One pipeline per run, for every featurizer and modality still to do: ``ray.data.from_items(batches of
+todo rows)`` → ``map_batches(read_batches)`` (CPU tasks: decode / pre-process, failures as data) →
+``map_batches(EncoderActor)`` (``ray_actors`` actors that each load every featurizer once; one GPU each
+when encoding on CUDA) → this process iterates the results and writes each batch with the same
+:class:`~memeprobe.featurize.writer.StoreWriter` as the local engine, as it arrives, so a killed run
+resumes from the store exactly as a local one does. Needs the ``[ray]`` extra. (A SIGKILLed process
 that started its own local cluster leaves Ray's two node agents behind; ``ray stop`` ends them.)
 """
 from __future__ import annotations
@@ -12,10 +13,8 @@ from __future__ import annotations
 import os
 import re
 
-import numpy as np
-
 from memeprobe.errors import ConfigError, MemeprobeError
-from memeprobe.featurize.reader import read_image
+from memeprobe.featurize.reader import Collate
 
 LOCAL_OBJECT_STORE = 512 * 1024**2  # bytes of shared memory for a cluster started here (batches stream through)
 _OUR_ERROR = re.compile(r"memeprobe\.errors\.\w+: (.+)")
@@ -31,54 +30,55 @@ def _our_error(e: Exception) -> MemeprobeError | None:
     return MemeprobeError(found[-1]) if found else None
 
 
-def read_rows(batch: dict, modality: str, transform, max_pixels, downscale) -> dict:
-    """Reader stage on Ray: ``{"row", "source"}`` → ``{"row", "error", "item"}`` (item: numpy inputs of one
-    row, or its text; None with the reason in ``error`` when the row failed)."""
-    n = len(batch["row"])
-    items, errors = np.empty(n, dtype=object), np.full(n, "", dtype=object)
-    for i, source in enumerate(batch["source"]):
-        if modality == "text":
-            items[i] = str(source)
-            continue
-        item, errors[i] = read_image(source, transform, max_pixels, downscale)
-        items[i] = None if item is None else {k: np.asarray(v) for k, v in item.items()}
-    return {"row": batch["row"], "error": errors, "item": items}
+class Task:
+    """One batch of one job as it moves through the pipeline (a Python object, so Ray pickles it whole
+    instead of converting it to Arrow): reader items, then the read batch, then the encoded values."""
+
+    def __init__(self, job, payload):
+        self.job, self.payload = job, payload
+
+
+def read_batches(batch: dict) -> dict:
+    """Reader stage on Ray (CPU tasks): each task's items (:meth:`~memeprobe.featurize.runner.Job.items`) →
+    the items read: ``(row, input or None, failure reason)`` each; the actor collates them."""
+    for task in batch["task"]:
+        items = task.payload
+        task.payload = [items[i] for i in range(len(items))]
+    return batch
 
 
 class EncoderActor:
-    """Encoder stage on Ray: loads the featurizer once, encodes the rows that read; failed rows pass through
-    with zero-filled arrays (the driver only marks them failed)."""
+    """Encoder stage on Ray: loads every job's featurizer once (one process for the whole run), collates
+    and encodes each task with its job's featurizer; failed rows pass through as ``(row, reason)``."""
 
-    def __init__(self, spec, options, modality, device, batch_size, auto, provenance, arrays, actors):
+    def __init__(self, jobs, device, auto, actors):
         from memeprobe.featurize.encoder import Encoder, resolve_device
         from memeprobe.featurize.spec import create_featurizer
 
-        self.f = create_featurizer(spec, options)
         device = resolve_device(device)
         if device.type == "cpu":  # Ray pins a 1-CPU worker to 1 thread; torch's own default is every core
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // actors))
-        self.f.load(device)
-        if self.f.provenance() != provenance:
-            raise MemeprobeError(f"{self.f.name}: this Ray worker reads other weights or pre-processing than the "
-                                 f"store records ({self.f.provenance()} != {provenance}); give every node the same files")
-        self.modality, self.arrays = modality, arrays
-        self.collate = None if modality == "image" else self.f.text_collate()
-        self.encode = Encoder(self.f, modality, batch_size, auto)
+        loaded, self.jobs = {}, []
+        for spec, options, modality, provenance, batch in jobs:
+            if spec.text not in loaded:
+                f = loaded[spec.text] = create_featurizer(spec, options)
+                f.load(device)
+                if f.provenance() != provenance:
+                    raise MemeprobeError(f"{f.name}: this Ray worker reads other weights or pre-processing than the "
+                                         f"store records ({f.provenance()} != {provenance}); give every node the same "
+                                         "files")
+            f = loaded[spec.text]
+            collate = Collate(f.text_collate() if modality == "text" else None)
+            self.jobs.append((collate, Encoder(f, modality, batch, auto)))
 
     def __call__(self, batch: dict) -> dict:
-        from torch.utils.data import default_collate
-
-        ok = np.flatnonzero(batch["error"] == "")
-        out = {a: np.zeros((len(batch["row"]), *shape), dtype) for a, (shape, dtype) in self.arrays.items()}
-        if len(ok):
-            payload = [batch["item"][i] for i in ok]
-            values = self.encode(self.collate(payload) if self.collate else default_collate(payload))
-            for a in out:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    out[a][ok] = values[a]
-        return {"row": batch["row"], "error": batch["error"], **out}
+        for task in batch["task"]:
+            collate, encode = self.jobs[task.job]
+            rows, inputs, failures = collate(task.payload)
+            task.payload = (rows, encode(inputs) if len(rows) else None, failures)
+        return batch
 
 
 class RayEngine:
@@ -116,7 +116,10 @@ class RayEngine:
             else:
                 ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE, **kw)
             self.started = True
-            ray.data.DataContext.get_current().enable_progress_bars = False
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.enable_fallback_to_arrow_object_ext_type = True  # tasks are pickled objects, on purpose
+        context.execution_options.preserve_order = True  # jobs end one after the other, as locally
         return ray
 
     def _device(self, ray) -> str:
@@ -128,42 +131,37 @@ class RayEngine:
             raise ConfigError("encoding on cuda was asked for but the Ray cluster has no GPU")
         return self.cfg.device
 
-    def run(self, f, modality, todo, dataset, writer, store) -> str:
-        from memeprobe.data.images import DEFAULT_MAX_PIXELS
-        from memeprobe.featurize.reader import batches_by_length
+    def run(self, jobs, dataset, progress) -> None:
+        """One pipeline (one actor pool) for every job of the run; writes each task's rows as it arrives and ends
+        a job with ``progress.finish`` when all its rows are in."""
         from memeprobe.featurize.runner import CPU_BATCH, CUDA_START_BATCH
 
         cfg, ray = self.cfg, self._ray()
         device = self._device(ray)
         gpus = 1 if device.startswith("cuda") else 0
         auto = cfg.batch_size == "auto"
-        batch = (CUDA_START_BATCH if gpus else CPU_BATCH[modality]) if auto else int(cfg.batch_size)
-        memes = dataset.memes
-        if modality == "image":
-            sources = [str(dataset.image_path(memes[r])) for r in todo]
-        else:  # the local engine's length order: batches of similar length pad less
-            sources = [memes[r].text for r in todo]
-            order = np.concatenate(batches_by_length(sources, len(sources)))
-            todo, sources = todo[order], [sources[i] for i in order]
-        arrays = {a: (s.shape, s.dtype) for a, s in store.arrays(f.name).items() if s.modality == modality}
-        opts = f.options
-        transform = f.image_transform() if modality == "image" else None
-        ds = ray.data.from_items([{"row": int(r), "source": s} for r, s in zip(todo, sources)])
+        sizes = [(CUDA_START_BATCH if gpus else CPU_BATCH[job.modality]) if auto else int(cfg.batch_size)
+                 for job in jobs]
+        tasks = [Task(j, job.items(dataset, job.todo[positions]))
+                 for j, job in enumerate(jobs) for positions in job.batches(dataset, sizes[j])]
         # reader tasks ask for half a core: Ray fuses map stages with equal resources into the actor, which
         # would then decode and encode in turn; apart, reading overlaps encoding as DataLoader workers do
-        ds = ds.map_batches(read_rows, batch_size=batch, batch_format="numpy", num_cpus=0.5,
-                            fn_kwargs=dict(modality=modality, transform=transform,
-                                           max_pixels=opts.max_pixels or DEFAULT_MAX_PIXELS, downscale=opts.downscale))
-        ds = ds.map_batches(EncoderActor, batch_size=batch, batch_format="numpy", num_gpus=gpus,
+        ds = ray.data.from_items([{"task": t} for t in tasks])
+        ds = ds.map_batches(read_batches, batch_size=1, batch_format="numpy", num_cpus=0.5)
+        ds = ds.map_batches(EncoderActor, batch_size=1, batch_format="numpy", num_gpus=gpus,
                             num_cpus=0 if gpus else 1, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
-                            fn_constructor_args=(f.spec, opts, modality, device, batch, auto, f.provenance(), arrays,
-                                                  cfg.ray_actors))
+                            fn_constructor_args=([(job.f.spec, job.f.options, job.modality, job.f.provenance(), size)
+                                                  for job, size in zip(jobs, sizes)], device, auto, cfg.ray_actors))
+        left = [len(job.todo) for job in jobs]
         try:
             for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                failed = out["error"] != ""
-                writer.fail(out["row"][failed], out["error"][failed].tolist())
-                ok = ~failed
-                writer.write(out["row"][ok], {a: out[a][ok] for a in arrays})
+                for task in out["task"]:
+                    rows, values, failures = task.payload
+                    progress.writer(task.job).batch(rows, values, failures)
+                    left[task.job] -= len(rows) + len(failures)
+                    if not left[task.job]:
+                        progress.finish(task.job, f"batch size {sizes[task.job]}, "
+                                                  f"Ray: {cfg.ray_actors} encoder actors on {device}")
         except MemeprobeError:
             raise
         except Exception as e:
@@ -171,4 +169,3 @@ class RayEngine:
             if ours is None:
                 raise
             raise ours from None
-        return f"batch size {batch}, Ray: {cfg.ray_actors} encoder actors on {device}"

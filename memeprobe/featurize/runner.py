@@ -15,6 +15,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from memeprobe.errors import MemeprobeError
 from memeprobe.featurize.encoder import Encoder, resolve_device
 from memeprobe.featurize.reader import Collate, ImageItems, TextItems, batches_by_length
@@ -80,8 +82,66 @@ def batch_size(cfg: RunConfig, modality: str, device) -> int:
     return CUDA_START_BATCH if device.type == "cuda" else CPU_BATCH[modality]
 
 
+@dataclass
+class Job:
+    """One featurizer on one modality and the store rows it still has to do."""
+
+    f: object
+    modality: str
+    todo: np.ndarray
+
+    def items(self, dataset, rows):
+        """The reader's items of ``rows`` (picklable; item i reads as (row, input or None, failure reason))."""
+        return ImageItems.of(self.f, dataset, rows) if self.modality == "image" else TextItems.of(dataset, rows)
+
+    def batches(self, dataset, size) -> list[list[int]]:
+        """Positions in ``todo`` per batch: texts of similar length together (less padding), images in order."""
+        if self.modality == "text":
+            return batches_by_length([dataset.memes[r].text for r in self.todo], size)
+        return [list(range(i, min(i + size, len(self.todo)))) for i in range(0, len(self.todo), size)]
+
+    def collate(self) -> Collate:
+        return Collate(self.f.text_collate() if self.modality == "text" else None)
+
+
+class Progress:
+    """Each job's writer and progress bar; when a job ends, logs its rows, seconds (since the previous job
+    ended, so the jobs' seconds add up to the run) and how it ran."""
+
+    def __init__(self, jobs, store, cfg, summary, log):
+        self.jobs, self.store, self.cfg, self.summary, self.log = jobs, store, cfg, summary, log
+        self.writers, self.bars, self.mark = {}, {}, time.perf_counter()
+
+    def writer(self, j: int) -> StoreWriter:
+        if j not in self.writers:
+            from tqdm import tqdm
+
+            job = self.jobs[j]
+            self.bars[j] = tqdm(total=len(job.todo), desc=f"{job.f.name}/{job.modality}", unit="item",
+                                disable=not self.cfg.progress, file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
+            self.writers[j] = StoreWriter(self.store, job.f.name, job.modality, self.summary, progress=self.bars[j].update)
+        return self.writers[j]
+
+    def finish(self, j: int, how: str) -> None:
+        job, writer, now = self.jobs[j], self.writer(j), time.perf_counter()
+        self.bars.pop(j).close()
+        seconds, self.mark = now - self.mark, now
+        key = f"{job.f.name}/{job.modality}"
+        self.summary.timings[key] = (len(job.todo), seconds)
+        self.log(f"{key}: {len(job.todo)} rows in {seconds:.1f} s ({len(job.todo) / max(seconds, 1e-9):.1f} items/s, {how})")
+        if writer.truncated:
+            self.summary.truncated[job.f.name] = self.summary.truncated.get(job.f.name, 0) + writer.truncated
+            self.log(f"{key}: {writer.truncated} texts were longer than the token limit and truncated "
+                     "(flagged per row in text_truncated)")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
 class LocalEngine:
-    """This process: DataLoader workers read (decode / tokenise), the model encodes, the store writes."""
+    """This process: DataLoader workers read (decode / tokenise), the model encodes, the store writes; one
+    job after the other."""
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -95,30 +155,27 @@ class LocalEngine:
     def driver_device(self):
         return resolve_device(self.cfg.device)
 
-    def run(self, f, modality, todo, dataset, writer, store) -> str:
-        """Featurize ``todo`` rows of one modality into ``writer``; returns how it ran (for the log)."""
+    def run(self, jobs, dataset, progress) -> None:
+        """Featurize every job's rows into its writer (``progress.writer(j)``), ending each with ``progress.finish``."""
+        for j, job in enumerate(jobs):
+            progress.finish(j, self._run(job, dataset, progress.writer(j)))
+
+    def _run(self, job, dataset, writer) -> str:
         from torch.utils.data import DataLoader
 
-        cfg = self.cfg
+        cfg, f = self.cfg, job.f
         if f.device is None:
             f.load(self.driver_device())
-        batch = batch_size(cfg, modality, f.device)
+        batch = batch_size(cfg, job.modality, f.device)
         workers = min(4, os.cpu_count() or 1) if cfg.workers is None else cfg.workers
-        workers = workers if len(todo) > batch else 0  # one batch: a worker only adds start-up time
-        common = dict(num_workers=workers, pin_memory=f.device.type == "cuda", persistent_workers=False)
-        if workers:
-            common["prefetch_factor"] = 2
-        if modality == "image":
-            loader = DataLoader(ImageItems.of(f, dataset, todo), batch_size=batch, collate_fn=Collate(), **common)
-        else:
-            items = TextItems.of(dataset, todo)
-            loader = DataLoader(items, batch_sampler=batches_by_length(items.texts, batch),
-                                collate_fn=Collate(f.text_collate()), **common)
-        encode = Encoder(f, modality, batch, cfg.batch_size == "auto", cfg.channels_last)
+        workers = workers if len(job.todo) > batch else 0  # one batch: a worker only adds start-up time
+        extra = dict(prefetch_factor=2) if workers else {}
+        loader = DataLoader(job.items(dataset, job.todo), batch_sampler=job.batches(dataset, batch),
+                            collate_fn=job.collate(), num_workers=workers, pin_memory=f.device.type == "cuda",
+                            persistent_workers=False, **extra)
+        encode = Encoder(f, job.modality, batch, cfg.batch_size == "auto", cfg.channels_last)
         for rows, inputs, failures in loader:
-            writer.fail([r for r, _ in failures], [why for _, why in failures])
-            if len(rows):
-                writer.write(rows, encode(inputs))
+            writer.batch(rows, encode(inputs) if len(rows) else None, failures)
         return f"batch size {encode.batch_size}, {workers} workers, {f.device}"
 
 
@@ -134,24 +191,6 @@ def create_engine(cfg: RunConfig):
         raise MemeprobeError(f"unknown engine {cfg.engine!r}; choose from {', '.join(ENGINES)}")
     module, _, cls = ENGINES[cfg.engine].partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)
-
-
-def _run_modality(engine, store, f, modality, todo, dataset, cfg, summary, log):
-    from tqdm import tqdm
-
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc=f"{f.name}/{modality}", unit="item", disable=not cfg.progress,
-               file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
-    with bar:
-        writer = StoreWriter(store, f.name, modality, summary, progress=bar.update)
-        how = engine.run(f, modality, todo, dataset, writer, store)
-    seconds = time.perf_counter() - t0
-    summary.timings[f"{f.name}/{modality}"] = (len(todo), seconds)
-    log(f"{f.name}/{modality}: {len(todo)} rows in {seconds:.1f} s ({len(todo) / max(seconds, 1e-9):.1f} items/s, {how})")
-    if writer.truncated:
-        summary.truncated[f.name] = summary.truncated.get(f.name, 0) + writer.truncated
-        log(f"{f.name}/{modality}: {writer.truncated} texts were longer than the token limit and truncated "
-            "(flagged per row in text_truncated)")
 
 
 def featurize(dataset, store_path, specs, options: Options | None = None, modalities=("image", "text"),
@@ -172,6 +211,7 @@ def featurize(dataset, store_path, specs, options: Options | None = None, modali
         if cfg.limit is not None:
             rows = rows[: cfg.limit]
         summary.rows = len(rows)
+        jobs = []
         with engine:
             for f in featurizers:
                 mods = [m for m in f.modalities if m in modalities]
@@ -186,11 +226,16 @@ def featurize(dataset, store_path, specs, options: Options | None = None, modali
                 for modality in mods:
                     status = store.status(f.name, modality)[rows]
                     pending = (status == TODO) | ((status == FAILED) if cfg.retry_failed else False)
-                    todo = rows[pending]
-                    log(f"{f.name}/{modality}: {len(todo)} rows to do ({int((status == DONE).sum())} done, "
+                    log(f"{f.name}/{modality}: {int(pending.sum())} rows to do ({int((status == DONE).sum())} done, "
                         f"{int((status == FAILED).sum())} failed before)")
-                    if len(todo):
-                        _run_modality(engine, store, f, modality, todo, dataset, cfg, summary, log)
+                    if pending.any():
+                        jobs.append(Job(f, modality, rows[pending]))
+            if jobs:
+                progress = Progress(jobs, store, cfg, summary, log)
+                try:
+                    engine.run(jobs, dataset, progress)
+                finally:
+                    progress.close()
         selected = set(rows.tolist())
         for f in featurizers:
             if f.name in store.feature_sets():

@@ -1,7 +1,8 @@
 """Writer stage: the feature store, written by one process: it is the ledger of what is done.
 
 ``write(rows, values)`` stores encoded rows and marks them done (durable when it returns);
-``fail(rows, reasons)`` marks rows failed with one reason each. A killed run resumes from the ledger.
+``fail(rows, reasons)`` marks rows failed with one reason each; ``batch`` does both for one reader
+batch. A killed run resumes from the ledger.
 """
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ class StoreWriter:
             if "text_truncated" in values:
                 self.truncated += int(np.asarray(values["text_truncated"]).sum())
             self._tick(len(rows))
+
+    def batch(self, rows, values, failures) -> None:
+        """One reader batch: its failed ``(row, reason)`` pairs, then its encoded ``rows`` (values None when none)."""
+        self.fail([r for r, _ in failures], [why for _, why in failures])
+        if len(rows):
+            self.write(rows, values)
 
     def _tick(self, n: int) -> None:
         if self.progress:
