@@ -232,3 +232,37 @@ def test_semeval_jpeg_bytes_in_png(shared_data, tmp_path):
     assert result.exit_code == 0, result.output
     with FeatureStore.open(store) as st:
         assert st.status("pixels", "image")[:40].tolist() == [DONE] * 40
+
+
+def test_store_writer_groups_back_to_back_batches_and_reports_only_committed_rows(tmp_path):
+    from memeprobe.data.records import Dataset, Meme
+    from memeprobe.featurize.runner import Summary
+    from memeprobe.featurize.writer import COMMIT_ROWS, StoreWriter
+    from memeprobe.store import ArraySpec
+
+    n, batch = 3 * COMMIT_ROWS, 32
+    memes = [Meme(id=str(i), split="train", text="t") for i in range(n)]
+    values = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    with FeatureStore.create(tmp_path / "s.h5", Dataset(tmp_path, "jsonl", memes)) as st:
+        st.add_feature_set("f", {"v": ArraySpec(shape=(8,), modality="text", dtype="float32")},
+                           {"encoder": "test", "weights_sha256": "", "preprocessing": {}})
+        reported = []
+        writer = StoreWriter(st, "f", "text", Summary(), progress=reported.append)
+        order = np.random.default_rng(1).permutation(n)  # rows in any order, as length-sorted texts come
+        for start in range(0, COMMIT_ROWS, batch):  # back to back: one commit once COMMIT_ROWS rows wait
+            rows = order[start:start + batch]
+            assert (st.status("f", "text")[rows] == TODO).all()
+            writer.write(rows, {"v": values[rows]})
+        assert reported == [COMMIT_ROWS]
+        assert (st.status("f", "text")[order[:COMMIT_ROWS]] == DONE).sum() == COMMIT_ROWS
+        writer.committed -= 3600  # a slow encoder: a batch after COMMIT_SECONDS is committed at once
+        rows = order[COMMIT_ROWS:COMMIT_ROWS + batch]
+        writer.write(rows, {"v": values[rows]})
+        assert reported == [COMMIT_ROWS, batch]
+        rest = order[COMMIT_ROWS + batch:COMMIT_ROWS + 2 * batch]
+        writer.write(rest, {"v": values[rest]})
+        assert (st.status("f", "text")[rest] == TODO).all()  # waiting, not reported
+        writer.flush()
+        assert reported == [COMMIT_ROWS, batch, batch] and writer.summary.written == COMMIT_ROWS + 2 * batch
+        done = order[:COMMIT_ROWS + 2 * batch]
+        np.testing.assert_array_equal(st.read("f", "v")[np.sort(done)], values[np.sort(done)])

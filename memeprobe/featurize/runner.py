@@ -1,8 +1,8 @@
-"""The featurize run: reader → encoder → writer for each featurizer and modality, on an engine.
+"""The featurize run: reader → encoder → writer for each job (featurizer × modality), on an engine.
 
 Rows the store marks "to do" are read (decoded / tokenised: :mod:`~memeprobe.featurize.reader`),
-encoded (:mod:`~memeprobe.featurize.encoder`) and written batch by batch by this process
-(:mod:`~memeprobe.featurize.writer`, durable when ``write`` returns), so a killed run resumes where it
+encoded (:mod:`~memeprobe.featurize.encoder`) and committed by this process as they come
+(:mod:`~memeprobe.featurize.writer`: durable before they are reported), so a killed run resumes where it
 stopped. A bad image marks its row failed with the reason and the run goes on. The local engine runs
 the stages here (DataLoader workers read); the Ray engine (:mod:`~memeprobe.featurize.ray_engine`)
 runs reading and encoding on a Ray cluster while this process stays the only writer.
@@ -123,7 +123,9 @@ class Progress:
         return self.writers[j]
 
     def finish(self, j: int, how: str) -> None:
-        job, writer, now = self.jobs[j], self.writer(j), time.perf_counter()
+        job, writer = self.jobs[j], self.writer(j)
+        writer.flush()
+        now = time.perf_counter()
         self.bars.pop(j).close()
         seconds, self.mark = now - self.mark, now
         key = f"{job.f.name}/{job.modality}"
@@ -135,8 +137,13 @@ class Progress:
                      "(flagged per row in text_truncated)")
 
     def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+        """Commit what is still waiting (rows encoded before an interruption are kept) and close the bars."""
+        try:
+            for writer in self.writers.values():
+                writer.flush()
+        finally:
+            for bar in self.bars.values():
+                bar.close()
 
 
 class LocalEngine:
