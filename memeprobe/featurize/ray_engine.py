@@ -30,11 +30,6 @@ def _our_error(e: Exception) -> MemeprobeError | None:
     return MemeprobeError(found[-1]) if found else None
 
 
-def actor_threads(actors: int) -> int:
-    """torch threads of an actor encoding on CPU: this machine's cores shared by the actors."""
-    return max(1, (os.cpu_count() or 1) // actors)
-
-
 class Task:
     """One batch of one job as it moves through the pipeline (a Python object, so Ray pickles it whole
     instead of converting it to Arrow): reader items, then the read batch, then the encoded values."""
@@ -64,7 +59,7 @@ class EncoderActor:
         if device.type == "cpu":  # Ray pins a 1-CPU worker to 1 thread; torch's own default is every core
             import torch
 
-            torch.set_num_threads(actor_threads(actors))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // actors))
         loaded, self.jobs = {}, []
         for spec, options, modality, provenance, batch in jobs:
             if spec.text not in loaded:
@@ -150,16 +145,9 @@ class RayEngine:
         tasks = [Task(j, job.items(dataset, job.todo[positions]))
                  for j, job in enumerate(jobs) for positions in job.batches(dataset, sizes[j])]
         # reader tasks ask for half a core: Ray fuses map stages with equal resources into the actor, which
-        # would then decode and encode in turn; apart, reading overlaps encoding as DataLoader workers do.
-        # Encoding on CPU, the actors' torch threads take the cores: readers get the rest, at least one at
-        # a time (more preempt the encoder's threads: the actor's encode time of 600 Lite0 images on 2 cores
-        # was 28.1, 23.6 and 27.5 s with two readers at a time, 21.8, 23.9 and 22.3 s with one)
-        readers = {}
-        if not gpus:
-            threads = cfg.ray_actors * actor_threads(cfg.ray_actors)
-            readers["concurrency"] = max(1, int(ray.cluster_resources().get("CPU", 1)) - threads)
+        # would then decode and encode in turn; apart, reading overlaps encoding as DataLoader workers do
         ds = ray.data.from_items([{"task": t} for t in tasks])
-        ds = ds.map_batches(read_batches, batch_size=1, batch_format="numpy", num_cpus=0.5, **readers)
+        ds = ds.map_batches(read_batches, batch_size=1, batch_format="numpy", num_cpus=0.5)
         ds = ds.map_batches(EncoderActor, batch_size=1, batch_format="numpy", num_gpus=gpus,
                             num_cpus=0 if gpus else 1, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
                             fn_constructor_args=([(job.f.spec, job.f.options, job.modality, job.f.provenance(), size)
