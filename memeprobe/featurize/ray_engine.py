@@ -1,7 +1,7 @@
 """Ray engine: reading and encoding on a Ray cluster, writing here (the store stays the one ledger).
 
 One pipeline per run, for every featurizer and modality still to do: ``ray.data.from_items(batches of
-todo rows)`` → ``map_batches(read_batches)`` (CPU tasks: decode / pre-process, failures as data) →
+todo rows)`` → ``map_batches(read_batches)`` (CPU tasks: decode, pre-process and collate, failures as data) →
 ``map_batches(EncoderActor)`` (``ray_actors`` actors that each load every featurizer once; one GPU each
 when encoding on CUDA) → this process iterates the results and writes each batch with the same
 :class:`~memeprobe.featurize.writer.StoreWriter` as the local engine, as it arrives, so a killed run
