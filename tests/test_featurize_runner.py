@@ -167,13 +167,13 @@ def test_resume_after_sigkill_equals_a_clean_run(sample, tmp_path):
 
 
 def test_ctrl_c_says_what_was_saved_and_exits_130(sample, tmp_path):
-    rows = N  # ~25 ms a row: the interrupt lands with at least 45 rows (>1 s) still to do, even on a busy machine
+    rows = 30
     args = ["featurize", "text", str(sample), "--featurizer", "st:minilm", "--limit", str(rows),
             "--batch-size", "1", "--workers", "0", "--no-progress", "--store", str(tmp_path / "s.h5")]
     proc = subprocess.Popen([sys.executable, "-c", "from memeprobe.cli import main; main()", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done, deadline = 0, time.time() + 120
-    while time.time() < deadline and proc.poll() is None and not 0 < done < rows // 4:
+    while time.time() < deadline and proc.poll() is None and not 0 < done < rows // 2:
         try:
             with FeatureStore.open(tmp_path / "s.h5") as st:
                 done = int((st.status("st-minilm", "text") == DONE).sum()) if "st-minilm" in st.feature_sets() else 0
