@@ -170,10 +170,11 @@ def test_ctrl_c_says_what_was_saved_and_exits_130(sample, tmp_path):
     rows = 30
     args = ["featurize", "text", str(sample), "--featurizer", "st:minilm", "--limit", str(rows),
             "--batch-size", "1", "--workers", "0", "--no-progress", "--store", str(tmp_path / "s.h5")]
-    # a shell's background job starts with SIGINT ignored, and Python then keeps ignoring it: restore the default
-    proc = subprocess.Popen([sys.executable, "-c", "from memeprobe.cli import main; main()", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # a shell's background job starts with SIGINT ignored, and Python then keeps ignoring it: the child restores
+    # Python's own handler first (in the child itself, not in a preexec_fn forked from this threaded process)
+    child = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); from memeprobe.cli import main; main()"
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
     done, deadline = 0, time.time() + 120
     while time.time() < deadline and proc.poll() is None and not 0 < done < rows // 2:
         try:
