@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,11 +97,14 @@ def _stem(name: str) -> str:
     return name.rsplit(".", 1)[0] if "." in name[1:] else name
 
 
-def _clean_path(value: str) -> str:
-    p = value.replace("\\", "/")
-    while p.startswith("./"):
-        p = p[2:]
-    return p
+def _parts(path: str) -> list[str]:
+    """A path's components (``\\`` or ``/`` separated; empty and ``.`` components dropped)."""
+    return [x for x in path.replace("\\", "/").split("/") if x and x != "."]
+
+
+def _plain(path: str) -> bool:
+    """True when ``path`` is already its components joined by "/" (the common case: no work to do)."""
+    return not ("\\" in path or "//" in path or path.startswith(("/", "./")) or path.endswith("/") or "/./" in path)
 
 
 class MemeIndex:
@@ -110,55 +114,66 @@ class MemeIndex:
     AMBIGUOUS = ()
 
     def __init__(self, st: FeatureStore, rows: np.ndarray):
-        self.st, self.rows = st, rows
+        self.st, self.rows = st, rows.tolist()
+        self.ids = st.ids[rows].tolist()
+        self.images = [p if _plain(p) else "/".join(_parts(p)) for p in st.images[rows].tolist()]
+        self.depths = sorted({p.count("/") + 1 for p in self.images if p}, reverse=True)
         self._maps: dict[str, dict] = {}
 
-    def _keys(self, kind: str, r: int) -> list:
-        mid, image = self.st.ids[r], _clean_path(self.st.images[r])
-        base = image.rsplit("/", 1)[-1]
+    def _names(self, kind: str):
+        """(name, row) pairs of one kind of name."""
+        bases = [p.rsplit("/", 1)[-1] for p in self.images] if kind in ("file", "stem", "number") else None
         if kind == "id":
-            return [mid]
+            return zip(self.ids, self.rows)
         if kind == "image":
-            return [image] if image else []
+            return ((p, r) for p, r in zip(self.images, self.rows) if p)
         if kind == "file":
-            return [base] if base else []
-        if kind == "stem":
-            return list({_stem(base), _stem(mid)} - {"", mid})
-        return [int(x) for x in {mid, _stem(base)} if x.isdigit()]  # "number": no zero padding
+            return ((b, r) for b, r in zip(bases, self.rows) if b)
+        if kind == "stem":  # the image's file stem, and the id's when the id is a file name
+            return ((k, r) for i, b, r in zip(self.ids, bases, self.rows) for k in {_stem(b), _stem(i)} - {"", i})
+        return ((int(k), r) for i, b, r in zip(self.ids, bases, self.rows)  # "number": no zero padding
+                for k in {i, _stem(b)} if k.isdigit())
 
     def map(self, kind: str) -> dict:
-        """``{name: tuple of rows}`` (``AMBIGUOUS`` where the rows hold different memes), built on first use."""
+        """``{name: row}``, or a tuple of rows for a name of several rows (``AMBIGUOUS`` where they hold different
+        memes), built on first use."""
         if kind not in self._maps:
-            found: dict = {}
-            for r in self.rows.tolist():
-                for key in self._keys(kind, r):
-                    found.setdefault(key, []).append(r)
-            st = self.st
-            out = {}
-            for key, rows in found.items():
-                rows = tuple(sorted(set(rows)))
-                same = len(rows) == 1 or len({(st.texts[r], st.images[r]) for r in rows}) == 1
-                out[key] = rows if same else self.AMBIGUOUS
+            pairs = list(self._names(kind))
+            out = dict(pairs)
+            if len(out) < len(pairs):  # some names cover several rows
+                several: dict = {}
+                for key, r in pairs:
+                    several.setdefault(key, set()).add(r)
+                st = self.st
+                for key, rows in several.items():
+                    if len(rows) > 1:
+                        same = len({(st.texts[r], st.images[r]) for r in rows}) == 1
+                        out[key] = tuple(sorted(rows)) if same else self.AMBIGUOUS
             self._maps[kind] = out
         return self._maps[kind]
 
-    def lookup(self, value: str):
-        """Rows ``value`` names (a tuple), ``AMBIGUOUS``, or None: the most specific name that matches wins."""
-        hit = self.map("id").get(value)
-        if hit is not None:
-            return hit
-        p = _clean_path(value)
-        parts = [x for x in p.split("/") if x]
-        images = self.map("image")
-        for k in range(len(parts), 0, -1):  # the path, then ever shorter tails of it (an absolute path)
-            hit = images.get("/".join(parts[-k:]))
-            if hit is not None:
-                return hit
-        base = parts[-1] if parts else p
+    def lookup(self, values: list) -> list:
+        """Per value: the row it names (an int, or a tuple of rows), ``AMBIGUOUS``, or None; the most specific name that matches
+        wins: the id, the image path or a path ending in it (e.g. an absolute one), the image's file name, the
+        stem of either, the number without zero padding."""
+        ids, images, depths = self.map("id"), self.map("image"), self.depths
+        out = []
+        for v in values:
+            hit = None if v is None else ids.get(v)
+            if hit is None and v is not None:
+                parts = v.split("/") if _plain(v) else _parts(v)
+                for k in depths:  # store image paths have k components: the value's last k
+                    if len(parts) >= k and (hit := images.get("/".join(parts[-k:]))) is not None:
+                        break
+                else:
+                    hit = self._by_file_name(parts[-1] if parts else v)
+            out.append(hit)
+        return out
+
+    def _by_file_name(self, base: str):
         stem = _stem(base)
         for kind, key in (("file", base), ("id", stem), ("stem", stem)):
-            hit = self.map(kind).get(key)
-            if hit is not None:
+            if (hit := self.map(kind).get(key)) is not None:
                 return hit
         return self.map("number").get(int(stem)) if stem.isdigit() else None
 
@@ -215,8 +230,15 @@ def align(st: FeatureStore, src: Source, id_column: str | None = None, id_patter
         indices = {s: MemeIndex(st, st.rows([s])) for s in sorted(set(splits.tolist()))}
 
     def hits(values, where):
-        return [None if v is None else indices[None if splits is None else splits[i]].lookup(v)
-                for i, v in zip(where, values)]
+        if splits is None:
+            return indices[None].lookup(values)
+        out = [None] * len(values)
+        of = splits[np.asarray(where, dtype=np.int64)]
+        for s, index in indices.items():
+            at = np.flatnonzero(of == s).tolist()
+            for k, h in zip(at, index.lookup([values[k] for k in at])):
+                out[k] = h
+        return out
 
     if id_column is not None:
         if id_column not in src.ids:
@@ -228,14 +250,17 @@ def align(st: FeatureStore, src: Source, id_column: str | None = None, id_patter
         score = {}
         for c, v in src.ids.items():
             found = hits(_cut(_as_text(v[sample]), pattern), sample)
-            score[c] = sum(1 for h in found if h)
+            score[c] = sum(1 for h in found if h is not None and h != MemeIndex.AMBIGUOUS)
         column = max(src.ids, key=lambda c: score[c])  # max keeps the first of equals
     values = _as_text(src.ids[column])
-    found = hits(_cut(values, pattern), range(src.n))
+    found = hits(_cut(values, pattern), np.arange(src.n))
     pair_src, pair_row, extra, ambiguous = [], [], [], []
     for i, h in enumerate(found):
         if h is None:
             extra.append(i)
+        elif isinstance(h, int):
+            pair_src.append(i)
+            pair_row.append(h)
         elif h == MemeIndex.AMBIGUOUS:
             ambiguous.append(i)
         else:
@@ -251,7 +276,7 @@ def align(st: FeatureStore, src: Source, id_column: str | None = None, id_patter
             clash.setdefault(int(pair_row[k]), {int(pair_src[k])}).add(int(pair_src[k + 1]))
         shown = "; ".join(f"{st.splits[r]}/{st.ids[r]} by " + " and ".join(
             f"{values[i]!r} (row {i} of {src.file_of(i).name})" for i in sorted(s)) for r, s in list(clash.items())[:3])
-        raise DatasetError(f"{src.files[0]}: {len(clash)} memes are given by several source rows (duplicate ids: "
+        raise DatasetError(f"{src.files[0]}: {len(clash)} meme(s) given by several source rows (duplicate ids: "
                            f"{shown}); keep one row per id")
     return Alignment(column, pair_src, pair_row, np.array(extra, dtype=np.int64), np.array(ambiguous, dtype=np.int64),
                      values, note)
@@ -268,7 +293,7 @@ def _check_match(st: FeatureStore, src: Source, a: Alignment, min_match: float) 
         f"{src.files[0]}: only {matched} of the {st.n} memes of store {st.path} ({100 * matched / st.n:.1f} %, "
         f"below {100 * min_match:.0f} %) match an id of column {a.column!r} (it holds e.g. {given}; the store's ids "
         f"are e.g. {ids}); name the id column (--id-column, one of {', '.join(src.ids)}), cut the id out with "
-        "--id-pattern, or lower --min-match", option="id_column")
+        "--id-pattern, or lower --min-match")
 
 
 def _check_labels(st: FeatureStore, src: Source, a: Alignment) -> dict[str, int]:
@@ -313,8 +338,8 @@ def _modality(name: str, src: Source, given: dict[str, str]) -> str:
     words = re.split(r"[^a-z]+|(?<=[a-z])(?=[A-Z])", name.lower())
     found = {m for m, keys in _MODALITY_WORDS.items() if any(w.startswith(k) for w in words for k in keys)}
     if len(found) != 1:
-        raise ConfigError(f"cannot tell whether array {name!r} holds image or text features; say it with "
-                          f"--modality {name}=image (or =text)", option="modality")
+        raise ConfigError(f"{src.files[0]}: cannot tell whether array {name!r} holds image or text features; say it "
+                          f"with --modality {name}=image (or =text)")
     return found.pop()
 
 
@@ -333,7 +358,7 @@ def _specs(src: Source, opts: ImportOptions) -> dict[str, tuple[str, ArraySpec]]
         try:
             check_array_name(name)
         except MemeprobeError as e:
-            raise ConfigError(f"{e}; rename it with --array {key}=NAME", option="array") from None
+            raise ConfigError(f"{src.files[0]}: {e}; rename it with --array {key}=NAME") from None
         parts = src.arrays[key]
         first = parts[0]
         for p in parts[1:]:
@@ -366,10 +391,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def provenance(src: Source, a: Alignment, specs, opts: ImportOptions) -> dict:
+def file_facts(paths) -> list[dict]:
+    """Path, sha256 and size of each file."""
+    return [{"path": str(Path(f).resolve()), "sha256": _sha256(f), "size": Path(f).stat().st_size} for f in paths]
+
+
+def provenance(src: Source, a: Alignment, specs, opts: ImportOptions, files: list[dict]) -> dict:
     """Declared encoder/weights/preprocessing, the recipe (in the identity: file hashes, id column and pattern,
     array names) and the files' paths, sizes and import time."""
-    files = [{"path": str(Path(f).resolve()), "sha256": _sha256(f), "size": Path(f).stat().st_size} for f in src.files]
     recipe = {"format": src.format, "sha256": sorted(f["sha256"] for f in files), "id_column": a.column,
               "id_pattern": opts.id_pattern, "arrays": {name: key for name, (key, _) in specs.items()}}
     return {"encoder": opts.encoder, "weights": opts.weights,
@@ -390,43 +419,71 @@ def _describe(prov: dict) -> str:
 
 
 # ------------------------------------------------------------------ values
-def _gather(st: FeatureStore, src: Source, key: str, spec: ArraySpec, a: Alignment) -> np.ndarray:
-    """The matched rows of array ``key`` in store-row order, converted to ``spec.dtype``; rows with NaN/inf (or
-    out of the storage dtype's range) are named by id."""
-    out = np.empty((len(a.rows), *spec.shape), dtype=spec.dtype)
-    order = np.argsort(a.src, kind="stable")
-    wanted = a.src[order]
-    bad: dict[Path, list[int]] = {}
-    overflow: dict[Path, list[int]] = {}
-    offset = 0
-    for part in src.arrays[key]:
-        lo, hi = np.searchsorted(wanted, [offset, offset + len(part.values)])
-        for b in range(lo, hi, BLOCK_ROWS):
-            e = min(b + BLOCK_ROWS, hi)
-            local = wanted[b:e] - offset
-            if local[-1] - local[0] + 1 == len(local):  # a run of rows: a slice reads it in one go
-                values = np.asarray(part.values[local[0]:local[-1] + 1])
-            else:
-                values = np.asarray(part.values[local])
-            values = values.reshape(len(local), *spec.shape)
-            if values.dtype.kind == "f":
-                finite = np.isfinite(values.reshape(len(local), -1)).all(axis=1)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    conv = values.astype(spec.dtype)
-                fits = np.isfinite(conv.reshape(len(local), -1)).all(axis=1)
-                bad.setdefault(part.file, []).extend((wanted[b:e][~finite]).tolist())
-                overflow.setdefault(part.file, []).extend((wanted[b:e][finite & ~fits]).tolist())
-            else:
-                conv = values.astype(spec.dtype)
-            out[order[b:e]] = conv
+def scan_values(src: Source, key: str, spec: ArraySpec) -> tuple[np.ndarray, np.ndarray]:
+    """Source rows of array ``key`` holding NaN/inf, and rows holding values beyond the storage dtype's range
+    (one pass of row-wise min/max; numpy releases the GIL, so it runs beside the alignment)."""
+    parts = src.arrays[key]
+    if spec.dtype[0] != "f" and parts[0].values.dtype.kind != "f":
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)  # integers stored as they are
+    limit = float(np.finfo(spec.dtype).max) if spec.dtype[0] == "f" else float("inf")
+    bad, over, offset = [], [], 0
+    for part in parts:
+        for b in range(0, len(part.values), BLOCK_ROWS):
+            flat = np.asarray(part.values[b:b + BLOCK_ROWS]).reshape(min(BLOCK_ROWS, len(part.values) - b), -1)
+            wrong = np.flatnonzero(~((flat.max(axis=1) <= limit) & (flat.min(axis=1) >= -limit)))  # NaN fails both
+            if len(wrong):
+                nonfinite = ~np.isfinite(flat[wrong]).all(axis=1)
+                bad.append(wrong[nonfinite] + offset + b)
+                over.append(wrong[~nonfinite] + offset + b)
         offset += len(part.values)
-    for what, rows, fix in (("NaN/inf values", bad, "drop or recompute those rows"),
-                            (f"values beyond {spec.dtype}'s range", overflow, "import with --dtype float32")):
-        for path, r in rows.items():
-            if r:
-                ids = ", ".join(repr(a.values[i]) for i in r[:_SHOW])
-                raise DatasetError(f"{path}: array {key!r} has {what} in {len(r)} rows (ids {ids}); {fix}")
+    return (np.concatenate(bad) if bad else np.zeros(0, np.int64)), (np.concatenate(over) if over else np.zeros(0, np.int64))
+
+
+def check_values(src: Source, key: str, spec: ArraySpec, a: Alignment, scanned) -> None:
+    """Refuse matched rows that :func:`scan_values` found bad, named by file and id (before anything is written)."""
+    matched = np.unique(a.src)
+    for what, rows, fix in (("NaN/inf values", scanned[0], "drop or recompute those rows"),
+                            (f"values beyond {spec.dtype}'s range", scanned[1], "import with --dtype float32")):
+        rows = np.intersect1d(rows, matched)
+        if len(rows):
+            ids = ", ".join(repr(a.values[i]) for i in rows[:_SHOW])
+            raise DatasetError(f"{src.array_file(key, int(rows[0]))}: array {key!r} has {what} in {len(rows)} rows "
+                               f"(ids {ids}); {fix}")
+
+
+def gather(src: Source, key: str, spec: ArraySpec, source_rows: np.ndarray) -> np.ndarray:
+    """Rows ``source_rows`` (any order) of array ``key``, converted to ``spec.dtype``."""
+    parts = src.arrays[key]
+    starts = np.cumsum([0] + [len(p.values) for p in parts])
+    which = np.searchsorted(starts, source_rows, side="right") - 1
+    out = np.empty((len(source_rows), *spec.shape), dtype=spec.dtype)
+    for k in np.unique(which).tolist():
+        at = np.flatnonzero(which == k)
+        local = source_rows[at] - starts[k]
+        values = parts[k].values
+        if (np.diff(local) == 1).all():  # a run of rows: a slice reads it in one go
+            block = values[local[0]:local[-1] + 1]
+        else:
+            block = values[local]
+        out[at] = np.asarray(block).reshape(len(at), *spec.shape)  # the cast happens in this copy
     return out
+
+
+def _write(st: FeatureStore, name: str, specs: dict, src: Source, a: Alignment, todo: dict, overwrite: bool,
+           prov: dict) -> None:
+    """Create the set, then write the rows ``todo[modality]`` (positions in ``a.rows``) block by block: a writer
+    thread commits block k (values, checksums, fsync, status) while this one reads and converts block k + 1."""
+    with ThreadPoolExecutor(max_workers=1) as io:
+        waiting = [io.submit(st.add_feature_set, name, {n: s for n, (_, s) in specs.items()}, prov, overwrite)]
+        for m, pos in todo.items():
+            for b in range(0, len(pos), BLOCK_ROWS):
+                p = pos[b:b + BLOCK_ROWS]
+                values = {n: gather(src, key, s, a.src[p]) for n, (key, s) in specs.items() if s.modality == m}
+                while len(waiting) > 1:  # at most one block converted ahead of the writer
+                    waiting.pop(0).result()
+                waiting.append(io.submit(st.write_rows, name, a.rows[p], values, m))
+        for w in waiting:
+            w.result()
 
 
 # ------------------------------------------------------------------ the import
@@ -436,9 +493,11 @@ def import_features(store_path, paths, name: str, opts: ImportOptions | None = N
     if not 0 < opts.min_match <= 1:
         raise ConfigError(f"min match {opts.min_match} must be in (0, 1]", option="min_match")
     src = read_source(paths, opts.format, opts.ids)
-    with FeatureStore.open_writer(store_path) as st:
+    with ThreadPoolExecutor(max_workers=1) as pool, FeatureStore.open_writer(store_path) as st:
+        hashed = pool.submit(file_facts, src.files)  # hashlib and numpy release the GIL: beside the alignment
         report = ImportReport(Path(store_path), name, src)
         specs = _specs(src, opts)
+        scanned = {n: pool.submit(scan_values, src, key, spec) for n, (key, spec) in specs.items()}
         a = align(st, src, opts.id_column, opts.id_pattern)
         _check_match(st, src, a, opts.min_match)
         report.labels = _check_labels(st, src, a)
@@ -449,37 +508,31 @@ def import_features(store_path, paths, name: str, opts: ImportOptions | None = N
         report.ambiguous = [a.values[i] for i in a.ambiguous]
         report.notes = ([a.split_note] if a.split_note else []) + (
             [f"ignored: {'; '.join(src.ignored)}"] if src.ignored else [])
-        prov = provenance(src, a, specs, opts)
-        array_specs = {n: s for n, (_, s) in specs.items()}
-        modalities = sorted({s.modality for s in array_specs.values()})
+        modalities = sorted({s.modality for _, s in specs.values()})
+        prov = provenance(src, a, specs, opts, hashed.result())
+        todo = {m: np.arange(len(a.rows)) for m in modalities}  # positions in a.rows
+        lack = {m: missing for m in modalities}
         if name in st.feature_sets():
             old = st.provenance(name)
             same = (dumps({k: s.to_json() for k, s in st.arrays(name).items()})
-                    == dumps({k: s.to_json() for k, s in array_specs.items()}) and _identity(old) == _identity(prov))
+                    == dumps({k: s.to_json() for k, (_, s) in specs.items()}) and _identity(old) == _identity(prov))
             if not same and not opts.overwrite:
                 raise StoreError(f"store {st.path} already has feature set {name!r} ({_describe(old)}; arrays "
                                  f"{', '.join(st.arrays(name))}), not this import ({_describe(prov)}; arrays "
-                                 f"{', '.join(array_specs)}); use another --feature-set name, or --overwrite to "
-                                 "replace it", option="overwrite")
-            if same:
-                done = st.done(name, list(array_specs))
-                failed = np.ones(st.n, bool)
-                for m in modalities:
-                    failed &= st.status(name, m) == FAILED
-                if done[a.rows].all() and failed[missing].all():
+                                 f"{', '.join(specs)}); use another --feature-set name, or --overwrite to "
+                                 "replace it")
+            if same:  # the same files again: only what an interrupted import left
+                todo = {m: np.flatnonzero(st.status(name, m)[a.rows] != DONE) for m in modalities}
+                lack = {m: missing[st.status(name, m)[missing] != FAILED] for m in modalities}
+                if not any(len(t) for t in todo.values()) and not any(len(x) for x in lack.values()):
                     report.noop = True
                     return report
-        values = {n: _gather(st, src, key, spec, a) for n, (key, spec) in specs.items()}
-        st.add_feature_set(name, array_specs, prov, overwrite=opts.overwrite)
-        for m in modalities:
-            todo = np.flatnonzero(st.status(name, m)[a.rows] != DONE)  # positions in a.rows (all, unless resuming)
-            mine = [n for n, s in array_specs.items() if s.modality == m]
-            for b in range(0, len(todo), BLOCK_ROWS):
-                pos = todo[b:b + BLOCK_ROWS]
-                st.write_rows(name, a.rows[pos], {n: values[n][pos] for n in mine}, m)
-            lack = missing[st.status(name, m)[missing] != FAILED]
-            if len(lack):
-                st.mark_failed(name, lack, m, MISSING_REASON)
-            report.written = max(report.written, len(todo))
-            report.marked_missing = max(report.marked_missing, len(lack))
+        for n, (key, spec) in specs.items():
+            check_values(src, key, spec, a, scanned[n].result())
+        _write(st, name, specs, src, a, todo, opts.overwrite, prov)
+        for m, rows in lack.items():
+            if len(rows):
+                st.mark_failed(name, rows, m, MISSING_REASON)
+        report.written = max(len(t) for t in todo.values())
+        report.marked_missing = max(len(x) for x in lack.values())
     return report

@@ -53,6 +53,14 @@ class Source:
             row -= rows
         return self.segments[-1][0]
 
+    def array_file(self, key: str, row: int) -> Path:
+        """The file holding source row ``row`` of array ``key``."""
+        for part in self.arrays[key]:
+            if row < len(part.values):
+                return part.file
+            row -= len(part.values)
+        return self.arrays[key][-1].file
+
 
 @dataclass(frozen=True)
 class SourceFormat:
@@ -421,6 +429,17 @@ def _tensor_values(path: Path, key: str, value):
     return None
 
 
+def _refusal(e: Exception) -> str:
+    """Why torch refused a file, in a few words (its message goes on about loading it unsafely)."""
+    text = str(e)
+    if m := re.search(r"Unsupported global: GLOBAL (\S+)", text):
+        return f"it holds a {m.group(1)}, not a tensor"
+    if m := re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", text):
+        return f"not a torch.save file: {m.group(1).strip()}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 def _read_pt(paths: list[Path], ids_file) -> Source:
     """``torch.save``d dicts of tensors and lists (e.g. RGCL's ``{"ids", "img_feats", "text_feats", "labels"}``),
     loaded with ``weights_only=True``: a pickle of anything else is refused."""
@@ -438,9 +457,8 @@ def _read_pt(paths: list[Path], ids_file) -> Source:
                     raise
                 obj = torch.load(p, map_location="cpu", weights_only=True)  # a legacy (non-zip) file
         except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise _fail(p, f"is not a dict of tensors and lists that torch.load(weights_only=True) accepts "
-                           f"({first}); save plain tensors, e.g. torch.save({{'ids': ..., 'img_feats': ...}})") from None
+                           f"({_refusal(e)}); save plain tensors, e.g. torch.save({{'ids': ..., 'img_feats': ...}})") from None
         if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
             raise _fail(p, f"holds a {type(obj).__name__}, not a dict of named tensors; save "
                            "{'ids': ..., 'img_feats': ..., 'text_feats': ...}")
