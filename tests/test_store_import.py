@@ -169,11 +169,16 @@ def test_export_to_a_datasets_folder_round_trips(native, tmp_path):
     assert {p.name for p in out.iterdir()} == {"data-00000-of-00001.arrow", "dataset_info.json", "state.json"}
     store = tmp_path / "s.h5"
     shutil.copy(native_store, store)
-    r = run("store", "import", out, "--store", store, "-f", "back", "--array", "image_embed", "--array", "text_embed")
-    assert r.exit_code == 0 and "ids from 'id'" in r.output, r.output
-    with FeatureStore.open(store) as st:
-        for a in ARRAYS:
-            np.testing.assert_array_equal(st.read("back", a), st.read(name, a))
+    for fmt, path in (("hf-datasets", out), ("parquet", tmp_path / "e.parquet"), ("npz", tmp_path / "e.npz")):
+        if path.suffix:
+            assert run("store", "export", native_store, "-f", name, "--to", path).exit_code == 0
+        r = run("store", "import", path, "--store", store, "-f", f"back-{fmt}", "--dtype", "float16")
+        assert r.exit_code == 0 and "ids from 'id'" in r.output and f"source: {fmt}" in r.output, r.output
+        assert "'label' agrees with the store" in r.output
+        with FeatureStore.open(store) as st:
+            assert st.arrays(f"back-{fmt}") == st.arrays(name)  # shapes, modalities, dtypes (uint8 text_truncated)
+            for a in st.arrays(name):
+                np.testing.assert_array_equal(st.read(f"back-{fmt}", a), st.read(name, a))
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
     r = run("store", "export", native_store, "-f", name, "--to", tmp_path / "full")

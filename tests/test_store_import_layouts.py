@@ -223,3 +223,41 @@ def test_modality_and_overwrite_options(store, tmp_path):
     assert r.exit_code == 0, r.output
     check_values_f32 = stored(store, "m", "emb")
     np.testing.assert_array_equal(check_values_f32["00001"], img[1] + 1)
+
+
+def test_an_id_naming_two_different_memes_is_left_unmatched(tmp_path):
+    memes = [Meme(f"{k}", split, f"{split} text {k}", None, k % 2) for split in ("train", "test") for k in range(10)]
+    memes += [Meme(f"t{k}", "train", f"only {k}", None, k % 2) for k in range(10)]
+    path = tmp_path / "g.h5"
+    FeatureStore.create(path, Dataset(tmp_path, "generic", memes, binary_name="label")).close()
+    ids = [f"t{k}" for k in range(10)] + [str(k) for k in range(10)]
+    torch.save({"ids": ids, "img_feats": torch.from_numpy(vectors(20))}, tmp_path / "all.pt")
+    r = run("store", "import", tmp_path / "all.pt", "--store", path, "-f", "a", "--min-match", "0.3")
+    assert r.exit_code == 0 and "ids: 10 of 30 memes matched" in r.output and "10 naming several memes" in r.output
+    torch.save({"ids": torch.arange(10.0), "img_feats": torch.from_numpy(vectors(10))}, tmp_path / "train.pt")
+    torch.save({"ids": torch.arange(10.0), "img_feats": torch.from_numpy(vectors(10, seed=1))}, tmp_path / "test.pt")
+    r = run("store", "import", tmp_path / "train.pt", tmp_path / "test.pt", "--store", path, "-f", "b",
+            "--min-match", "0.3")  # float ids; each file's split from its name tells the two memes apart
+    assert r.exit_code == 0 and "ids: 20 of 30 memes matched" in r.output, r.output
+    with FeatureStore.open(path) as st:
+        for split, seed in (("train", 0), ("test", 1)):
+            row = int(np.flatnonzero((st.ids == "3") & (st.splits == split))[0])
+            np.testing.assert_array_equal(st.read("b", "img_feats", [row])[0], vectors(10, seed=seed)[3].astype(np.float16))
+
+
+def test_data_creates_the_store_and_a_refused_import_leaves_none(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = ["id,text,image,label"] + [f"m{k},text {k},img/m{k}.jpg,{k % 2}" for k in range(20)]
+    (data / "train.csv").write_text("\n".join(rows) + "\n")
+    np.savez(tmp_path / "f.npz", image=np.array([f"/x/img/m{k}.jpg" for k in range(20)]), image_emb=vectors(20))
+    store = tmp_path / "new.h5"
+    r = run("store", "import", tmp_path / "f.npz", "--store", store, "-f", "e")
+    assert r.exit_code == 2 and "does not exist" in r.output and "--data" in r.output
+    np.savez(tmp_path / "bad.npz", image=np.array([f"/x/img/m{k}.jpg" for k in range(20)]),
+             image_emb=np.full((20, D), np.nan))
+    r = run("store", "import", tmp_path / "bad.npz", "--store", store, "-f", "e", "--data", data)
+    assert r.exit_code == 2 and "NaN/inf" in r.output and not store.exists()
+    r = run("store", "import", tmp_path / "f.npz", "--store", store, "-f", "e", "--data", data)
+    assert r.exit_code == 0 and "ids: 20 of 20 memes matched" in r.output, r.output
+    check_values(store, "e", "image_emb", [f"m{k}" for k in range(20)], vectors(20))

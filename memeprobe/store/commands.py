@@ -8,6 +8,8 @@ import functools
 
 import click
 
+from memeprobe.data.options import dataset_options
+
 
 def store_path(command):
     """The store as ``PATH`` or ``--store PATH`` (as the other commands name it); the command gets ``path``."""
@@ -127,11 +129,14 @@ def _pairs(values: tuple[str, ...], what: str, default_self: bool = False) -> di
 
 @store.command("import")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True), metavar="SRC...")
-@click.option("--store", "store_path", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
               help="The store to import into (its meme table is the reference for ids).")
 @click.option("--feature-set", "-f", "feature_set", required=True, help="Name of the feature set to create.")
-@click.option("--format", "fmt", type=click.Choice(["clip-retrieval", "hf-datasets", "parquet", "npz", "pt", "npy"]),
-              default=None, help="Source layout.", show_default="detected")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="The dataset: creates the store when it does not exist yet (no featurize run needed).")
+@dataset_options(allow_empty_text=True)
+@click.option("--layout", type=click.Choice(["clip-retrieval", "hf-datasets", "parquet", "npz", "pt", "npy"]),
+              default=None, help="Layout of SRC.", show_default="detected")
 @click.option("--ids", "ids_file", type=click.Path(exists=True, dir_okay=False),
               help="Ids in row order (.txt one a line, .json list, .npy): needed for .npy sources.")
 @click.option("--id-column", default=None, help="Source entry holding the ids.", show_default="the one matching most memes")
@@ -149,21 +154,23 @@ def _pairs(values: tuple[str, ...], what: str, default_self: bool = False) -> di
 @click.option("--weights", default=None, help="Its weights: name, path or sha256 (kept in the provenance).")
 @click.option("--preprocessing", default=None, help="Its preprocessing, free text (kept in the provenance).")
 @click.option("--overwrite", is_flag=True, help="Replace a feature set of that name made from other files.")
-def import_(sources, store_path, feature_set, fmt, ids_file, id_column, id_pattern, arrays, modalities, min_match,
-            dtype, encoder, weights, preprocessing, overwrite):
+def import_(sources, store_path, feature_set, data, dataset_options, layout, ids_file, id_column, id_pattern, arrays,
+            modalities, min_match, dtype, encoder, weights, preprocessing, overwrite):
     """Import embeddings computed elsewhere (clip-retrieval folder, .npy + --ids, .npz, .pt dict, Parquet,
     datasets folder) into a feature set, matching rows to memes by id."""
+    from memeprobe.data.loading import load_with
     from memeprobe.store.importer import ImportOptions, import_features
 
     mods = _pairs(modalities, "NAME=image or NAME=text")
     bad = {m for m in mods.values() if m not in ("image", "text")}
     if bad:
         raise click.BadParameter(f"modality {sorted(bad)[0]!r}: choose image or text", param_hint="--modality")
-    opts = ImportOptions(format=fmt, ids=ids_file, id_column=id_column, id_pattern=id_pattern,
+    opts = ImportOptions(layout=layout, ids=ids_file, id_column=id_column, id_pattern=id_pattern,
                          arrays=_pairs(arrays, "KEY or KEY=NAME", default_self=True) or None, modalities=mods,
                          min_match=min_match, dtype=dtype, encoder=encoder, weights=weights,
                          preprocessing=preprocessing, overwrite=overwrite)
-    report = import_features(store_path, sources, feature_set, opts)
+    report = import_features(store_path, sources, feature_set, opts,
+                             dataset=load_with(data, dataset_options) if data else None)
     for line in report.lines():
         click.echo(line)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memeprobe.data.records import Dataset
 from memeprobe.errors import ConfigError, DatasetError, MemeprobeError, StoreError
 from memeprobe.store.schema import DONE, FAILED, IDENTITY_KEYS, ArraySpec, check_array_name, dumps, now
 from memeprobe.store.sources import Source, read_source
@@ -36,7 +37,7 @@ _MODALITY_WORDS = {"image": ("img", "image", "vis", "vision", "visual", "pixel",
 class ImportOptions:
     """How to read, align and describe the source (the CLI options of ``store import``)."""
 
-    format: str | None = None  # a SOURCE_FORMATS name; None = detect
+    layout: str | None = None  # a SOURCE_FORMATS name; None = detect
     ids: Path | None = None  # ids file (one a line / JSON list / .npy), in row order
     id_column: str | None = None  # the source entry holding ids; None = the one matching most memes
     id_pattern: str | None = None  # regex cutting the id out of each value (group "id", else group 1, else all)
@@ -161,7 +162,9 @@ class MemeIndex:
         for v in values:
             hit = None if v is None else ids.get(v)
             if hit is None and v is not None:
-                parts = v.split("/") if _plain(v) else _parts(v)
+                # a leading "/" only adds an empty first component, which no tail below reaches
+                parts = _parts(v) if ("\\" in v or "/." in v or "//" in v or v.startswith(".") or v.endswith("/")) \
+                    else v.split("/")
                 for k in depths:  # store image paths have k components: the value's last k
                     if len(parts) >= k and (hit := images.get("/".join(parts[-k:]))) is not None:
                         break
@@ -296,9 +299,10 @@ def _check_match(st: FeatureStore, src: Source, a: Alignment, min_match: float) 
         "--id-pattern, or lower --min-match")
 
 
-def _check_labels(st: FeatureStore, src: Source, a: Alignment) -> dict[str, int]:
-    """Source label entries must agree with the store's labels where both are labelled (a misalignment shows)."""
-    agreed = {}
+def _check_labels(st: FeatureStore, src: Source, a: Alignment) -> tuple[dict[str, int], list[str]]:
+    """Source label entries must agree with the store's labels where both are labelled (a misalignment shows);
+    returns the labelled memes each agreed on, and notes on entries the store has no labels to check against."""
+    agreed, notes = {}, []
     for key, values in src.labels.items():
         v = values[a.src]
         if v.ndim == 1 and (st.binary_name is not None or (st.label >= 0).any()):
@@ -306,6 +310,8 @@ def _check_labels(st: FeatureStore, src: Source, a: Alignment) -> dict[str, int]
         elif v.ndim == 2 and v.shape[1] == len(st.label_names) and st.label_names:
             mine, theirs = st.labels[a.rows].astype(np.int64), v
         else:
+            per_row = "one value" if v.ndim == 1 else f"{v.shape[1]} values"
+            notes.append(f"labels: {key!r} ({per_row} per row) not checked: the store has no such labels")
             continue
         theirs = np.asarray(theirs, dtype=np.float64).reshape(mine.shape)
         both = (mine >= 0) & (theirs >= 0) & np.isfinite(theirs)
@@ -322,7 +328,7 @@ def _check_labels(st: FeatureStore, src: Source, a: Alignment) -> dict[str, int]
                                "the ids may name other memes (check --id-column / --id-pattern) or the labels "
                                "another class order")
         agreed[key] = int(labelled.sum())
-    return agreed
+    return agreed, notes
 
 
 def _fmt(v) -> str:
@@ -487,26 +493,48 @@ def _write(st: FeatureStore, name: str, specs: dict, src: Source, a: Alignment, 
 
 
 # ------------------------------------------------------------------ the import
-def import_features(store_path, paths, name: str, opts: ImportOptions | None = None) -> ImportReport:
-    """Import ``paths`` (one layout) into feature set ``name`` of the store at ``store_path``."""
+def import_features(store_path, paths, name: str, opts: ImportOptions | None = None,
+                    dataset: Dataset | None = None) -> ImportReport:
+    """Import ``paths`` (one layout) into feature set ``name`` of the store at ``store_path``; with ``dataset``,
+    a store that does not exist yet is created for it (and removed again when the import is refused)."""
     opts = opts or ImportOptions()
     if not 0 < opts.min_match <= 1:
         raise ConfigError(f"min match {opts.min_match} must be in (0, 1]", option="min_match")
-    src = read_source(paths, opts.format, opts.ids)
-    with ThreadPoolExecutor(max_workers=1) as pool, FeatureStore.open_writer(store_path) as st:
+    if dataset is None and not Path(store_path).exists():
+        raise StoreError(f"store {store_path} does not exist; give the dataset (--data DATA) to create it, or "
+                         "featurize it first")
+    src = read_source(paths, opts.layout, opts.ids)
+    created = dataset is not None and not Path(store_path).exists()
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return _import(store_path, src, name, opts, pool, dataset)
+    except BaseException:
+        if created:
+            Path(store_path).unlink(missing_ok=True)
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)  # a refused import does not wait for scans it no longer needs
+
+
+def _import(store_path, src: Source, name: str, opts: ImportOptions, pool: ThreadPoolExecutor,
+            dataset: Dataset | None) -> ImportReport:
+    """:func:`import_features` with ``pool`` running the file hashing and value scans."""
+    opened = FeatureStore.open_writer(store_path) if dataset is None else FeatureStore.open_or_create(store_path, dataset)
+    with opened as st:
         hashed = pool.submit(file_facts, src.files)  # hashlib and numpy release the GIL: beside the alignment
         report = ImportReport(Path(store_path), name, src)
         specs = _specs(src, opts)
         scanned = {n: pool.submit(scan_values, src, key, spec) for n, (key, spec) in specs.items()}
         a = align(st, src, opts.id_column, opts.id_pattern)
         _check_match(st, src, a, opts.min_match)
-        report.labels = _check_labels(st, src, a)
+        report.labels, label_notes = _check_labels(st, src, a)
         missing = np.setdiff1d(np.arange(st.n), a.rows)
         report.column, report.arrays, report.matched = a.column, specs, len(a.rows)
         report.missing = [f"{st.splits[r]}/{st.ids[r]}" for r in missing]
         report.extra = [a.values[i] for i in a.extra]
         report.ambiguous = [a.values[i] for i in a.ambiguous]
-        report.notes = ([a.split_note] if a.split_note else []) + (
+        report.notes = ([st.label_update] if st.label_update else []) + label_notes + (
+            [a.split_note] if a.split_note else []) + (
             [f"ignored: {'; '.join(src.ignored)}"] if src.ignored else [])
         modalities = sorted({s.modality for _, s in specs.values()})
         prov = provenance(src, a, specs, opts, hashed.result())

@@ -117,6 +117,9 @@ def from_entries(fmt: str, path: Path, entries: dict[str, np.ndarray], shapes=No
                  notes=()) -> Source:
     """A source from a file's named entries: 1-D str/int entries are id candidates (``split`` gives splits,
     label names are labels); numeric entries with one row per id are row arrays; the rest is ignored."""
+    for k, v in entries.items():  # ids saved as whole floats (e.g. a float tensor of ids) are ints
+        if k.lower() in ID_NAMES and v.ndim == 1 and v.dtype.kind == "f" and len(v) and np.all(np.mod(v, 1) == 0):
+            entries = {**entries, k: v.astype(np.int64)}
     ids = {k: _text_column(path, k, v) for k, v in entries.items()
            if _is_id_like(np.asarray(v)) and k.lower() not in LABEL_NAMES + SPLIT_NAMES}
     if not ids:
