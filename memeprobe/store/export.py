@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from memeprobe.atomic import atomic_dir, atomic_write
 from memeprobe.errors import MemeprobeError
@@ -54,7 +56,6 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
 
 
 def _write_parquet(out, st: FeatureStore, name: str, columns: dict, values: dict) -> None:
-    import pyarrow.parquet as pq
 
     pq.write_table(_arrow_table(st, name, columns, values), out)
 
@@ -62,7 +63,6 @@ def _write_parquet(out, st: FeatureStore, name: str, columns: dict, values: dict
 def _arrow_table(st: FeatureStore, name: str, columns: dict, values: dict):
     """Meme-table columns and arrays (fixed-size lists of the flattened row) with the feature set's label names,
     array specs and provenance in the schema metadata."""
-    import pyarrow as pa
 
     table = {}
     for key, col in columns.items():
@@ -82,7 +82,6 @@ def _arrow_table(st: FeatureStore, name: str, columns: dict, values: dict):
 def _hf_feature(t) -> dict:
     """The ``datasets`` feature of an Arrow type (fixed-size lists as ``Sequence`` with a length, which every
     datasets version reads)."""
-    import pyarrow as pa
 
     if pa.types.is_fixed_size_list(t):
         return {"_type": "Sequence", "feature": _hf_feature(t.value_type), "length": t.list_size}
@@ -92,7 +91,6 @@ def _hf_feature(t) -> dict:
 
 def _write_hf(folder: Path, table) -> None:
     """A ``Dataset.save_to_disk`` folder: one Arrow stream shard, dataset_info.json, state.json."""
-    import pyarrow as pa
 
     features = {f.name: _hf_feature(f.type) for f in table.schema}
     meta = dict(table.schema.metadata or {})

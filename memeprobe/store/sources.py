@@ -5,12 +5,16 @@ reading .npy shards memory-mapped. Alignment with a store's memes happens in :mo
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from memeprobe.errors import DatasetError
 
@@ -179,8 +183,6 @@ def concat(sources: list[Source]) -> Source:
 # ------------------------------------------------------------------ Arrow tables (Parquet, datasets folders)
 def _list_column(path: Path, key: str, column, name_of) -> np.ndarray:
     """A (fixed-size) list column as an (n, width) array; null or ragged rows are named by id."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if column.null_count:
@@ -205,7 +207,6 @@ def _list_column(path: Path, key: str, column, name_of) -> np.ndarray:
 def from_table(fmt: str, path: Path, table, split: str | None = None) -> Source:
     """A source from an Arrow table: list columns are vectors, string/int columns ids/split/labels (other scalar
     columns are ignored). A memeprobe export's schema metadata gives each array's per-row shape and modality."""
-    import pyarrow as pa
 
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
     declared = json.loads(meta.get("memeprobe.arrays", "{}"))
@@ -234,7 +235,6 @@ def from_table(fmt: str, path: Path, table, split: str | None = None) -> Source:
 
 
 def _read_parquet(paths: list[Path], ids_file) -> Source:
-    import pyarrow.parquet as pq
 
     files = []
     for p in paths:
@@ -263,7 +263,6 @@ def _arrow_files(folder: Path) -> list[Path]:
 
 
 def _read_arrow(path: Path):
-    import pyarrow as pa
 
     try:
         with pa.memory_map(str(path)) as f:
@@ -309,7 +308,6 @@ CLIP_RETRIEVAL = {"img_emb": ("image_embed", "image"), "text_emb": ("text_embed"
 def _read_clip_retrieval(paths: list[Path], ids_file) -> Source:
     """clip-retrieval's inference output: ``img_emb/img_emb_N.npy``, ``text_emb/text_emb_N.npy`` and
     ``metadata/metadata_N.parquet`` per shard N (row i of each shard's files is the same item)."""
-    import pyarrow.parquet as pq
 
     out = []
     for folder in paths:
@@ -446,8 +444,6 @@ def _refusal(e: Exception) -> str:
 def _read_pt(paths: list[Path], ids_file) -> Source:
     """``torch.save``d dicts of tensors and lists (e.g. RGCL's ``{"ids", "img_feats", "text_feats", "labels"}``),
     loaded with ``weights_only=True``: a pickle of anything else is refused."""
-    import pickle
-
     import torch  # lazy: torch only for .pt sources
 
     out = []
