@@ -403,9 +403,11 @@ def file_facts(paths) -> list[dict]:
 
 
 def provenance(src: Source, a: Alignment, specs, opts: ImportOptions, files: list[dict]) -> dict:
-    """Declared encoder/weights/preprocessing, the recipe (in the identity: file hashes, id column and pattern,
-    array names) and the files' paths, sizes and import time."""
-    recipe = {"format": src.format, "sha256": sorted(f["sha256"] for f in files), "id_column": a.column,
+    """Declared encoder/weights/preprocessing, the recipe (in the identity: a sha256 over the files' sorted
+    sha256s, whatever their order or paths; id column and pattern; array names) and the files' paths, sizes and
+    import time."""
+    contents = hashlib.sha256(" ".join(sorted(f["sha256"] for f in files)).encode()).hexdigest()
+    recipe = {"format": src.format, "files_sha256": contents, "id_column": a.column,
               "id_pattern": opts.id_pattern, "arrays": {name: key for name, (key, _) in specs.items()}}
     return {"encoder": opts.encoder, "weights": opts.weights,
             "preprocessing": {"declared": opts.preprocessing, "import": recipe},
