@@ -257,19 +257,18 @@ def align(st: FeatureStore, src: Source, id_column: str | None = None, id_patter
         column = max(src.ids, key=lambda c: score[c])  # max keeps the first of equals
     values = _as_text(src.ids[column])
     found = hits(_cut(values, pattern), np.arange(src.n))
-    pair_src, pair_row, extra, ambiguous = [], [], [], []
-    for i, h in enumerate(found):
+    single = np.fromiter((h if type(h) is int else -1 for h in found), dtype=np.int64, count=len(found))
+    pair_src, pair_row, extra, ambiguous = [np.flatnonzero(single >= 0)], [single[single >= 0]], [], []
+    for i in np.flatnonzero(single < 0).tolist():  # no meme, several memes, or one meme in several splits
+        h = found[i]
         if h is None:
             extra.append(i)
-        elif isinstance(h, int):
-            pair_src.append(i)
-            pair_row.append(h)
         elif h == MemeIndex.AMBIGUOUS:
             ambiguous.append(i)
         else:
-            pair_src += [i] * len(h)
-            pair_row += h
-    pair_src, pair_row = np.array(pair_src, dtype=np.int64), np.array(pair_row, dtype=np.int64)
+            pair_src.append(np.full(len(h), i))
+            pair_row.append(np.array(h, dtype=np.int64))
+    pair_src, pair_row = np.concatenate(pair_src), np.concatenate(pair_row)
     order = np.argsort(pair_row, kind="stable")
     pair_src, pair_row = pair_src[order], pair_row[order]
     dup = np.flatnonzero(np.diff(pair_row) == 0)

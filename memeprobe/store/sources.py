@@ -124,23 +124,33 @@ def from_entries(fmt: str, path: Path, entries: dict[str, np.ndarray], shapes=No
     for k, v in entries.items():  # ids saved as whole floats (e.g. a float tensor of ids) are ints
         if k.lower() in ID_NAMES and v.ndim == 1 and v.dtype.kind == "f" and len(v) and np.all(np.mod(v, 1) == 0):
             entries = {**entries, k: v.astype(np.int64)}
-    ids = {k: _text_column(path, k, v) for k, v in entries.items()
-           if _is_id_like(np.asarray(v)) and k.lower() not in LABEL_NAMES + SPLIT_NAMES}
+    ids, rejected = {}, {}
+    for k, v in entries.items():
+        if _is_id_like(np.asarray(v)) and k.lower() not in LABEL_NAMES:
+            try:
+                column = _text_column(path, k, v)
+            except DatasetError as e:  # e.g. a caption column with nulls: not an id column
+                rejected[k] = f"{k} (not an id column: {str(e).split(': ', 1)[1].split(';')[0]})"
+                continue
+            if k.lower() in SPLIT_NAMES:
+                entries = {**entries, k: column}
+            else:
+                ids[k] = column
     if not ids:
-        raise _fail(path, f"no id entry (1-D strings or integers such as 'ids'; it has {', '.join(entries) or 'nothing'})"
-                          "; give the ids with --ids FILE")
+        raise _fail(path, f"no id entry (1-D strings or integers such as 'ids'; it has {', '.join(entries) or 'nothing'}"
+                          f"{'; ' + '; '.join(rejected.values()) if rejected else ''}); give the ids with --ids FILE")
     rank = {name: i for i, name in enumerate(ID_NAMES)}
     ids = dict(sorted(ids.items(), key=lambda kv: rank.get(kv[0].lower(), len(rank))))
     n = len(next(iter(ids.values())))
     ids = {k: v for k, v in ids.items() if len(v) == n}
     src = Source(fmt, [path], n, ids, {}, segments=[(path, n)], shapes=dict(shapes or {}),
-                 modalities=dict(modalities or {}), ignored=list(notes))
+                 modalities=dict(modalities or {}), ignored=list(notes) + list(rejected.values()))
     for key, v in entries.items():
         v = np.asarray(v) if not isinstance(v, np.ndarray) else v
-        if key in ids:
+        if key in ids or key in rejected:
             continue
-        if key.lower() in SPLIT_NAMES and v.ndim == 1 and len(v) == n:
-            src.split = _text_column(path, key, v).astype(str)
+        if key.lower() in SPLIT_NAMES and v.ndim == 1 and len(v) == n and v.dtype.kind == "U":
+            src.split = v
         elif key.lower() in LABEL_NAMES and v.ndim in (1, 2) and len(v) == n and v.dtype.kind in "biuf":
             src.labels[key] = v
         elif v.ndim >= 1 and len(v) == n and (v.dtype.kind == "f" or (v.dtype.kind in "biu" and v.ndim >= 2)):
