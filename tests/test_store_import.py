@@ -72,9 +72,9 @@ def train(store, head, *refs):
     return json.loads((store.parent / "runs.jsonl").read_text().splitlines()[-1])["metrics"]
 
 
-def leakage(data, store, name, out):
-    r = run("leakage", "report", data, "--store", store, "--image-array", f"{name}/image_embed",
-            "--text-array", f"{name}/text_embed", "--out", out, "--json", "--no-progress")
+def leakage(data, store, name, out, image="image_embed", text="text_embed"):
+    r = run("leakage", "report", data, "--store", store, "--image-array", f"{name}/{image}",
+            "--text-array", f"{name}/{text}", "--out", out, "--json", "--no-progress")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output[r.output.index("{"):])
     return {k: doc[k] for k in ("summary", "eval", "skipped")}, (out / "pairs.csv").read_text()
@@ -135,6 +135,7 @@ def test_clip_retrieval_and_rgcl_imports_train_and_audit_like_the_native_set(nat
     assert retrieval[name] == retrieval["cr"] == retrieval["rgcl"]
     base = leakage(data, store, name, tmp_path / "leak-native")
     assert base == leakage(data, store, "cr", tmp_path / "leak-cr")
+    assert base == leakage(data, store, "rgcl", tmp_path / "leak-rgcl", "img_feats", "text_feats")
     assert base[0]["summary"], base  # the planted near-duplicates are found
 
 
