@@ -96,16 +96,24 @@ def reading(paths: dict | None = None, trees: dict | None = None, replace=()):
 def guarded(paths=None, trees=None, outputs=None):
     """Decorator: run the function inside :func:`reading` of its own arguments and check its outputs first.
 
-    ``paths`` / ``trees``: ``{role: argument name}``; ``outputs``: ``{argument name: kind}`` (None skipped)."""
+    ``paths`` / ``trees``: ``{role: argument name}`` or ``{role: (argument name, function of its value that
+    gives the paths read)}``; ``outputs``: ``{argument name: kind}`` (None skipped)."""
     def wrap(fn):
         sig = inspect.signature(fn)
+
+        def given(args, roles):
+            out = {}
+            for role, spec in (roles or {}).items():
+                name, find = spec if isinstance(spec, tuple) else (spec, None)
+                value = args[name]
+                out[role] = find(value) if find and value is not None else value
+            return out
 
         @functools.wraps(fn)
         def run(*args, **kwargs):
             a = sig.bind(*args, **kwargs)
             a.apply_defaults()
-            with reading({r: a.arguments[n] for r, n in (paths or {}).items()},
-                         {r: a.arguments[n] for r, n in (trees or {}).items()}):
+            with reading(given(a.arguments, paths), given(a.arguments, trees)):
                 for name, kind in (outputs or {}).items():
                     if _path(a.arguments[name]) is not None:
                         check_output(a.arguments[name], kind)

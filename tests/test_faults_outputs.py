@@ -124,9 +124,11 @@ def test_outputs_stay_out_of_the_clean_ids_report(lab):
     rep = d / "rep"
     assert lab.cli("leakage", "report", lab.base, "--out", rep, "--no-progress").exit_code == 0
     before = tree(d)
-    for extra in (["--out", rep / "m.pt"], ["--plots", rep / "plots"], ["--out", rep / "manifest.json"]):
-        run = lab.cli("train-head", "logreg", "--store", d / "s.h5", "--feature-set", SET, "--clean-ids", rep, *extra)
-        assert_clear(run, 2, str(extra[1]))
+    for ids, extra in [(rep, ["--out", rep / "m.pt"]), (rep, ["--plots", rep / "plots"]),
+                       (rep, ["--out", rep / "manifest.json"]),
+                       (rep / "clean_ids", ["--out", rep / "report.json"])]:  # the report above is read too
+        run = lab.cli("train-head", "logreg", "--store", d / "s.h5", "--feature-set", SET, "--clean-ids", ids, *extra)
+        assert_clear(run, 2, str(extra[1]), "clean-ids folder")
         assert tree(d) == before
 
 

@@ -408,9 +408,9 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
         raise ConfigError(f"make-sample: n={n} is out of range; choose 40 <= n <= 99999", option="n")
     if not 64 <= image_size <= 2048:
         raise ConfigError(f"make-sample: image_size={image_size} is out of range; choose 64..2048")
-    check_output(out_dir, "sample")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise DatasetError(f"make-sample: {out_dir} is not empty; choose a new directory or overwrite")
+    check_output(out_dir, "sample")
     rng = np.random.default_rng(seed)
     texts, hashes = _TextIndex(), _HashIndex(n)
     plan = _pair_counts(n)

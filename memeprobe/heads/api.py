@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memeprobe.errors import ConfigError, MemeprobeError, StoreError, WeightsError
+from memeprobe.leakage.manifest import report_folders
 from memeprobe.outputs import check_output, file_names, guarded
 
 DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
@@ -127,7 +128,8 @@ class Training:
         return [s for s in self.metrics if s not in self.in_sample and s != "cv"]
 
 
-@guarded(paths={"store": "store"}, trees={"clean-ids folder": "clean_ids"}, outputs={"out": "model", "plots": "plots"})
+@guarded(paths={"store": "store"}, trees={"clean-ids folder": ("clean_ids", report_folders)},
+         outputs={"out": "model", "plots": "plots"})
 def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align", train_split="train",
                dev_split=None, select_on="train", eval_splits=(), target="auto", tune_metric=None, seed=0,
                n_seeds=1, ensemble=False, clean_ids=None, plots=None, n_boot=1000, out=None, log_run=True,

@@ -62,9 +62,15 @@ def foreign_files(folder: Path) -> list[str]:
     return [f for f in found if f not in own and not (f.startswith(f"{CLEAN_DIR}/") and f.endswith(".txt"))]
 
 
+def report_folders(directory) -> list[Path]:
+    """The folders a reader of the clean ids ``directory`` reads: it, and the report above a ``clean_ids`` folder."""
+    directory = Path(directory)
+    return [directory, directory.parent] if directory.name == CLEAN_DIR else [directory]
+
+
 def _manifest_for(directory: Path) -> tuple[Path, dict] | None:
     """``(report folder, manifest)`` for a report folder or its ``clean_ids`` subfolder; None if there is none."""
-    for folder in (directory, directory.parent) if directory.name == CLEAN_DIR else (directory,):
+    for folder in report_folders(directory):
         path = folder / MANIFEST
         if path.is_file():
             try:
