@@ -81,13 +81,13 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="",
     """Write :func:`figures` as ``PREFIX{kind}.png`` in ``out_dir`` (``prefix`` from data: one file name)."""
     out_dir = Path(out_dir)
     check_output(out_dir, "plots")
-    figs = figures(y, p, names, thresholds, split, features, pred)
-    paths = file_names(out_dir, [f"{prefix}{kind}" for kind in figs], ".png")
+    paths = file_names(out_dir, [f"{prefix}{kind}" for kind in (*KINDS, "per_class_f1")], ".png")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise write_error(out_dir, e) from None
-    return [_save(fig, paths[f"{prefix}{kind}"]) for kind, fig in figs.items()]
+    return [_save(fig, paths[f"{prefix}{kind}"])
+            for kind, fig in figures(y, p, names, thresholds, split, features, pred).items()]
 
 
 def _save(fig, path):
