@@ -8,6 +8,8 @@ import functools
 
 import click
 
+from memeprobe.outputs import replace_option
+
 
 def store_path(command):
     """The store as ``PATH`` or ``--store PATH`` (as the other commands name it); the command gets ``path``."""
@@ -97,6 +99,7 @@ def verify(path):
 @click.option("--arrays", multiple=True, help="Arrays to export (comma-separated or repeated); default all.")
 @click.option("--missing", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="Rows not done: refuse (error) or leave out (drop).")
+@replace_option
 def export(path, feature_set, out, splits, arrays, missing):
     """Write id, split, text, image, label(s) and one column per array of a feature set to Parquet or NPZ."""
     from memeprobe.store import FeatureStore

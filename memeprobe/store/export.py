@@ -7,11 +7,13 @@ import numpy as np
 
 from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
+from memeprobe.outputs import guarded
 from memeprobe.store.store import FeatureStore
 
 FORMATS = (".parquet", ".npz")
 
 
+@guarded(paths={"store": "st"}, outputs={"out": "file"})
 def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=None, missing: str = "error") -> int:
     """Write rows of ``splits`` (done rows only with missing="drop") to ``out``; returns the row count.
 
