@@ -32,3 +32,8 @@ class WeightsError(MemeprobeError):
 
 class ConfigError(MemeprobeError):
     """A head, featurizer or run configuration is invalid."""
+
+
+class OutputError(MemeprobeError):
+    """An output cannot be written where asked: it would replace an input of the run or a memeprobe file of
+    another kind, leave its folder, or the path is not writable."""

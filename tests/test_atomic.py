@@ -19,16 +19,16 @@ def test_failed_write_keeps_previous_file_and_leaves_no_temp(tmp_path):
 
 def test_folder_is_replaced_as_a_whole(tmp_path):
     out = tmp_path / "report"
-    with atomic_dir(out) as d:
+    with atomic_dir(out, "report") as d:
         (d / "report.json").write_text("{}")
         (d / "clean_ids").mkdir()
     with pytest.raises(RuntimeError):
-        with atomic_dir(out) as d:
+        with atomic_dir(out, "report") as d:
             (d / "report.json").write_text('{"new": 1}')
             raise RuntimeError("killed mid-report")
     assert sorted(p.name for p in out.iterdir()) == ["clean_ids", "report.json"]
     assert (out / "report.json").read_text() == "{}"
-    with atomic_dir(out) as d:
+    with atomic_dir(out, "report") as d:
         (d / "pairs.csv").write_text("a,b\n")
     assert [p.name for p in out.iterdir()] == ["pairs.csv"]  # no file of the old folder survives
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import DatasetError
+from memeprobe.outputs import name_problem
 
 _SHOW = 5  # ids named in an error message
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # not allowed in an id (ids are lines of clean-id lists and CSVs)
@@ -91,7 +92,12 @@ class DatasetBuilder:
         return os.path.relpath(full, self._root_abs) if os.path.isabs(path) else path
 
     def add(self, meme: Meme, where: str) -> None:
-        """Adds one meme; ``where`` ("FILE line N") is used in error messages."""
+        """Adds one meme; ``where`` ("FILE line N") is used in error messages. A split name becomes file
+        names (``clean_ids/SPLIT.txt``, plots): it must be one file name."""
+        why = name_problem(meme.split)
+        if why is not None:
+            raise DatasetError(f"{where} (id {meme.id}): split {meme.split!r} cannot be a file name ({why}); "
+                               "give the split a plain name such as dev or test_2")
         for field in ("text", "image"):  # HDF5 strings (the store) end at a NUL: the value would be cut
             at = (getattr(meme, field) or "").find("\x00")
             if at >= 0:

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
-from memeprobe.data.readers import read_json, read_jsonl, read_table
+from memeprobe.data.readers import parse_json, read_json, read_jsonl, read_table
 from memeprobe.data.options import did_you_mean, split_element
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import DatasetError
@@ -76,9 +76,10 @@ def _json_list(value, where: str):
     """A CSV cell that starts with ``[`` as the JSON list it holds; other values unchanged."""
     if isinstance(value, str) and value.strip().startswith("["):
         try:
-            return json.loads(value)
+            return parse_json(value)
         except json.JSONDecodeError:
-            raise DatasetError(f"{where}: label {value!r} looks like a list but is not valid JSON") from None
+            shown = value if len(value) <= 80 else value[:80] + "..."
+            raise DatasetError(f"{where}: label {shown!r} looks like a list but is not valid JSON") from None
     return value
 
 

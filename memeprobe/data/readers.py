@@ -26,10 +26,24 @@ def read_text(path: Path) -> str:
     return text.removeprefix("\ufeff")
 
 
+def parse_json(text: str):
+    """``json.loads``; nesting too deep for Python's stack is a JSONDecodeError too, not a RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+def jsonl_lines(text: str):
+    """``(line number, line)`` of a JSON-lines text, split on ``\\n`` only: U+2028, U+2029, U+0085 and the
+    like are valid inside JSON strings (a ``\\r`` before the ``\\n`` is JSON whitespace)."""
+    return enumerate(text.split("\n"), start=1)
+
+
 def read_json(path: Path):
     """A whole JSON document; a syntax error names the line and column."""
     try:
-        return json.loads(read_text(path))
+        return parse_json(read_text(path))
     except json.JSONDecodeError as e:
         raise DatasetError(
             f"{path} line {e.lineno} column {e.colno}: invalid JSON ({e.msg}); fix the file"
@@ -39,11 +53,11 @@ def read_json(path: Path):
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     """``(line number, object)`` for every non-blank line; a bad or truncated line is named."""
     rows = []
-    for n, line in enumerate(read_text(path).splitlines(), start=1):
+    for n, line in jsonl_lines(read_text(path)):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = parse_json(line)
         except json.JSONDecodeError as e:
             raise DatasetError(
                 f"{path} line {n}: invalid or truncated JSON ({e.msg}); fix or delete that line"

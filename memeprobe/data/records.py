@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +53,11 @@ class Dataset:
 
     def split(self, name: str) -> list[Meme]:
         return [m for m in self.memes if m.split == name]
+
+    def image_folders(self) -> list[Path]:
+        """The folders the memes' images are in (each once), and the image root when one was given."""
+        folders = {os.path.dirname(m.image) for m in self.memes if m.image}
+        return [self.image_root / f for f in sorted(folders)] + ([self.image_dir] if self.image_dir else [])
 
     def image_path(self, meme: Meme) -> Path | None:
         """Absolute path of a meme's image (it may not exist); None when the meme has no image."""

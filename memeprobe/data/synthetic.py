@@ -47,16 +47,15 @@ import colorsys
 import io
 import itertools
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, PngImagePlugin
 
 from memeprobe.data.images import phash_bits  # the hash the leakage report and `pixels` compute
+from memeprobe.atomic import atomic_dir
 from memeprobe.errors import ConfigError, DatasetError
+from memeprobe.outputs import check_output
 from memeprobe.leakage.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
 
 SPLITS = (("train", 0.70), ("dev_seen", 0.15), ("test_unseen", 0.15))
@@ -409,8 +408,9 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
         raise ConfigError(f"make-sample: n={n} is out of range; choose 40 <= n <= 99999", option="n")
     if not 64 <= image_size <= 2048:
         raise ConfigError(f"make-sample: image_size={image_size} is out of range; choose 64..2048")
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise DatasetError(f"make-sample: {out_dir} is not empty; choose a new directory or overwrite")
+    check_output(out_dir, "sample")
     rng = np.random.default_rng(seed)
     texts, hashes = _TextIndex(), _HashIndex(n)
     plan = _pair_counts(n)
@@ -512,10 +512,8 @@ def make_sample(out_dir, n: int = 1000, seed: int = 0, image_size: int = 256,
 
 
 def _write(out_dir: Path, memes, order, truth) -> None:
-    """Write everything into a temporary sibling directory, then move it into place."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    """Write everything into a temporary sibling directory that then replaces ``out_dir`` as a whole."""
+    with atomic_dir(out_dir, "sample") as tmp:
         (tmp / "img").mkdir()
         rows = {s: [] for s, _ in SPLITS}
         for i in order:
@@ -528,9 +526,3 @@ def _write(out_dir: Path, memes, order, truth) -> None:
         for split, lines in rows.items():
             (tmp / f"{split}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         (tmp / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n", encoding="utf-8")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

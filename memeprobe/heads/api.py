@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memeprobe.errors import ConfigError, MemeprobeError, StoreError, WeightsError
+from memeprobe.leakage.manifest import report_folders
+from memeprobe.outputs import check_output, file_names, guarded
 
 DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
 
@@ -126,6 +128,8 @@ class Training:
         return [s for s in self.metrics if s not in self.in_sample and s != "cv"]
 
 
+@guarded(paths={"store": "store"}, trees={"clean-ids folder": ("clean_ids", report_folders)},
+         outputs={"out": "model", "plots": "plots"})
 def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align", train_split="train",
                dev_split=None, select_on="train", eval_splits=(), target="auto", tune_metric=None, seed=0,
                n_seeds=1, ensemble=False, clean_ids=None, plots=None, n_boot=1000, out=None, log_run=True,
@@ -147,6 +151,8 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
     if not refs:
         raise ConfigError("give at least one feature set (e.g. st-minilm)")
     config = {**({"fusion": fusion} if kind == "fusion" else {}), **params}
+    if log_run:
+        check_output(runs_path(getattr(store, "path", store)), "runs")
     start = time.perf_counter()
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)
@@ -154,6 +160,8 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
             raise ConfigError(f"selection on {select_on} needs a dev split; store {st.path} has none")
         splits = [train_split] + ([dev] if dev else []) + list(eval_splits)
         check_splits(st, splits)
+        if plots:  # the split names prefix the plots' file names: one distinct name each
+            file_names(plots, [s for s in splits if s != train_split], "_")
         meta = model_meta(st, refs, target)
         data = load_splits(st, refs, splits, target)
         if kind == "fusion":
@@ -236,12 +244,14 @@ class Prediction:
     same_dataset: bool
     metrics: dict | None  # None: the split is unlabelled
     unlabeled: bool
+    formula_ids: list = field(default_factory=list)  # ids written verbatim that a spreadsheet would run
 
     @property
     def positives(self) -> int:
         return int(self.pred.sum()) if self.pred.ndim == 1 else int(self.pred.any(1).sum())
 
 
+@guarded(paths={"model": "model_path", "store": "store"}, outputs={"out": "file"})
 def predict(model_path, store, split, out, fmt=None) -> Prediction:
     """Predict every meme of ``split`` with the saved model and write ``out`` in ``fmt`` (default: the
     dataset's competition format, else the generic CSV)."""
@@ -251,7 +261,7 @@ def predict(model_path, store, split, out, fmt=None) -> Prediction:
     from memeprobe.heads.experiment import labeled
     from memeprobe.heads.features import load_features
     from memeprobe.heads.metrics import evaluate
-    from memeprobe.heads.submission import default_format, write_submission
+    from memeprobe.heads.submission import default_format, formula_ids, write_submission
     from memeprobe.heads.validate import check_meta
 
     model, meta = load_model(model_path)
@@ -270,7 +280,7 @@ def predict(model_path, store, split, out, fmt=None) -> Prediction:
     if ok.any():
         metrics = evaluate(f.y[ok], proba[ok], model.thresholds_, meta["label_names"], pred=pred[ok])
     return Prediction(Path(out), fmt, split, f.ids, proba, pred, model.thresholds_, meta["label_names"], same_dataset,
-                      metrics, not ok.any() and bool(np.asarray(f.y).size))
+                      metrics, not ok.any() and bool(np.asarray(f.y).size), formula_ids(fmt, f.ids))
 
 
 # ---------------------------------------------------------------- sweep
@@ -288,6 +298,7 @@ class Sweep:
     command: list  # the train-head arguments that reproduce it
 
 
+@guarded(paths={"store": "store"}, outputs={"out": "model"})
 def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2, train_split="train",
           dev_split=None, eval_splits=(), target="auto", tune_metric=None, seed=0, out=None, on_start=None,
           on_progress=None) -> Sweep:
@@ -300,6 +311,7 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
     from memeprobe.heads.runs import append_runs, best_runs, new_record, runs_path
 
     sw.check_space(space)
+    check_output(runs_path(getattr(store, "path", store)), "runs")
     points = sw.configs(space, search, n_configs, seed)
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)

@@ -264,8 +264,7 @@ def save_model(path, head, meta: dict) -> Path:
     from memeprobe.atomic import atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
+    with atomic_write(path, "wb", kind="model", parents=True) as f:
         torch.save({"format": FORMAT, "model": head.to_dict(), "meta": meta}, f)
     return path
 

@@ -13,6 +13,7 @@ import shlex
 import click
 
 from memeprobe.errors import ConfigError, MemeprobeError
+from memeprobe.outputs import reading, replace_option
 
 
 class RegistryChoice(click.Choice):
@@ -126,6 +127,7 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the AUROC CI.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the model here (e.g. model.pt).")
 @_head_options
+@replace_option
 def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, select_on,
                eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
     """Train a HEAD (logreg | mlp | fusion | retrieval | ensemble | span) on cached features, select by cross-validation, print metrics
@@ -201,6 +203,7 @@ def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Submission file.")
 @click.option("--format", "fmt", type=RegistryChoice("memeprobe.heads.submission:FORMATS"),
               help="Output format.", show_default="the dataset's competition format, else csv")
+@replace_option
 def predict(model_path, store_path, split, out_path, fmt):
     """Write a competition submission (or, for other datasets, a prediction CSV) for every meme of SPLIT
     with a saved MODEL.
@@ -219,6 +222,10 @@ def predict(model_path, store_path, split, out_path, fmt):
         return
     p = api.predict(model_path, store_path, split, out_path, fmt)
     click.echo(f"{out_path}: {len(p.ids)} {split} memes ({p.fmt} format), {p.positives} predicted positive")
+    if p.formula_ids:
+        click.echo(f"note: {len(p.formula_ids)} id(s) (e.g. {p.formula_ids[0]!r}) start with = + - @, tab or CR: "
+                   f"a spreadsheet would run them as formulas; the {p.fmt} format keeps exact ids for the scorer, "
+                   "so open the file as text", err=True)
     if not p.same_dataset:
         click.echo("note: the store holds another dataset than the model was trained on (same features)")
     if p.metrics is not None:
@@ -245,6 +252,7 @@ def predict(model_path, store_path, split, out_path, fmt):
 @click.option("--top", type=int, default=10, show_default=True, help="Print the best N runs.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Save the best config's model here.", show_default="sweep-best-RUNID.pt beside the store")
+@replace_option
 def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, train_split, dev_split, eval_splits,
           target, tune_metric, seed, top, out_path):
     """Search head hyper-parameters on cached features; every config is a run in runs.jsonl."""
@@ -269,9 +277,10 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
         if done % 10 == 0 or done == total:
             click.echo(f"  {done}/{total} done ({seconds:.0f} s)")
 
-    s = api.sweep(store_path, feature_sets, space, search=search, n_configs=n_configs, jobs=jobs,
-                  train_split=train_split, dev_split=dev_split, eval_splits=eval_splits, target=target,
-                  tune_metric=tune_metric, seed=seed, out=out_path, on_start=start, on_progress=progress)
+    with reading({"search space": space_path}):
+        s = api.sweep(store_path, feature_sets, space, search=search, n_configs=n_configs, jobs=jobs,
+                      train_split=train_split, dev_split=dev_split, eval_splits=eval_splits, target=target,
+                      tune_metric=tune_metric, seed=seed, out=out_path, on_start=start, on_progress=progress)
     click.echo(f"{len(s.records)} runs appended to {s.runs_file} in {s.seconds:.1f} s; top {top} by {s.key}:")
     click.echo(table(s.ranked[:top], [s.key]))
     best = s.ranked[0]

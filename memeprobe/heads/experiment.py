@@ -19,7 +19,8 @@ from memeprobe.errors import MemeprobeError
 from memeprobe.heads.factory import create_head
 from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import MAMI_TYPES, baselines, evaluate
-from memeprobe.heads.selection import CV_FOLDS, check_two_classes, cv_folds, duplicate_groups, oof_proba
+from memeprobe.heads.selection import (CV_FOLDS, check_informative, check_two_classes, cv_folds, duplicate_groups,
+                                      oof_proba)
 from memeprobe.heads.thresholds import NO_RULE, decide, fit_rule, tune_thresholds
 from memeprobe.leakage.manifest import read_clean_ids  # noqa: F401 (the heads CLI reads clean ids from here)
 
@@ -66,6 +67,7 @@ def fit_one(name, config, train: Features, dev: Features | None, seed: int, tune
         raise MemeprobeError("the training split has no labeled rows; choose a labeled --train-split")
     X, y = train.X[tr], train.y[tr]
     check_two_classes(y)
+    check_informative(X)
     head = create_head(name, **{**config, "seed": seed, "blocks": tuple(train.blocks)})
     if dev is not None:
         ok = labeled(dev)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memeprobe.outputs import check_output, file_names, write_error
+
 KINDS = ("roc", "pr", "calibration")
 
 
@@ -76,10 +78,15 @@ def figures(y, p, names, thresholds, split="", features="", pred=None) -> dict:
 
 
 def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="", pred=None) -> list[Path]:
-    """Write :func:`figures` as ``PREFIX{kind}.png`` in ``out_dir``."""
+    """Write :func:`figures` as ``PREFIX{kind}.png`` in ``out_dir`` (``prefix`` from data: one file name)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [_save(fig, out_dir / f"{prefix}{kind}.png")
+    check_output(out_dir, "plots")
+    paths = file_names(out_dir, [f"{prefix}{kind}" for kind in (*KINDS, "per_class_f1")], ".png")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(out_dir, e) from None
+    return [_save(fig, paths[f"{prefix}{kind}"])
             for kind, fig in figures(y, p, names, thresholds, split, features, pred).items()]
 
 

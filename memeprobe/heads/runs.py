@@ -9,7 +9,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from memeprobe.data.readers import jsonl_lines, parse_json
 from memeprobe.errors import MemeprobeError
+from memeprobe.outputs import write_error
 
 
 RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "target", "label_names")
@@ -41,15 +43,18 @@ def append_runs(path, records: list[dict]) -> None:
     from memeprobe.atomic import atomic_write
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records)
-    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError as e:
+        raise write_error(path, e) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         old = path.read_bytes() if path.is_file() else b""
         if old and not old.endswith(b"\n"):
             old += b"\n"
-        with atomic_write(path, "wb") as f:
+        with atomic_write(path, "wb", kind="runs") as f:
             f.write(old + text.encode("utf-8"))
     finally:
         os.close(fd)
@@ -66,12 +71,16 @@ def read_runs(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise MemeprobeError(f"no runs table at {path}; train a head with `memeprobe train-head` first")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MemeprobeError(f"{path} is not a runs table (not UTF-8 text); give the runs.jsonl beside a store") from None
     runs = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in jsonl_lines(text):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = parse_json(line)
         except json.JSONDecodeError:
             record = None
         if not isinstance(record, dict) or not isinstance(record.get("metrics", {}), dict):

@@ -25,6 +25,14 @@ def check_two_classes(y, what="the training split") -> None:
                            "(choose another split or add labeled rows)")
 
 
+def check_informative(X, what="the training split") -> None:
+    """Refuse features equal on every row (a constant array): there is nothing to learn from them."""
+    X = np.asarray(X)
+    if len(X) > 1 and (X == X[:1]).all():
+        raise DatasetError(f"the {len(X)} labeled rows of {what} all have the same feature values (a constant "
+                           "array): a head has nothing to learn from them; check the feature set")
+
+
 def duplicate_groups(X) -> np.ndarray:
     """Group index of every row; rows with byte-identical features share one."""
     X = np.ascontiguousarray(X)
@@ -42,6 +50,9 @@ def cv_folds(y, k=CV_FOLDS, seed=0, groups=None) -> list[tuple[np.ndarray, np.nd
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     _, first, member = np.unique(groups, return_index=True, return_inverse=True)
     g = y[first]
+    if len(g) < 2 or (g.ndim == 1 and np.bincount(g.astype(int), minlength=2).max() < 2):
+        raise DatasetError(f"the {len(y)} training rows have only {len(g)} distinct feature vector(s) (identical "
+                           "rows share one cross-validation fold): too few to cross-validate; check the feature set")
     if g.ndim == 1:
         k = max(2, min(k, int(np.bincount(g.astype(int), minlength=2).min())))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from memeprobe.errors import MemeprobeError
+from memeprobe.outputs import guarded
 
 FORMAT = "memeprobe.span-head/1"
 TOKEN_ARRAYS = ("text_tokens", "text_mask", "text_offsets")
@@ -242,7 +243,7 @@ class SpanHead:
 
         from memeprobe.atomic import atomic_write
 
-        with atomic_write(path, "wb") as f:
+        with atomic_write(path, "wb", kind="model", parents=True) as f:
             torch.save({"format": FORMAT, "kind": "span", "params": self.get_params(),
                         "fitted": {"threshold": self.threshold_, "label_names": self.label_names_, "d_in": self.d_in_,
                                    "cv": {str(t): score for t, score in self.cv_.items()}},
@@ -332,6 +333,7 @@ def _identity(store, name: str) -> dict:
     return identity(store, [f"{name}:{','.join(TOKEN_ARRAYS)}"])
 
 
+@guarded(paths={"store": "store"}, outputs={"out": "model"})
 def train(store, refs, train_split: str, eval_splits, seed: int, params: dict, out=None, echo=print) -> dict:
     """Fit a :class:`SpanHead` on ``train_split``, print the evaluated splits beside both baselines and a
     per-technique table, save the model to ``out``; returns {split: span_f1 result}."""
@@ -376,6 +378,7 @@ def train(store, refs, train_split: str, eval_splits, seed: int, params: dict, o
     return results
 
 
+@guarded(paths={"model": "model_path", "store": "store"}, outputs={"out": "file"})
 def predict(model_path, store, split: str, out, echo=print) -> list[dict]:
     """Write the task's JSON for every meme of ``split``: ``[{id, text, labels: [{start, end, technique,
     text_fragment}]}]`` (atomically); prints the span F1 when the split is labelled."""

@@ -7,7 +7,11 @@
 * csv (any other dataset): CSV with header ``id,label,proba_<class>...``. ``label`` is the predicted class
   name: for a binary target ``<name>`` or ``not_<name>`` (``<name>`` = the dataset's binary label, one
   ``proba_<name>`` column); for classes, the predicted class (multi-class) or the predicted classes joined
-  by ``|`` (multi-label, empty when none), one probability column per class.
+  by ``|`` (multi-label, empty when none), one probability column per class. It is for people: a cell a
+  spreadsheet would run as a formula (``=...``) starts with ``'`` (:mod:`memeprobe.spreadsheet`).
+
+The competition formats keep the exact ids (the scorers match them); :func:`formula_ids` names those a
+spreadsheet would run.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError
+from memeprobe.spreadsheet import is_formula, safe_cell
 
 FORMATS = ("hateful_memes", "mami", "semeval2021", "csv")
 # the competition format of a dataset format (memeprobe.data); other datasets get the generic csv
@@ -99,9 +104,9 @@ def write_csv(path, ids, proba, pred, names) -> Path:
     path = Path(path)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "label", *(f"proba_{n}" for n in names)])
+        w.writerow([safe_cell(c) for c in ["id", "label", *(f"proba_{n}" for n in names)]])
         for i, lab, row in zip(ids, labels, proba):
-            w.writerow([i, lab, *(repr(float(v)) for v in row)])
+            w.writerow([safe_cell(i), safe_cell(lab), *(repr(float(v)) for v in row)])
     return path
 
 
@@ -138,6 +143,12 @@ def read_submission(path, fmt: str):
     if len(set(ids)) != len(ids):
         raise MemeprobeError(f"{path}: an id appears more than once")
     return out
+
+
+def formula_ids(fmt: str, ids) -> list[str]:
+    """The ids that format ``fmt`` writes verbatim into a CSV/TSV although a spreadsheet would run them as
+    formulas (the competition formats; the generic csv escapes them)."""
+    return [str(i) for i in ids if is_formula(str(i))] if fmt in ("hateful_memes", "mami") else []
 
 
 def write_submission(path, fmt, ids, proba, pred, names) -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memeprobe.data.readers import parse_json
 from memeprobe.errors import MemeprobeError
 from memeprobe.heads.factory import HEAD_NAMES, create_head
 
@@ -42,8 +43,8 @@ DEFAULT_SPACE = {
 def load_space(path) -> dict:
     """A search space from a JSON file ``{"head": {"param": [values, ...]}}`` (checked against the heads)."""
     try:
-        space = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
+        space = parse_json(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise MemeprobeError(f"cannot read search space {path}: {e}; give a JSON object "
                              '{"mlp": {"dropout": [0.1, 0.5]}}') from None
     check_space(space)

@@ -8,6 +8,7 @@ import time
 import click
 
 from memeprobe.data.options import dataset_options
+from memeprobe.outputs import check_output, reading, replace_option
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
 
@@ -62,6 +63,7 @@ def leakage():
               help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
                    "paired with one anchor per split and label (the group still lists every member).")
 @click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
+@replace_option
 def report(data, dataset_options, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
            text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
@@ -72,6 +74,8 @@ def report(data, dataset_options, store, out_dir, as_json, text_threshold, image
     from memeprobe.leakage.report import terminal_table, to_json, write_report
 
     ds = load_with(data, dataset_options)
+    with reading({"store": store, "image folder": ds.image_folders()}, trees={"dataset": data}):
+        check_output(out_dir, "report")  # before the analysis: a refused folder costs nothing
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)

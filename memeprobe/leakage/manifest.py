@@ -13,7 +13,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from memeprobe.data.readers import parse_json
 from memeprobe.errors import MemeprobeError
+from memeprobe.outputs import name_problem
 
 MANIFEST = "manifest.json"
 CLEAN_DIR = "clean_ids"
@@ -50,7 +52,7 @@ def foreign_files(folder: Path) -> list[str]:
     """Files in ``folder`` that no earlier report wrote (not in its manifest; for a report without one,
     not one of the report's own names)."""
     try:
-        listed = set(json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]) | {MANIFEST}
+        listed = set(parse_json((folder / MANIFEST).read_text(encoding="utf-8"))["files"]) | {MANIFEST}
     except (OSError, ValueError, KeyError, TypeError):
         listed = None
     found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
@@ -60,13 +62,19 @@ def foreign_files(folder: Path) -> list[str]:
     return [f for f in found if f not in own and not (f.startswith(f"{CLEAN_DIR}/") and f.endswith(".txt"))]
 
 
+def report_folders(directory) -> list[Path]:
+    """The folders a reader of the clean ids ``directory`` reads: it, and the report above a ``clean_ids`` folder."""
+    directory = Path(directory)
+    return [directory, directory.parent] if directory.name == CLEAN_DIR else [directory]
+
+
 def _manifest_for(directory: Path) -> tuple[Path, dict] | None:
     """``(report folder, manifest)`` for a report folder or its ``clean_ids`` subfolder; None if there is none."""
-    for folder in (directory, directory.parent) if directory.name == CLEAN_DIR else (directory,):
+    for folder in report_folders(directory):
         path = folder / MANIFEST
         if path.is_file():
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
+                doc = parse_json(path.read_text(encoding="utf-8"))
                 files, counts = doc["files"], doc["clean_ids"]
                 assert isinstance(files, dict) and isinstance(counts, dict)
             except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
@@ -87,6 +95,8 @@ def read_clean_ids(directory, splits) -> dict[str, set[str]]:
     found = _manifest_for(directory)
     out = {}
     for s in splits:
+        if name_problem(s) is not None:  # a split that cannot name a file has no list (none outside the folder)
+            continue
         for p in (directory / CLEAN_DIR / f"{s}.txt", directory / f"{s}.txt"):
             if p.is_file():
                 ids = parse_ids(p.read_text(encoding="utf-8"))

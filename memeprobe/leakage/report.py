@@ -2,7 +2,7 @@
 terminal table.
 
 pairs.csv is for people and spreadsheets: a text cell starting with ``= + - @``, tab or CR gets a leading
-``'`` (formula injection); report.json and clean_ids/ keep the exact ids."""
+``'`` (formula injection, :mod:`memeprobe.spreadsheet`); report.json and clean_ids/ keep the exact ids."""
 from __future__ import annotations
 
 import base64
@@ -13,15 +13,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
 from memeprobe.errors import MemeprobeError
 from memeprobe.leakage import images, manifest, pairs as pairs_mod
+from memeprobe.outputs import file_names
+from memeprobe.spreadsheet import spreadsheet_safe
 
 SCORE_COLUMNS = ("text_jaccard", "text_cosine", "image_phash", "image_cosine")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet reads such a cell as a formula (OWASP)
 
 
 def _clean(value):
@@ -66,15 +66,15 @@ def to_json(result, ds) -> dict:
     }
 
 
-def write_clean_ids(result, out_dir: Path) -> dict[str, Path]:
-    folder = out_dir / manifest.CLEAN_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    written = {}
+def write_clean_ids(result, out_dir: Path, tmp: Path) -> dict[str, Path]:
+    """``clean_ids/SPLIT.txt`` per eval split into ``tmp``, the fresh folder that becomes ``out_dir`` (each
+    split name must be one file name)."""
+    paths = file_names(out_dir / manifest.CLEAN_DIR, result.clean_ids, ".txt")
+    (tmp / manifest.CLEAN_DIR).mkdir(parents=True, exist_ok=True)
     for split, ids in result.clean_ids.items():
-        path = folder / f"{split}.txt"
-        path.write_text(manifest.format_ids(ids), encoding="utf-8")
-        written[split] = path
-    return written
+        with open(tmp / paths[split].relative_to(out_dir), "x", encoding="utf-8") as f:
+            f.write(manifest.format_ids(ids))
+    return paths
 
 
 def _label(ds, meme):
@@ -166,17 +166,6 @@ def render_html(result, ds, thumb_size: int = 120) -> str:
         n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)))
 
 
-def spreadsheet_safe(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells that a spreadsheet would run as a formula start with ``'`` (OWASP CSV
-    injection); for human-facing CSVs only (report.json keeps the exact ids)."""
-    out = table.copy()
-    for col in out.columns:
-        if not (pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col])):
-            continue
-        out[col] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START) else v for v in out[col]]
-    return out
-
-
 def _fmt(x):
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -199,12 +188,12 @@ def write_report(result, ds, out_dir) -> dict[str, Path]:
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     names = {"json": "report.json", "csv": "pairs.csv", "html": "report.html", "manifest": manifest.MANIFEST}
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, "report") as tmp:
         doc = to_json(result, ds)
         (tmp / names["json"]).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         spreadsheet_safe(result.pairs).to_csv(tmp / names["csv"], index=False)
         (tmp / names["html"]).write_text(render_html(result, ds), encoding="utf-8")
-        write_clean_ids(result, tmp)
+        write_clean_ids(result, out_dir, tmp)
         manifest.write_manifest(tmp, {s: len(ids) for s, ids in result.clean_ids.items()},
                                 memeprobe_version=__version__, dataset_fingerprint=doc["dataset"]["fingerprint"])
     return {k: out_dir / v for k, v in names.items()}

@@ -9,6 +9,7 @@ import functools
 import click
 
 from memeprobe.data.options import dataset_options
+from memeprobe.outputs import replace_option
 
 
 def store_path(command):
@@ -105,6 +106,7 @@ def verify(path):
 @click.option("--arrays", multiple=True, help="Arrays to export (comma-separated or repeated); default all.")
 @click.option("--missing", type=click.Choice(["error", "drop"]), default="error", show_default=True,
               help="Rows not done: refuse (error) or leave out (drop).")
+@replace_option
 def export(path, feature_set, out, splits, arrays, missing):
     """Write id, split, text, image, label(s) and one column per array of a feature set to Parquet, NPZ or a
     Hugging Face datasets folder (datasets.load_from_disk reads it)."""

@@ -11,13 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memeprobe.atomic import atomic_dir, atomic_write
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, OutputError
+from memeprobe.outputs import check_output, guarded
 from memeprobe.store.store import FeatureStore
 
 FORMATS = (".parquet", ".npz")
 HF_DATA_FILE = "data-00000-of-00001.arrow"  # the one shard of a datasets save_to_disk folder
 
 
+@guarded(paths={"store": "st"})
 def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=None, missing: str = "error") -> int:
     """Write rows of ``splits`` (done rows only with missing="drop") to ``out``; returns the row count.
 
@@ -27,11 +29,12 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
     out = Path(out)
     folder = out.is_dir() or not out.suffix
     if not folder and out.suffix not in FORMATS:
-        raise MemeprobeError(f"cannot export to {out}: give a file name ending in .parquet or .npz, or a folder "
-                             "(without a suffix) for a Hugging Face datasets folder")
+        raise OutputError(f"cannot export to {out}: give a file name ending in .parquet or .npz, or a folder "
+                          "(without a suffix) for a Hugging Face datasets folder")
     if out.is_dir() and any(out.iterdir()) and not (out / "state.json").is_file():
-        raise MemeprobeError(f"cannot export to {out}: it is a folder holding other files (it would be replaced "
-                             "whole); give a new or empty folder, or a datasets folder exported before")
+        raise OutputError(f"cannot export to {out}: it is a folder holding other files (it would be replaced "
+                          "whole); give a new or empty folder, or a datasets folder exported before")
+    check_output(out, "datasets" if folder else "file")
     arrays = list(arrays or st.arrays(name))
     rows = st.select_rows(name, arrays, splits, missing)
     columns = {"id": st.ids[rows], "split": st.splits[rows], "text": st.texts[rows], "image": st.images[rows]}
@@ -44,7 +47,7 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
     if clash:
         raise MemeprobeError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
     if folder:
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, "datasets") as tmp:
             _write_hf(tmp, _arrow_table(st, name, columns, values))
         return len(rows)
     with atomic_write(out, "wb") as f:
