@@ -40,10 +40,10 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # kinds of existing memeprobe files and folders (what --replace names), as a message names them
 KINDS = {"store": "an HDF5 file (a feature store)", "model": "a torch file (a model or weights)",
          "runs": "a runs table", "report": "a leakage report folder", "sample": "a synthetic sample folder"}
-# kinds of outputs: the above, plus any other file and a folder of plots (files added to it)
-WRITES = {**KINDS, "file": "this output", "plots": "plots"}
-FOLDERS = ("report", "sample", "plots")  # outputs that are folders
-REPLACED = ("report", "sample")  # folders replaced as a whole
+# kinds of outputs: the above, plus any other file, a folder of plots (files added to it) and a datasets folder
+WRITES = {**KINDS, "file": "this output", "plots": "plots", "datasets": "a Hugging Face datasets folder"}
+FOLDERS = ("report", "sample", "plots", "datasets")  # outputs that are folders
+REPLACED = ("report", "sample", "datasets")  # folders replaced as a whole
 _MAX_LINE = 16 << 20  # the first line of a runs table is read whole up to this size
 MAX_NAME_BYTES = 200  # a file name made from data, before suffixes and temp-name prefixes (NAME_MAX 255)
 _SEPARATORS = "/\\"

@@ -269,6 +269,28 @@ class FeatureStore:
         return st
 
     @classmethod
+    def open_writer(cls, path) -> "FeatureStore":
+        """Writer on an existing store, whichever dataset it holds (e.g. to import features into it); an older
+        schema is upgraded as by :meth:`open_or_create`."""
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"store {path} does not exist; create it with `memeprobe featurize ... --store {path}`")
+        lock = WriterLock(_real(path))
+        try:
+            cls._clean_temps(_real(path))
+            st = cls(path, writable=True, lock=lock)
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            if int(st._attr("schema_version")) < SCHEMA_VERSION:
+                st._migrate()
+        except BaseException:
+            st.close()
+            raise
+        return st
+
+    @classmethod
     def open(cls, path) -> "FeatureStore":
         """Reader: never takes the lock, never blocks or crashes while a writer appends."""
         path = Path(path)
@@ -855,9 +877,11 @@ class FeatureStore:
             parts = [f"{int((st == c).sum())} {STATUS_NAMES[c]}" for c in (TODO, FAILED) if (st == c).any()]
             if parts:
                 counts.append(f"{mod}: {', '.join(parts)}")
+        where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[~ok][:5])
         raise MemeprobeError(
             f"feature set {name!r}: {int((~ok).sum())} of {len(rows)} selected rows are not done "
-            f"({'; '.join(counts)}); finish them with `memeprobe featurize` or load with missing='drop'")
+            f"({'; '.join(counts)}), e.g. {where}; finish them with `memeprobe featurize` (`memeprobe store import` "
+            "for an imported set) or load with missing='drop'")
 
     @_damaged_guard
     def load_rows(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error",
