@@ -561,6 +561,15 @@ class FeatureStore:
                 f"{old_names} -> {new_names}); feature sets kept")
 
     # ------------------------------------------------------------------ meme table
+    @property
+    def dataset_fingerprint(self) -> str:
+        """``Dataset.fingerprint()`` of the memes the store was built from (checked against the table on load)."""
+        return str(self._attr("dataset_fingerprint"))
+
+    @property
+    def dataset_format(self) -> str:
+        return str(self._attr("dataset_format"))
+
     def split_names(self) -> list[str]:
         """Split names in first-seen row order."""
         return list(dict.fromkeys(self.splits.tolist()))
