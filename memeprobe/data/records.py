@@ -68,6 +68,7 @@ def fingerprint_rows(splits, ids, texts, images) -> str:
     by U+001F and ended by U+001E, UTF-8, one sha256; hashed in blocks of rows (bounded memory)."""
     h = hashlib.sha256()
     for lo in range(0, len(ids), 8192):
-        rows = zip(splits[lo:lo + 8192], ids[lo:lo + 8192], texts[lo:lo + 8192], images[lo:lo + 8192])
-        h.update("".join(f"{s}\x1f{i}\x1f{t}\x1f{im}\x1e" for s, i, t, im in rows).encode("utf-8"))
+        block = (list(c[lo:lo + 8192]) if isinstance(c, list) else c[lo:lo + 8192].tolist()
+                 for c in (splits, ids, texts, images))
+        h.update(("\x1e".join(map("\x1f".join, zip(*block))) + "\x1e").encode("utf-8"))
     return h.hexdigest()

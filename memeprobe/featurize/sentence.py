@@ -70,6 +70,7 @@ class SentenceFeaturizer(Featurizer):
         if ident in ALIASES:
             ident = bundled_model_dir(ALIASES[ident])
         self.source, self._sha, self._cached = resolve_model_dir(spec, ident)
+        read_modules(spec, self.source)  # refused before any store is touched
         self.model = None
 
     def weights_sha256(self) -> str:

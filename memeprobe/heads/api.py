@@ -246,8 +246,8 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
         check_splits(st, [split])
         try:
             store_names = label_names(st, meta["target"])
-        except MemeprobeError:  # the store has no classes for the model's target
-            store_names = []
+        except MemeprobeError:  # the store has no classes for the model's target: what it does label
+            store_names = label_names(st, "auto")
         match = check_match(st, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
                             meta["label_names"], store_names, allow_other_dataset=allow_other_dataset,
                             allow_other_features=allow_other_features)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from memeprobe.errors import MemeprobeError, WeightsError
+from memeprobe.errors import MemeprobeError, StoreError, WeightsError
 
 
 @dataclass
@@ -37,6 +37,8 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
         for ref in refs:
             resolve(store, ref)
         current = identity_of(store, refs)
+    except StoreError:  # a damaged store is reported as such
+        raise
     except MemeprobeError as e:
         raise WeightsError(f"{model_path} was trained on features {', '.join(refs)}, but store {store.path} does "
                            f"not match: {e}") from None

@@ -10,6 +10,7 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -388,28 +389,38 @@ class FeatureStore:
         if problems:
             raise self._damage(problems, verify=False)
         m = self._f["memes"]
-        self.ids = np.array(m["id"].asstr()[()], dtype=str)
-        self.splits = np.array(m["split"].asstr()[()], dtype=str)
-        self.texts = np.array(m["text"].asstr()[()], dtype=str)
-        self.images = np.array(m["image"].asstr()[()], dtype=str)
-        self.label = m["label"][()]
-        self.labels = m["labels"][()]
-        self.n = len(self.ids)
+        t = self._table = SimpleNamespace(**{k: np.array(m[key].asstr()[()], dtype=str) for k, key in
+                                             (("ids", "id"), ("splits", "split"), ("texts", "text"),
+                                              ("images", "image"))}, label=m["label"][()], labels=m["labels"][()])
+        self.n = len(t.ids)
         self.label_names = tuple(root["label_names"])
         self.binary_name = root["binary_name"]
         self.dataset_options = root.get("dataset_options", {})  # {} for stores written before they were kept
-        labelled = (self.labels >= 0).any(axis=1) if self.labels.shape[1] else np.zeros(self.n, bool)
-        self.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
+        labelled = (t.labels >= 0).any(axis=1) if t.labels.shape[1] else np.zeros(self.n, bool)
+        t.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
 
     def _check_content(self) -> None:
         """Before the first load of this open store: the meme table holds what its fingerprint says (one hash),
         labels are -1/0/1, spans are valid. Raises the one-line damage error."""
         if not self._content_checked:
-            problems = layout.content_problems(self._f, self, self.label_names, self._attr("dataset_fingerprint"),
-                                               self.schema_version)
+            problems = layout.content_problems(self._f, self._table, self.label_names,
+                                               self._attr("dataset_fingerprint"), self.schema_version)
             if problems:
                 raise self._damage(problems)
             self._content_checked = True
+
+    # the meme table, checked (:meth:`_check_content`) on first access: per row, as in the dataset
+    ids = property(lambda self: self._checked_table().ids, doc="id of every row")
+    splits = property(lambda self: self._checked_table().splits, doc="split of every row")
+    texts = property(lambda self: self._checked_table().texts, doc="text of every row")
+    images = property(lambda self: self._checked_table().images, doc='image path of every row ("" = none)')
+    label = property(lambda self: self._checked_table().label, doc="binary label (n,) int8, -1 = unlabeled")
+    labels = property(lambda self: self._checked_table().labels, doc="multi-hot (n, K) int8, -1 = unlabeled")
+    spans = property(lambda self: self._checked_table().spans, doc="tuple of Span per row, None where unknown")
+
+    def _checked_table(self) -> SimpleNamespace:
+        self._check_content()
+        return self._table
 
     # ------------------------------------------------------------------ structural changes (copy-on-write)
     @staticmethod
@@ -997,9 +1008,9 @@ class FeatureStore:
         """Problems found (empty list = ok): the meme table's labels, fingerprint, spans and duplicate (split, id);
         every feature set's layout (:mod:`~memeprobe.store.layout`), status values, checksums and NaN/inf of done
         rows. (A store whose attributes or meme table cannot be read does not open.)"""
-        problems = layout.content_problems(self._f, self, self.label_names, self._attr("dataset_fingerprint"),
-                                           self.schema_version)
-        keys = list(zip(self.splits.tolist(), self.ids.tolist()))
+        problems = layout.content_problems(self._f, self._table, self.label_names,
+                                           self._attr("dataset_fingerprint"), self.schema_version)
+        keys = list(zip(self._table.splits.tolist(), self._table.ids.tolist()))
         if len(set(keys)) != len(keys):
             dup = [k for k, c in Counter(keys).items() if c > 1][:5]
             problems.append(f"meme table: duplicate (split, id): {', '.join(f'{s}/{i}' for s, i in dup)}")
@@ -1041,7 +1052,7 @@ class FeatureStore:
             mismatch = np.concatenate(mismatch) if mismatch else []
             if len(mismatch):
                 problems.append(f"feature set {name!r} array {a!r}: {len(mismatch)} done rows do not match their "
-                                f"checksum (e.g. {layout.rows_named(self, mismatch)})")
+                                f"checksum (e.g. {layout.rows_named(self._table, mismatch)})")
         return problems
 
     def _need_writer(self) -> None:
