@@ -84,6 +84,19 @@ def test_flipped_meme_id_is_refused_by_every_load(lab, model):
     _no_output(out, store.parent / "m.pt", store.parent / "x.npz", store.parent / "leak")
 
 
+def test_flipped_label_byte_is_refused(lab):
+    def edit(f):
+        f["memes/label"][ROW] = 1 - f["memes/label"][ROW]  # still 0/1: only the labels' digest tells
+    store = _damaged(lab, "flip_label", edit)
+    before = sha(store)
+    run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET, "--out", store.parent / "m.pt")
+    assert_clear(run, 2, str(store), "meme table", "labels", "labels_sha256", "store verify")
+    verify = lab.cli("store", "verify", store)
+    assert verify.exit_code == 1 and "labels_sha256" in verify.output, verify.output
+    assert sha(store) == before
+    _no_output(store.parent / "m.pt")
+
+
 def test_deleted_checksum_group_is_damage_and_overwrite_rebuilds_the_set(lab):
     store = _damaged(lab, "no_checksum", lambda f: f.__delitem__(f"features/{SET}/_checksum"))
     run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET)
@@ -333,6 +346,8 @@ CRAFTED_MODELS = {  # name: (head kind, edit of the saved dict, words of the lin
                                       ["state 'Y'", "outside [0, 1]"]),
     "fusion split not what the weights say": ("fusion", lambda d: _set(d, ["model", "params", "split"], 3),
                                               ["weights.image.0.weight"]),
+    "attention heads that do not divide d_model": ("fusion", lambda d: d["model"]["params"].update(
+        fusion="attention", n_heads=3), ["parameters build no module"]),
     "ensemble member mis-shaped": ("ensemble", lambda d: _set(d, ["model", "members", 1, "state", "Y"],
                                                               torch.zeros(2)), ["member 1", "'Y'"]),
     "ensemble weights for other members": ("ensemble", lambda d: _set(d, ["model", "weights"], [1.0]),
@@ -390,14 +405,14 @@ def test_huge_declared_sizes_are_refused_without_allocating(lab, field, value):
     _no_output(out)
 
 
-def _span_store(path: Path, seed: int = 0) -> Path:
+def _span_store(path: Path, seed: int = 0, word: str = "word") -> Path:
     """A SemEval-like store with spans and random per-token features (``tok``: text_tokens/mask/offsets)."""
     rng = np.random.default_rng(seed)
     names = ("Smears", "Loaded_Language")
     memes = []
     for i in range(24):
         split = ("train", "dev", "test")[i % 3]
-        text = f"word{i} evil idiots again {i}"
+        text = f"{word}{i} evil idiots again {i}"
         spans = (Span(6 + len(str(i)), 11 + len(str(i)), i % 2),) if split != "test" else None
         labels = tuple(int(any(s.label == k for s in spans)) for k in range(2)) if spans else None
         memes.append(Meme(f"m{i}", split, text, None, None, labels, spans))
@@ -438,6 +453,21 @@ def test_crafted_span_model_is_one_line(lab, name, edit, words):
     _no_output(out)
     ok = lab.cli("predict", model_path, "--store", store, "--split", "test", "--out", folder / "ok.json")
     assert ok.exit_code == 0 and json.loads((folder / "ok.json").read_text()), ok.output
+
+
+def test_span_model_meets_only_its_own_dataset(lab):
+    folder = lab.root / "span_match"
+    folder.mkdir()
+    store, other, model_path = _span_store(folder / "s.h5"), _span_store(folder / "o.h5", word="text"), folder / "m.pt"
+    run = lab.cli("train-head", "span", "--store", store, "--feature-set", "tok", "--dev-split", "dev",
+                  "--param", "epochs=1", "--param", "folds=2", "--param", "hidden=8", "--out", model_path)
+    assert run.exit_code == 0, run.output
+    out = folder / "other.json"
+    refused = lab.cli("predict", model_path, "--store", other, "--split", "test", "--out", out)
+    assert_clear(refused, 2, str(model_path), str(other), "another dataset", "(--allow-other-dataset)")
+    _no_output(out)
+    ok = lab.cli("predict", model_path, "--store", other, "--split", "dev", "--out", out, "--allow-other-dataset")
+    assert ok.exit_code == 0 and "allowed" in ok.output and "span F1" in ok.output, ok.output  # same techniques
 
 
 @pytest.mark.parametrize("spec,words", [

@@ -242,8 +242,10 @@ def _check_head(m, where: str) -> Outputs:
     layout = _check_layout(m["fitted"], head.norm, where)
     try:
         spec = head._state_spec(state, layout.n_features, layout.n_outputs)
-    except MemeprobeError as e:
-        raise BadModel(f"{where} {str(e).splitlines()[0]}") from None
+    except (MemeprobeError, AssertionError, ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:
+        # parameters torch cannot build a module from (e.g. d_model not divisible by n_heads)
+        raise BadModel(f"{where} parameters build no module ({type(e).__name__}: "
+                       f"{(str(e).splitlines() or [''])[0][:120]})") from None
     check_entries(state, spec, f"{where} state")
     return layout
 

@@ -8,6 +8,7 @@ raises the first problem found; ``verify`` lists them all.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -110,8 +111,8 @@ def parse_arrays(value) -> dict[str, ArraySpec]:
 # root attribute -> parser (``kind`` and ``schema_version`` are checked first, by the store)
 ROOT_ATTRS = {"memeprobe_version": _text, "created": _text, "dataset_format": _text, "dataset_root": _text,
               "dataset_fingerprint": _sha256, "label_names": _names, "binary_name": _name_or_null,
-              "dataset_options": parse_json}
-OPTIONAL_ROOT_ATTRS = ("dataset_options",)  # absent in stores written before it was kept
+              "dataset_options": parse_json, "labels_sha256": _sha256}
+OPTIONAL_ROOT_ATTRS = ("dataset_options", "labels_sha256")  # absent in stores written before they were kept
 # meme table column -> (kind, number of dimensions)
 TABLE = {"id": ("text", 1), "split": ("text", 1), "text": ("text", 1), "image": ("text", 1),
          "label": ("int8", 1), "labels": ("int8", 2)}
@@ -191,9 +192,25 @@ def content_problems(f: h5py.File, table, label_names, fingerprint: str, schema_
                             f"(e.g. {rows_named(table, rows)})")
     if fingerprint_rows(table.splits, table.ids, table.texts, table.images) != fingerprint:
         problems.append("meme table: contents do not match the stored dataset fingerprint")
+    if "labels_sha256" in f.attrs and labels_sha256(f) != f.attrs["labels_sha256"]:
+        problems.append("meme table: labels or label names do not match the stored labels_sha256")
     if schema_version >= 2:
         problems += span_table.check_table(f["memes"], table.texts, len(label_names))
     return problems
+
+
+def labels_sha256(f: h5py.File) -> str:
+    """sha256 over the labels the meme table holds: ``label``, ``labels`` (shape and bytes), the ``label_names``
+    and ``binary_name`` attributes (the ``labels_sha256`` root attribute; spans are checked by their table's
+    rules: inside their texts, of known techniques)."""
+    h = hashlib.sha256()
+    m = f["memes"]
+    for key in ("label", "labels"):
+        values = np.ascontiguousarray(m[key][()], dtype=np.int8)
+        h.update(repr(values.shape).encode() + values.tobytes())
+    for key in ("label_names", "binary_name"):
+        h.update(str(f.attrs[key]).encode("utf-8") + b"\0")
+    return h.hexdigest()
 
 
 # ---------------------------------------------------------------- feature sets

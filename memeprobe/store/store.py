@@ -201,6 +201,7 @@ def _write_labels(f: h5py.File, dataset: Dataset) -> None:
     span_table.write_table(g, dataset.memes)
     f.attrs.update({"label_names": dumps(list(dataset.label_names)), "binary_name": dumps(dataset.binary_name),
                     "dataset_options": dumps(dataset.options)})
+    f.attrs["labels_sha256"] = layout.labels_sha256(f)
 
 
 def _real(path: Path) -> Path:
