@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -122,7 +121,7 @@ def test_status_byte_outside_0_1_2_is_named_and_featurize_redoes_the_row(lab):
         f[f"features/{SET}/_status/image"][ROW] = 7
     store = _damaged(lab, "status7", edit)
     run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET)
-    assert_clear(run, 2, str(store), f"status 'image'", "other than 0, 1, 2", lab.where(), "memeprobe featurize")
+    assert_clear(run, 2, str(store), "status 'image'", "other than 0, 1, 2", lab.where(), "memeprobe featurize")
     verify = lab.cli("store", "verify", store)
     assert verify.exit_code == 1 and "status 'image' holds values other than 0, 1, 2" in verify.output
     redo = lab.featurize(lab.base, store)  # the fix the line names: the row is redone, nothing else
