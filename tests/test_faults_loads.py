@@ -416,7 +416,8 @@ def _span_store(path: Path, seed: int = 0, word: str = "word") -> Path:
         labels = tuple(int(any(s.label == k for s in spans)) for k in range(2)) if spans else None
         memes.append(Meme(f"m{i}", split, text, None, None, labels, spans))
     with FeatureStore.create(path, Dataset(path.parent, "semeval2021_task6", memes, label_names=names)) as st:
-        st.add_feature_set("tok", {"text_tokens": ArraySpec((6, 4), "text"), "text_mask": ArraySpec((6,), "text", "uint8"),
+        st.add_feature_set("tok", {"text_tokens": ArraySpec((6, 4), "text"),
+                                   "text_mask": ArraySpec((6,), "text", "uint8"),
                                    "text_offsets": ArraySpec((6, 2), "text", "int32")}, {"encoder": "synthetic:tok"})
         offsets = np.array([[[0, 4], [5, 9], [10, 16], [17, 22], [23, 25], [0, 0]]] * st.n, np.int32)
         st.write_rows("tok", np.arange(st.n), {"text_tokens": rng.normal(size=(st.n, 6, 4)),

@@ -241,7 +241,7 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
     from memeprobe.heads.validate import check_meta
 
     model, meta = load_model(model_path)
-    check_meta(meta, model_path, len(model.classes_) if model.multiclass_ else model.n_outputs_)
+    check_meta(meta, model_path, model.n_outputs_)
     with opened(store) as st:
         check_splits(st, [split])
         try:

@@ -272,7 +272,8 @@ def _check_file(d: dict, path) -> None:
     those declare (compared on torch's meta device: nothing is allocated), finite."""
     import torch
 
-    from memeprobe.heads.validate import BadModel, Number, check_entries, check_value, fail, tensors
+    from memeprobe.heads.validate import (BadModel, Number, Tensor, check_entries, check_identity, check_value, fail,
+                                          tensors)
 
     try:
         for key in ("params", "fitted", "state", "meta"):
@@ -287,8 +288,7 @@ def _check_file(d: dict, path) -> None:
             head._check(head.folds if isinstance(head.folds, int) else 0)
         except MemeprobeError as e:
             raise BadModel(str(e)) from None
-        bound = max([int(x) for t in tensors(d["state"]) for x in t.shape] + [1])
-        check_value(head.hidden, Number(int, 1, bound), "parameter hidden")
+        bound = max([int(x) for t in tensors(d["state"]) for x in t.shape] + [1])  # d_in is a stored width
         check_value(fit.get("threshold"), Number(float, 0, 1), "fitted threshold")
         check_value(fit.get("d_in"), Number(int, 1, bound), "fitted d_in")
         names = fit.get("label_names")
@@ -298,19 +298,13 @@ def _check_file(d: dict, path) -> None:
         cv = fit.get("cv")
         if not isinstance(cv, dict) or not all(_number(t) and isinstance(f, (int, float)) for t, f in cv.items()):
             raise BadModel("fitted cv is not {threshold: score}")
-        if not isinstance(meta.get("feature_set"), str) or not isinstance(meta.get("identity"), dict):
-            raise BadModel("meta lacks its feature set or identity")
+        if not isinstance(meta.get("feature_set"), str) or not check_identity(meta.get("identity")):
+            raise BadModel("meta lacks its feature set or identity {feature set: {identity, arrays}}")
         with torch.device("meta"):
             model = _torch_model(fit["d_in"], len(names), head.hidden, head.dropout)
-        check_entries(d["state"], {k: _tensor(v) for k, v in model.state_dict().items()}, "state")
+        check_entries(d["state"], {k: Tensor(tuple(v.shape)) for k, v in model.state_dict().items()}, "state")
     except BadModel as e:
         raise fail(path, str(e)) from None
-
-
-def _tensor(v):
-    from memeprobe.heads.validate import Tensor
-
-    return Tensor(tuple(v.shape))
 
 
 def _number(text) -> bool:

@@ -271,6 +271,13 @@ def _heads(m: dict):
         yield m
 
 
+def check_identity(identity) -> bool:
+    """Whether a model file's feature identity has the shape ``features.identity`` writes."""
+    return isinstance(identity, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("identity"), dict) and isinstance(v.get("arrays"), dict)
+        for v in identity.values())
+
+
 def check_meta(meta: dict, path, n_outputs: int) -> None:
     """The meta entries ``predict`` needs (written by ``train-head --out``), and label names for every output."""
     for key, kind in META_KEYS.items():
@@ -278,8 +285,7 @@ def check_meta(meta: dict, path, n_outputs: int) -> None:
             raise fail(path, f"meta['{key}'] is missing or not {kind.__name__}")
     if not all(isinstance(r, str) for r in meta["feature_sets"]) or not meta["feature_sets"]:
         raise fail(path, "meta['feature_sets'] is not a list of feature references")
-    if not all(isinstance(v, dict) and isinstance(v.get("identity"), dict) and isinstance(v.get("arrays"), dict)
-               for v in meta["identity"].values()):
+    if not check_identity(meta["identity"]):
         raise fail(path, "meta['identity'] is not {feature set: {identity, arrays}}")
     if meta["target"] not in MODEL_TARGETS:
         raise fail(path, f"meta['target'] is {meta['target']!r}, not one of {', '.join(MODEL_TARGETS)}")

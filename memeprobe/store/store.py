@@ -24,8 +24,8 @@ from memeprobe.store import layout
 from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
-    CHECKSUM, DONE, FAILED, IDENTITY_KEYS, LEGACY_CHECKSUM, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
-    check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
+    CHECKSUM, DONE, FAILED, IDENTITY_KEYS, LEGACY_CHECKSUM, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO,
+    ArraySpec, check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
 
 _STR = h5py.string_dtype("utf-8")
 _FIX = ("use a new --store path, or --overwrite to rebuild it")
