@@ -152,6 +152,12 @@ def _array_dtype(f):
     f[f"features/{SET}"].create_dataset(EMBED, data=values.astype(np.float64))
 
 
+def _unbacked_array(f):
+    shape, dtype = f[f"features/{SET}/{EMBED}"].shape, f[f"features/{SET}/{EMBED}"].dtype
+    del f[f"features/{SET}/{EMBED}"]
+    f[f"features/{SET}"].create_dataset(EMBED, shape=shape, dtype=dtype, chunks=(1, shape[1]))  # no bytes stored
+
+
 def _labels_shape(f):
     del f["memes/label"]
     f["memes"].create_dataset("label", data=np.zeros((40, 2), np.int8))
@@ -184,6 +190,7 @@ CRAFTED = {  # name: (edit, words the line must hold, whether `store verify` can
     "dataset_options a list": (_root_attr("dataset_options", "[1]"), ["'dataset_options'", "not an object"], False),
     "label_names not a list": (_root_attr("label_names", '"hateful"'), ["'label_names'", "not a list"], False),
     "schema_version a string": (_root_attr("schema_version", "three"), ["'schema_version'"], False),
+    "array shape the file does not back": (_unbacked_array, [f"array '{EMBED}' claims shape", "stores 0"], True),
     "array of another dtype": (_array_dtype, [f"array '{EMBED}' is stored as", "float64", "but declared"], True),
     "label column of another shape": (_labels_shape, ["meme table: 'label' is stored as (40, 2)"], False),
     "arrays spec with a bad shape": (_set_attr("arrays", json.dumps(
@@ -378,15 +385,25 @@ def test_every_head_kind_still_round_trips(lab):
         assert out.read_text().splitlines()[0] == "id,proba,label"
 
 
+_PEAK = """import sys
+from memeprobe.cli import main
+try:
+    main(sys.argv[1:], prog_name="memeprobe")
+finally:  # this process's own high-water mark (rusage of a child would count the parent's pages at fork)
+    print("VmHWM", [ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0], file=sys.stderr)
+"""
+
+
 def _peak_rss_mb(args) -> tuple[int, float, str]:
-    """Exit code, peak RSS (MiB) and output of ``memeprobe ARGS`` in a subprocess."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(_memeprobe() + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=env)
-    output = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, output
+    """Exit code, peak RSS (MiB) and output of ``memeprobe ARGS`` in a fresh interpreter."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _PEAK, *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    output = proc.stdout + proc.stderr
+    peak = [int(ln.split()[1]) for ln in output.splitlines() if ln.startswith("VmHWM")]
+    assert peak, output
+    return proc.returncode, peak[0] / 1024, output
 
 
 @pytest.mark.parametrize("field,value", [("n_outputs", 10 ** 11), ("blocks", [10 ** 11])])

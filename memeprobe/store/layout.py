@@ -133,6 +133,17 @@ def read_root(f: h5py.File) -> tuple[dict, list[str]]:
     return values, problems
 
 
+def _unstored(ds: h5py.Dataset) -> str | None:
+    """Why ``ds`` does not hold every element its shape claims, or None. Store datasets are allocated when
+    written or created (no filters), so a shape beyond the stored bytes is crafted: reading it would cost
+    memory the file does not back."""
+    string = h5py.check_string_dtype(ds.dtype)
+    vlen = h5py.check_vlen_dtype(ds.dtype) is not None or (string is not None and string.length is None)
+    need = int(np.prod(ds.shape, dtype=np.int64)) * (16 if vlen else ds.dtype.itemsize)  # 16: a heap reference
+    stored = ds.id.get_storage_size()
+    return None if stored >= need else f"claims shape {ds.shape} but stores {stored} of its {need} bytes"
+
+
 def _kind_problem(obj, want: str) -> str | None:
     """Why ``obj`` is not an HDF5 ``want`` ("group" or "dataset"), or None."""
     cls = h5py.Group if want == "group" else h5py.Dataset
@@ -161,6 +172,9 @@ def table_problems(f: h5py.File, n_labels: int, schema_version: int) -> list[str
         if not ok_dtype or len(ds.shape) != ndim:
             problems.append(f"meme table: {key!r} is stored as {ds.shape} {ds.dtype}, expected {ndim}-D {kind}")
             continue
+        if why := _unstored(ds):
+            problems.append(f"meme table: {key!r} {why}")
+            continue
         lengths[key] = ds.shape[0]
     n = lengths.get("id")
     for key, length in lengths.items():
@@ -175,9 +189,10 @@ def table_problems(f: h5py.File, n_labels: int, schema_version: int) -> list[str
             problems.append(f"meme table: 'spans' {why}")
         else:
             for key in span_table.COLUMNS:
-                if key in m["spans"] and (_kind_problem(m["spans"][key], "dataset") or m["spans"][key].ndim != 1
-                                          or m["spans"][key].dtype.kind not in "iu"):
-                    problems.append(f"meme table: span column {key!r} is not a 1-D integer dataset")
+                column = m["spans"].get(key)
+                if column is not None and (_kind_problem(column, "dataset") or column.ndim != 1
+                                           or column.dtype.kind not in "iu" or _unstored(column)):
+                    problems.append(f"meme table: span column {key!r} is not a stored 1-D integer dataset")
     return problems
 
 
@@ -268,6 +283,8 @@ def check_set(g, name: str, n: int, algorithms, lost: bool = True) -> tuple[list
         elif g[a].shape != (n, *s.shape) or g[a].dtype != np.dtype(s.dtype):
             problems.append(f"{where}: array {a!r} is stored as {g[a].shape} {g[a].dtype} but declared "
                             f"{(n, *s.shape)} {s.dtype}")
+        elif why := _unstored(g[a]):
+            problems.append(f"{where}: array {a!r} {why}")
         else:
             sound.add(("array", a))
     return problems + _checksum_problems(g, where, list(spec), n, algorithms, lost, sound), sound
@@ -289,6 +306,8 @@ def _columns(g, where: str, part: str, keys, n: int, dtype, sound: set) -> list[
         elif g[part][k].shape != (n,) or g[part][k].dtype != dtype:
             problems.append(f"{where}: {what} {k!r} is stored as {g[part][k].shape} {g[part][k].dtype}, "
                             f"expected ({n},) {dtype}")
+        elif why := _unstored(g[part][k]):
+            problems.append(f"{where}: {what} {k!r} {why}")
         else:
             sound.add((part, k))
     return problems
