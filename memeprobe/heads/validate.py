@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from numbers import Real
 
 from memeprobe.errors import MemeprobeError, WeightsError
+from memeprobe.heads.features import TARGETS
 
 META_KEYS = {"feature_sets": list, "identity": dict, "target": str, "label_names": list}
-MODEL_TARGETS = ("label", "labels", "all")
+MODEL_TARGETS = tuple(t for t in TARGETS if t != "auto")  # a saved model's target is resolved
 COUNT_PARAMS = ("hidden", "n_layers")  # layers to build: at most one per stored tensor
 
 
@@ -63,16 +64,6 @@ def tensors(value):
     elif isinstance(value, (list, tuple)):
         for v in value:
             yield from tensors(v)
-
-
-def _ints(value):
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        yield value
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _ints(v)
 
 
 def check_value(value, rule, what: str) -> None:
