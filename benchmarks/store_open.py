@@ -10,8 +10,8 @@ characters, like Hateful Memes) with one D-wide float16 feature set in a temp fo
 * ``open+load``: what ``train-head`` does per array: open, then ``load`` of every row (status, values with their
   row checksums, float32 cast),
 
-with the checks as shipped ("on") and with the three layout checks replaced by no-ops ("off"); the ratio is
-on/off. Row checksums are on in both (benchmarks/store_checksums.py measures those).
+with the checks as shipped ("on") and with the layout checks and the table's fingerprint replaced by no-ops
+("off"); the ratio is on/off. Row checksums are on in both (benchmarks/store_checksums.py measures those).
 
     .venv/bin/python benchmarks/store_open.py [--rows 12500 100000] [--dim 1024] [--repeats 9]
 """
@@ -51,12 +51,13 @@ def checks(on: bool):
     if on:
         yield
         return
-    saved = layout.table_problems, layout.content_problems, layout.set_problems
+    saved = layout.table_problems, layout.content_problems, layout.set_problems, layout.table_fingerprint
     layout.table_problems = layout.content_problems = layout.set_problems = lambda *a, **k: []
+    layout.table_fingerprint = lambda *a: ""
     try:
         yield
     finally:
-        layout.table_problems, layout.content_problems, layout.set_problems = saved
+        layout.table_problems, layout.content_problems, layout.set_problems, layout.table_fingerprint = saved
 
 
 def time_calls(path: Path, repeats: int) -> dict[tuple[str, bool], float]:

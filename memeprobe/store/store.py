@@ -390,9 +390,11 @@ class FeatureStore:
         if problems:
             raise self._damage(problems, verify=False)
         m = self._f["memes"]
-        t = self._table = SimpleNamespace(**{k: np.array(m[key].asstr()[()], dtype=str) for k, key in
-                                             (("ids", "id"), ("splits", "split"), ("texts", "text"),
-                                              ("images", "image"))}, label=m["label"][()], labels=m["labels"][()])
+        columns = {k: m[key].asstr()[()] for k, key in (("splits", "split"), ("ids", "id"), ("texts", "text"),
+                                                         ("images", "image"))}  # object arrays of str
+        t = self._table = SimpleNamespace(**{k: np.array(v, dtype=str) for k, v in columns.items()},
+                                          label=m["label"][()], labels=m["labels"][()],
+                                          fingerprint=layout.table_fingerprint(*columns.values()))
         self.n = len(t.ids)
         self.label_names = tuple(root["label_names"])
         self.binary_name = root["binary_name"]
