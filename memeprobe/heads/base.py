@@ -289,7 +289,7 @@ def read_model_file(path):
     what = kind(path)
     if what == "missing":
         raise WeightsError(f"model file {describe(path, what)}; train one with `memeprobe train-head ... --out "
-                             f"{path}`")
+                           f"{path}`")
     if what != "torch":
         raise WeightsError(f"{describe(path, what)}, not a memeprobe model file; pass the file written by "
                            "`memeprobe train-head --out`")
