@@ -83,17 +83,26 @@ def test_flipped_meme_id_is_refused_by_every_load(lab, model):
     _no_output(out, store.parent / "m.pt", store.parent / "x.npz", store.parent / "leak")
 
 
-def test_flipped_label_byte_is_refused(lab):
+def test_flipped_label_byte_is_refused_and_featurize_rewrites_the_labels(lab):
     def edit(f):
         f["memes/label"][ROW] = 1 - f["memes/label"][ROW]  # still 0/1: only the labels' digest tells
     store = _damaged(lab, "flip_label", edit)
     before = sha(store)
     run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", SET, "--out", store.parent / "m.pt")
-    assert_clear(run, 2, str(store), "meme table", "labels", "labels_sha256", "store verify")
+    assert_clear(run, 2, str(store), "meme table", "labels_sha256", "store verify", "memeprobe featurize",
+                 "feature sets are kept")
     verify = lab.cli("store", "verify", store)
     assert verify.exit_code == 1 and "labels_sha256" in verify.output, verify.output
     assert sha(store) == before
     _no_output(store.parent / "m.pt")
+    fixed = lab.featurize(lab.base, store)  # the fix the line names: labels from the dataset, features kept
+    assert fixed.exit_code == 0 and "labels updated from the dataset (the stored ones were damaged" in fixed.output
+    assert "1 row label(s) changed" in fixed.output and "0 rows to do" in fixed.output, fixed.output
+    assert lab.cli("store", "verify", store).output.strip() == "ok"
+    with FeatureStore.open(store) as st:
+        assert st.label.tolist() == [-1 if m.label is None else m.label for m in lab.dataset.memes]
+    status, values = read(store)
+    assert (status == DONE).all() and np.array_equal(values, lab.ref[1])
 
 
 def test_deleted_checksum_group_is_damage_and_overwrite_rebuilds_the_set(lab):

@@ -2,9 +2,10 @@
 and the attributes and parts of a feature set. The checks below read metadata only (plus the meme table's
 values, which every open reads anyway) and return problems, one line each naming the object.
 
-``FeatureStore`` runs :func:`root_problems` and :func:`table_problems` on open, :func:`content_problems`
-before the first load of the open store, :func:`set_problems` before the first use of a feature set, and
-raises the first problem found; ``verify`` lists them all.
+``FeatureStore`` runs :func:`read_root` and :func:`table_problems` on open, :func:`content_problems` and
+:func:`label_problems` before the first load of the open store (a writer given the dataset rewrites damaged
+labels instead), :func:`set_problems` before the first use of a feature set, and raises the first problem
+found; ``verify`` lists them all.
 """
 from __future__ import annotations
 
@@ -201,22 +202,26 @@ def table_fingerprint(splits, ids, texts, images) -> str:
     return fingerprint_rows(splits, ids, texts, images)
 
 
-def content_problems(f: h5py.File, table, label_names, fingerprint: str, schema_version: int) -> list[str]:
-    """What the meme table holds: 0/1/-1 labels, contents matching the stored ``fingerprint``, valid spans.
-    ``table``: an object with ``splits``, ``ids``, ``texts``, ``images``, ``label``, ``labels`` and the
-    ``fingerprint`` of its rows (:func:`table_fingerprint`)."""
+def content_problems(table, fingerprint: str) -> list[str]:
+    """The meme table's rows (split, id, text, image) against the stored dataset ``fingerprint``. ``table``: an
+    object with the ``fingerprint`` of its rows (:func:`table_fingerprint`)."""
+    return [] if table.fingerprint == fingerprint else ["meme table: contents do not match the stored dataset "
+                                                        "fingerprint"]
+
+
+def label_problems(f: h5py.File, table, n_labels: int, schema_version: int) -> list[str]:
+    """What the dataset's labels put in the meme table: 0/1/-1 values, the stored ``labels_sha256``, spans inside
+    their texts. ``table``: an object with ``splits``, ``ids``, ``texts``, ``label``, ``labels``."""
     problems = []
     for key, y in (("label", table.label), ("labels", table.labels)):
         rows = np.flatnonzero(~np.isin(y, (-1, 0, 1)).reshape(len(y), -1).all(axis=1))
         if len(rows):
             problems.append(f"meme table: {key} holds values other than -1, 0, 1 in {len(rows)} rows "
                             f"(e.g. {rows_named(table, rows)})")
-    if table.fingerprint != fingerprint:
-        problems.append("meme table: contents do not match the stored dataset fingerprint")
     if "labels_sha256" in f.attrs and labels_sha256(f) != f.attrs["labels_sha256"]:
         problems.append("meme table: labels or label names do not match the stored labels_sha256")
     if schema_version >= 2:
-        problems += span_table.check_table(f["memes"], table.texts, len(label_names))
+        problems += span_table.check_table(f["memes"], table.texts, n_labels)
     return problems
 
 

@@ -30,6 +30,8 @@ from memeprobe.store.schema import (
 _STR = h5py.string_dtype("utf-8")
 _FIX = ("use a new --store path, or --overwrite to rebuild it")
 REBUILD = "rebuild it with --overwrite or a new --store path"
+RELABEL = ("`memeprobe featurize` on it with its dataset rewrites the labels from the dataset (feature sets are "
+           f"kept); or {REBUILD}")
 REBUILD_SET = ("re-featurize with --overwrite to rebuild that feature set (the store's other sets are kept), or use "
                "a new --store path")
 
@@ -250,8 +252,8 @@ class FeatureStore:
         try:
             cls._clean_temps(_real(path))
             st = cls(path, writable=True)
-            try:
-                st._check_content()  # a damaged meme table is rebuilt (overwrite) or refused, never written to
+            try:  # a damaged meme table is rebuilt (overwrite) or refused; damaged labels are rewritten below
+                st._check_content(labels=False)
             except BaseException:
                 st._close_quietly()
                 raise
@@ -402,14 +404,19 @@ class FeatureStore:
         labelled = (t.labels >= 0).any(axis=1) if t.labels.shape[1] else np.zeros(self.n, bool)
         t.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
 
-    def _check_content(self) -> None:
-        """Before the first load of this open store: the meme table holds what its fingerprint says (one hash),
-        labels are -1/0/1, spans are valid. Raises the one-line damage error."""
+    def _check_content(self, labels: bool = True) -> None:
+        """Before the first load of this open store: the meme table holds what its fingerprint says (one hash)
+        and, with ``labels``, its labels what their digest says (-1/0/1 values, spans inside their texts).
+        Raises the one-line damage error."""
         if not self._content_checked:
-            problems = layout.content_problems(self._f, self._table, self.label_names,
-                                               self._attr("dataset_fingerprint"), self.schema_version)
+            problems = layout.content_problems(self._table, self._attr("dataset_fingerprint"))
             if problems:
                 raise self._damage(problems)
+            if not labels:
+                return
+            problems = layout.label_problems(self._f, self._table, len(self.label_names), self.schema_version)
+            if problems:
+                raise self._damage(problems, RELABEL)
             self._content_checked = True
 
     # the meme table, checked (:meth:`_check_content`) on first access: per row, as in the dataset
@@ -557,8 +564,10 @@ class FeatureStore:
         """Rewrite the labels (label names, spans, dataset options) when ``dataset`` (same memes) labels them
         otherwise: labels are not features. Copy-on-write; returns what changed, None when nothing did."""
         label, labels = _label_arrays(dataset)
-        if (self.label_names == tuple(dataset.label_names) and self.binary_name == dataset.binary_name
-                and np.array_equal(self.label, label) and np.array_equal(self.labels, labels)):
+        t = self._table  # (unchecked: damaged labels are what this rewrites)
+        damaged = layout.label_problems(self._f, t, len(self.label_names), self.schema_version)
+        if (not damaged and self.label_names == tuple(dataset.label_names) and self.binary_name == dataset.binary_name
+                and np.array_equal(t.label, label) and np.array_equal(t.labels, labels)):
             if self.dataset_options != dataset.options:  # same labels: only the record of the options
                 self._check_writer()
                 self._f.attrs["dataset_options"] = dumps(dataset.options)
@@ -566,13 +575,14 @@ class FeatureStore:
                 self.dataset_options, self._size = dataset.options, os.fstat(self._fd).st_size
             return None
         old_names = list(self.label_names) or [self.binary_name]
-        changed = int(np.sum(self.label != label)) + (
-            int(np.sum((self.labels != labels).any(axis=1))) if self.labels.shape == labels.shape else self.n)
+        changed = int(np.sum(t.label != label)) + (
+            int(np.sum((t.labels != labels).any(axis=1))) if t.labels.shape == labels.shape else self.n)
         self._restructure(lambda f: _write_labels(f, dataset),
                           need_bytes=self.n * (1 + labels.shape[1]) + span_table.span_bytes(dataset.memes))
         new_names = list(dataset.label_names) or [dataset.binary_name]
-        return (f"store {self.path}: labels updated from the dataset ({changed} row label(s) changed; label names "
-                f"{old_names} -> {new_names}); feature sets kept")
+        why = f" (the stored ones were damaged: {damaged[0]})" if damaged else ""
+        return (f"store {self.path}: labels updated from the dataset{why} ({changed} row label(s) changed; label "
+                f"names {old_names} -> {new_names}); feature sets kept")
 
     # ------------------------------------------------------------------ meme table
     @property
@@ -1011,8 +1021,8 @@ class FeatureStore:
         """Problems found (empty list = ok): the meme table's labels, fingerprint, spans and duplicate (split, id);
         every feature set's layout (:mod:`~memeprobe.store.layout`), status values, checksums and NaN/inf of done
         rows. (A store whose attributes or meme table cannot be read does not open.)"""
-        problems = layout.content_problems(self._f, self._table, self.label_names,
-                                           self._attr("dataset_fingerprint"), self.schema_version)
+        problems = (layout.content_problems(self._table, self._attr("dataset_fingerprint"))
+                    + layout.label_problems(self._f, self._table, len(self.label_names), self.schema_version))
         keys = list(zip(self._table.splits.tolist(), self._table.ids.tolist()))
         if len(set(keys)) != len(keys):
             dup = [k for k, c in Counter(keys).items() if c > 1][:5]
