@@ -538,7 +538,7 @@ def test_st_folder_naming_a_custom_module_class_is_refused(lab):
 
 # ---------------------------------------------------------------- item 7: a model meets only its own data
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
+def stores(lab, tmp_path_factory):
     """Hateful-Memes-like and MAMI-like stores with the same encoders, plus one of another encoder and one of
     another dataset with the same labels; a binary model on the first and a MAMI model (target all)."""
     root = tmp_path_factory.mktemp("match")
@@ -549,13 +549,10 @@ def stores(tmp_path_factory):
          "v2": make_store(root / "v2" / "hm.h5", encoder="synthetic:v2"),
          "other": make_store(root / "other" / "o.h5", text="another caption")}
     for name, store, target in (("hm_model", s["hm"], "label"), ("mami_model", s["mami"], "all")):
-        from click.testing import CliRunner
-
-        from memeprobe.cli import main
-        r = CliRunner().invoke(main, ["train-head", "logreg", "--store", str(store), "--feature-set", "img",
-                                      "--target", target, "--bootstrap", "0", "--out", str(root / f"{name}.pt")])
-        assert r.exit_code == 0, r.output
         s[name] = root / f"{name}.pt"
+        run = lab.cli("train-head", "logreg", "--store", store, "--feature-set", "img", "--target", target,
+                      "--bootstrap", 0, "--out", s[name])
+        assert run.exit_code == 0, run.output
     return s
 
 
