@@ -11,16 +11,31 @@ from memeprobe.errors import MemeprobeError
 
 class _Group(click.Group):
     """Turns MemeprobeError into one clear line on stderr and exit code 2 (no traceback); an error that names
-    the option fixing it gets that CLI option as a hint."""
+    the option fixing it gets that CLI option as a hint, when the command that ran has that option."""
+
+    def parse_args(self, ctx, args):
+        ctx.meta["memeprobe.args"] = list(args)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MemeprobeError as e:
-            option = getattr(e, "option", None)
-            hint = f" (--{option.replace('_', '-')})" if option else ""
+            flag = _params(ctx).get(getattr(e, "option", None))
+            hint = f" ({flag})" if flag else ""
             click.echo(f"error: {e}{hint}", err=True)
             sys.exit(2)
+
+
+def _params(ctx) -> dict[str, str]:
+    """``{parameter name: its flag}`` of the (sub)command the arguments of this run name."""
+    command, args = ctx.command, ctx.meta.get("memeprobe.args", [])
+    while isinstance(command, click.Group) and args:
+        sub = command.get_command(ctx, args[0])
+        if sub is None:
+            break
+        command, args = sub, args[1:]
+    return {p.name: max(p.opts, key=len) for p in command.params}
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -125,12 +125,12 @@ def guarded(paths=None, trees=None, outputs=None):
 def replace_option(command):
     """Click decorator: ``--replace KIND`` (repeatable) allows the command's outputs to replace an existing
     memeprobe file or folder of that kind; the command runs inside :func:`reading` with it."""
-    @click.option("--replace", "replace_kinds", multiple=True, type=click.Choice(list(KINDS)),
+    @click.option("--replace", multiple=True, type=click.Choice(list(KINDS)),
                   help="Let an output replace an existing memeprobe file of this kind (store, model, runs, "
                        "report, sample); never a file this command reads.")
     @functools.wraps(command)
-    def run(*args, replace_kinds=(), **kwargs):
-        with reading(replace=replace_kinds):
+    def run(*args, replace=(), **kwargs):
+        with reading(replace=replace):
             return command(*args, **kwargs)
     return run
 

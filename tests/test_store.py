@@ -225,7 +225,7 @@ def test_verify_finds_damage(tmp_path, store):
     assert "status 'image' holds values other than 0, 1, 2" in text
     assert "duplicate (split, id): dev_seen/00001" in text
     assert "do not match the stored dataset fingerprint" in text
-    assert "array 'image_regions': stored (40, 3)" in text
+    assert "array 'image_regions' is stored as (40, 3)" in text
     assert "'text_embed': 1 done rows do not match their checksum (e.g. dev_seen/00001)" in text
     assert len(problems) == 6
     result = CliRunner().invoke(main, ["store", "verify", str(store.path)])

@@ -65,8 +65,16 @@ class Dataset:
 
     def fingerprint(self) -> str:
         """sha256 over (split, id, text, image) of every row, in order: ties a store to its dataset."""
-        h = hashlib.sha256()
-        for m in self.memes:
-            h.update("\x1f".join((m.split, m.id, m.text, m.image or "")).encode("utf-8"))
-            h.update(b"\x1e")
-        return h.hexdigest()
+        return fingerprint_rows([m.split for m in self.memes], [m.id for m in self.memes],
+                                [m.text for m in self.memes], [m.image or "" for m in self.memes])
+
+
+def fingerprint_rows(splits, ids, texts, images) -> str:
+    """:meth:`Dataset.fingerprint` of the rows given as columns (``""`` = no image): each row's fields joined
+    by U+001F and ended by U+001E, UTF-8, one sha256; hashed in blocks of rows (bounded memory)."""
+    h = hashlib.sha256()
+    for lo in range(0, len(ids), 8192):
+        block = (list(c[lo:lo + 8192]) if isinstance(c, list) else c[lo:lo + 8192].tolist()
+                 for c in (splits, ids, texts, images))
+        h.update(("\x1e".join(map("\x1f".join, zip(*block))) + "\x1e").encode("utf-8"))
+    return h.hexdigest()

@@ -26,6 +26,7 @@ from memeprobe.featurize.base import (
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
     cache_only,
+    check_weights_file,
     ensure_downloadable,
     file_sha256,
     refused_file,
@@ -111,10 +112,9 @@ class ClipFeaturizer(Featurizer):
 
     def __init__(self, spec, options):
         super().__init__(spec, options)
-        if os.path.isfile(spec.weights):
+        if os.path.isfile(spec.weights) or spec.weights.startswith(("/", ".", "~")):  # a path, not a tag
+            check_weights_file(spec.text, spec.weights, f"clip:{spec.model}:/path/to/existing/ckpt.pt")
             self.checkpoint, self._sha, self._cached = spec.weights, file_sha256(spec.weights), False
-        elif spec.weights.startswith(("/", ".", "~")):
-            raise weights_error(spec.text, spec.weights, f"clip:{spec.model}:/path/to/existing/ckpt.pt", "no such file")
         else:
             cached = _locate(spec)
             self.checkpoint, self._cached = None, cached is not None

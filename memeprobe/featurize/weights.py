@@ -7,7 +7,9 @@ import os
 import pickle
 from contextlib import contextmanager
 
+from memeprobe import torchfiles
 from memeprobe.errors import MemeprobeError, WeightsError
+from memeprobe.torchfiles import LOAD_ERRORS  # noqa: F401 (the featurizers catch these around weight loads)
 
 _SHA_CACHE: dict[str, str] = {}
 _SHOW_KEYS = 3
@@ -106,8 +108,15 @@ def torch_key_error(what: str, e: RuntimeError) -> WeightsError | None:
     return key_mismatch(what, parts["missing"], parts["unexpected"], parts["mismatched"])
 
 
-# what torch.load / safetensors raise on files that are not (safe) checkpoints
-LOAD_ERRORS = (OSError, RuntimeError, ValueError, EOFError, KeyError, pickle.UnpicklingError, AttributeError)
+def check_weights_file(spec: str, path, hint: str) -> None:
+    """One line unless ``path`` is a torch checkpoint or a safetensors file (by its first bytes): a folder, a
+    text file, a symbolic link to something else... are refused before anything is deserialised."""
+    what = torchfiles.kind(path)
+    if what == "missing":
+        raise weights_error(spec, str(path), hint, "no such file")
+    if what not in torchfiles.WEIGHT_KINDS:
+        raise WeightsError(f"{spec}: {torchfiles.describe(path, what)}, not a weights file (a torch checkpoint "
+                           f"or .safetensors); give {hint}")
 
 
 def refused_file(spec: str, path, e: BaseException) -> WeightsError:

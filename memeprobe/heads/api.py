@@ -8,7 +8,6 @@ an open :class:`~memeprobe.store.FeatureStore`."""
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,8 +54,9 @@ def model_meta(store, refs, target) -> dict:
     refs = canonical(store, refs)
     return {
         "feature_sets": refs, "identity": identity(store, refs), "store": str(Path(store.path).resolve()),
-        "store_checksum": store_checksum(store, refs), "dataset_fingerprint": store.info()["dataset"]["fingerprint"],
-        "target": resolve_target(store, target), "label_names": label_names(store, target),
+        "store_checksum": store_checksum(store, refs), "dataset_fingerprint": store.dataset_fingerprint,
+        "dataset_format": store.dataset_format, "target": resolve_target(store, target),
+        "label_names": label_names(store, target),
         "memeprobe_version": __version__,
     }
 
@@ -208,27 +208,6 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
 
 
 # ---------------------------------------------------------------- predict
-def check_features(store, meta, model_path) -> None:
-    """Refuse a store whose features differ from those the model was trained on (encoder, weights,
-    preprocessing, array shapes)."""
-    from memeprobe.heads.features import identity, resolve
-
-    try:
-        for ref in meta["feature_sets"]:
-            resolve(store, ref)
-        current = identity(store, meta["feature_sets"])
-    except MemeprobeError as e:
-        raise WeightsError(f"{model_path} was trained on features {', '.join(meta['feature_sets'])}, "
-                           f"but store {store.path} does not match: {e}") from None
-    if current != meta["identity"]:
-        diff = [n for n in meta["identity"] if current.get(n) != meta["identity"][n]]
-        raise WeightsError(
-            f"{model_path} was trained on other features than store {store.path} holds: feature set(s) "
-            f"{', '.join(diff)} differ in encoder/weights/preprocessing or array shapes "
-            f"(model: {json.dumps({n: meta['identity'][n] for n in diff})}; store: "
-            f"{json.dumps({n: current.get(n) for n in diff})}); featurize with the same spec or retrain")
-
-
 @dataclass
 class Prediction:
     """What :func:`predict` wrote: the file, its format, and the scores when the split is labelled."""
@@ -241,10 +220,11 @@ class Prediction:
     pred: object  # 0/1 decisions
     thresholds: object
     label_names: list
-    same_dataset: bool
-    metrics: dict | None  # None: the split is unlabelled
+    same_dataset: bool  # False: the store holds another dataset (allowed by allow_other_dataset)
+    metrics: dict | None  # None: the split is unlabelled, or labelled otherwise than the model predicts
     unlabeled: bool
     formula_ids: list = field(default_factory=list)  # ids written verbatim that a spreadsheet would run
+    notes: list = field(default_factory=list)  # what the caller allowed, what an older model file lacks
 
     @property
     def positives(self) -> int:
@@ -252,35 +232,62 @@ class Prediction:
 
 
 @guarded(paths={"model": "model_path", "store": "store"}, outputs={"out": "file"})
-def predict(model_path, store, split, out, fmt=None) -> Prediction:
+def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=False,
+            allow_other_features=False) -> Prediction:
     """Predict every meme of ``split`` with the saved model and write ``out`` in ``fmt`` (default: the
-    dataset's competition format, else the generic CSV)."""
+    competition format of the dataset the model was trained on, else the generic CSV).
+
+    The store must hold the model's features (same encoder, weights, preprocessing and shapes), dataset and label
+    names (:func:`~memeprobe.heads.matching.check_match`); ``allow_other_dataset`` / ``allow_other_features``
+    say the caller means it. Scores are printed only where the store labels what the model predicts."""
     import numpy as np
 
     from memeprobe.heads.base import load_model
     from memeprobe.heads.experiment import labeled
-    from memeprobe.heads.features import load_features
+    from memeprobe.heads.features import label_names, load_features
+    from memeprobe.heads.matching import check_match
     from memeprobe.heads.metrics import evaluate
-    from memeprobe.heads.submission import default_format, formula_ids, write_submission
+    from memeprobe.heads.submission import formula_ids, write_submission
     from memeprobe.heads.validate import check_meta
 
     model, meta = load_model(model_path)
-    check_meta(meta, model_path)
+    check_meta(meta, model_path, model.n_outputs_)
     with opened(store) as st:
-        check_features(st, meta, model_path)
         check_splits(st, [split])
-        fmt = fmt or default_format(st.info()["dataset"]["format"])
-        f = load_features(st, meta["feature_sets"], [split], meta["target"])
-        same_dataset = st.info()["dataset"]["fingerprint"] == meta["dataset_fingerprint"]
+        try:
+            store_names = label_names(st, meta["target"])
+        except MemeprobeError:  # the store has no classes for the model's target: what it does label
+            store_names = label_names(st, "auto")
+        match = check_match(st, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
+                            meta["label_names"], store_names, allow_other_dataset=allow_other_dataset,
+                            allow_other_features=allow_other_features)
+        fmt = fmt or _model_format(meta, match, st, model_path)
+        f = load_features(st, meta["feature_sets"], [split], meta["target"] if match.same_labels else "label")
     proba = model.positive_proba(f.X)
     pred = model.predict(f.X)
     write_submission(out, fmt, f.ids, proba, pred, meta["label_names"])
-    ok = labeled(f)
+    ok = labeled(f) if match.same_labels else np.zeros(len(f.ids), bool)
     metrics = None
     if ok.any():
         metrics = evaluate(f.y[ok], proba[ok], model.thresholds_, meta["label_names"], pred=pred[ok])
-    return Prediction(Path(out), fmt, split, f.ids, proba, pred, model.thresholds_, meta["label_names"], same_dataset,
-                      metrics, not ok.any() and bool(np.asarray(f.y).size), formula_ids(fmt, f.ids))
+    return Prediction(Path(out), fmt, split, f.ids, proba, pred, model.thresholds_, meta["label_names"],
+                      match.same_dataset is not False, metrics,
+                      match.same_labels and not ok.any() and bool(np.asarray(f.y).size),
+                      formula_ids=formula_ids(fmt, f.ids), notes=match.notes)
+
+
+def _model_format(meta, match, store, model_path) -> str:
+    """The submission format of the dataset the model was trained on (never the store's, unless they are one)."""
+    from memeprobe.heads.submission import default_format
+
+    if meta.get("dataset_format"):
+        return default_format(meta["dataset_format"])
+    older = f"{model_path} was saved by an older memeprobe that did not record its dataset's format"
+    if match.same_dataset:
+        match.notes.append(f"{older}: the store's, as it holds that dataset")
+        return default_format(store.dataset_format)
+    match.notes.append(f"{older}: writing the generic csv")
+    return "csv"
 
 
 # ---------------------------------------------------------------- sweep

@@ -29,7 +29,7 @@ from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from memeprobe.errors import ConfigError, DatasetError, MemeprobeError
+from memeprobe.errors import ConfigError, DatasetError, WeightsError
 
 FORMAT = "memeprobe-head/1"
 NORMS = ("l2", "standard", "l2+standard", "none")
@@ -200,6 +200,12 @@ class Head(Outputs, BaseEstimator):
     def _set_state(self, state: dict) -> None:
         raise NotImplementedError
 
+    def _state_spec(self, state: dict, n_features: int, n_outputs: int) -> dict:
+        """What a saved ``state`` must hold for this head's parameters, ``n_features`` inputs and ``n_outputs``
+        outputs: {dotted key: :class:`~memeprobe.heads.validate.Tensor` | :class:`~.validate.Number`}
+        (checked before :meth:`_set_state` builds anything)."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         import torch
 
@@ -270,29 +276,39 @@ def save_model(path, head, meta: dict) -> Path:
 
 
 def read_model_file(path):
-    """The object in a model file, read without running code (``weights_only``); one clear line if it is none."""
-    import pickle
+    """The object in a model file, read without running code (``weights_only``); one clear line if the file is
+    none (a folder, a text file, a link to a store...: told by its first bytes, before torch reads it)."""
+    import warnings
 
     import torch
 
+    from memeprobe.torchfiles import LOAD_ERRORS, describe, kind
+
     path = Path(path)
-    if not path.is_file():
-        raise MemeprobeError(f"model file {path} does not exist; train one with `memeprobe train-head ... --out {path}`")
+    what = kind(path)
+    if what == "missing":
+        raise WeightsError(f"model file {describe(path, what)}; train one with `memeprobe train-head ... --out "
+                           f"{path}`")
+    if what != "torch":
+        raise WeightsError(f"{describe(path, what)}, not a memeprobe model file; pass the file written by "
+                           "`memeprobe train-head --out`")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
-        raise MemeprobeError(f"{path} is not a memeprobe model file ({e.__class__.__name__}); "
-                             "pass the file written by `memeprobe train-head --out`") from None
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files: the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except LOAD_ERRORS as e:
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise WeightsError(f"{path} is not a memeprobe model file ({e.__class__.__name__}: {first}); "
+                           "pass the file written by `memeprobe train-head --out`") from None
 
 
 def load_model(path) -> tuple["Head", dict]:
-    """``(head, meta)`` from a file written by :meth:`Head.save`."""
+    """``(head, meta)`` from a file written by :meth:`Head.save`, every entry checked first (heads/validate.py)."""
     from memeprobe.heads.factory import head_from_dict
+    from memeprobe.heads.validate import check_model_dict
 
     d = read_model_file(path)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise MemeprobeError(f"{path} is not a memeprobe model file (format {FORMAT} expected)")
-    from memeprobe.heads.validate import check_model_dict
-
+        raise WeightsError(f"{path} is not a memeprobe model file (format {FORMAT} expected)")
     check_model_dict(d, path)
     return head_from_dict(d["model"]), d["meta"]

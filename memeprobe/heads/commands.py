@@ -202,32 +202,40 @@ def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out
 @click.option("--split", required=True, help="Split to predict, e.g. test_unseen.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Submission file.")
 @click.option("--format", "fmt", type=RegistryChoice("memeprobe.heads.submission:FORMATS"),
-              help="Output format.", show_default="the dataset's competition format, else csv")
+              help="Output format.", show_default="the competition format of the model's dataset, else csv")
+@click.option("--allow-other-dataset", is_flag=True,
+              help="Predict a store of another dataset or other labels than the model's (e.g. the same encoder's "
+                   "features of new memes); the output follows the model's labels.")
+@click.option("--allow-other-features", is_flag=True,
+              help="Predict from features of another encoder, weights or preprocessing than the model's "
+                   "(same array shapes).")
 @replace_option
-def predict(model_path, store_path, split, out_path, fmt):
+def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, allow_other_features):
     """Write a competition submission (or, for other datasets, a prediction CSV) for every meme of SPLIT
     with a saved MODEL.
 
     hateful_memes: CSV id,proba,label; mami: answer.txt TSV without header; semeval2021: JSON list of
     {"id", "labels"}; csv (the default for datasets without a competition format): id,label,proba_<class>...
-    with label the predicted class name. The store must hold the very features the model was trained on.
+    with label the predicted class name. The store must hold the very features, dataset and labels the model
+    was trained on, unless --allow-other-dataset / --allow-other-features say otherwise.
     """
     from memeprobe.heads import api, span
     from memeprobe.heads.report import metrics_table
 
+    allow = {"allow_other_dataset": allow_other_dataset, "allow_other_features": allow_other_features}
     if span.read_model_file(model_path) is not None:  # a span model writes the task's span JSON
         with api.opened(store_path) as store:
             api.check_splits(store, [split])
-            span.predict(model_path, store, split, out_path, echo=click.echo)
+            span.predict(model_path, store, split, out_path, echo=click.echo, **allow)
         return
-    p = api.predict(model_path, store_path, split, out_path, fmt)
+    p = api.predict(model_path, store_path, split, out_path, fmt, **allow)
     click.echo(f"{out_path}: {len(p.ids)} {split} memes ({p.fmt} format), {p.positives} predicted positive")
     if p.formula_ids:
         click.echo(f"note: {len(p.formula_ids)} id(s) (e.g. {p.formula_ids[0]!r}) start with = + - @, tab or CR: "
                    f"a spreadsheet would run them as formulas; the {p.fmt} format keeps exact ids for the scorer, "
                    "so open the file as text", err=True)
-    if not p.same_dataset:
-        click.echo("note: the store holds another dataset than the model was trained on (same features)")
+    for note in p.notes:
+        click.echo(f"note: {note}")
     if p.metrics is not None:
         click.echo(metrics_table({split: p.metrics}))
     elif p.unlabeled:

@@ -95,7 +95,8 @@ def resolve_target(store, target: str) -> str:
         has_binary = store.binary_name is not None or (store.label >= 0).any()
         return "label" if has_binary or not store.label_names else "labels"
     if target in ("labels", "all") and not store.label_names:
-        raise MemeprobeError(f"store {store.path} has no multi-label classes; use --target label")
+        raise MemeprobeError(f"store {store.path} has no multi-label classes; use the binary label target",
+                             option="target")
     return target
 
 

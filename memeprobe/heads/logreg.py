@@ -140,6 +140,12 @@ class LogRegHead(Head):
     def _set_state(self, s):
         self.C_, self.coef_, self.intercept_ = s["C"], s["coef"].numpy(), s["intercept"].numpy()
 
+    def _state_spec(self, state, n_features, n_outputs):
+        from memeprobe.heads.validate import Number, Tensor
+
+        return {"C": Number(float, 0, open=True), "coef": Tensor((n_outputs, n_features)),
+                "intercept": Tensor((n_outputs,))}
+
 
 def linear_logits(X, coef, bias):
     return X @ coef.T + bias

@@ -162,6 +162,16 @@ class RetrievalHead(Head):
         self.proj_ = None if s.get("proj") is None else s["proj"].numpy()
         self.index_, _ = self._index(s["train"].numpy())  # stored already projected and normalised
 
+    def _state_spec(self, state, n_features, n_outputs):
+        from memeprobe.heads.validate import Number, Tensor
+
+        proj, train = state.get("proj"), state.get("train")
+        width = proj.shape[-1] if getattr(proj, "ndim", 0) == 2 else n_features  # what the index holds
+        n_train = train.shape[0] if getattr(train, "ndim", 0) == 2 else None
+        return {"k": Number(int, 1), "temperature": Number(float, 0, open=True, optional=True),  # (older files)
+                "train": Tensor((None, width)), "Y": Tensor((n_train, n_outputs), 0, 1),
+                "proj": Tensor((n_features, None), optional=True)}
+
 
 def _without_copies(sim, idx, own=None):
     """Neighbour lists with copies of the query (cosine >= COPY, or the row ``own`` itself) moved to the end as ``-1``."""

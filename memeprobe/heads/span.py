@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import MemeprobeError, WeightsError
 from memeprobe.outputs import guarded
 
 FORMAT = "memeprobe.span-head/1"
@@ -252,9 +252,11 @@ class SpanHead:
 
     @classmethod
     def load(cls, path) -> tuple["SpanHead", dict]:
+        """``(head, meta)`` from a file written by :meth:`save`, every entry checked before anything is built."""
         d = read_model_file(path)
         if d is None:
-            raise MemeprobeError(f"{path} is not a span model; train one with `memeprobe train-head span --out {path}`")
+            raise WeightsError(f"{path} is not a span model; train one with `memeprobe train-head span --out {path}`")
+        _check_file(d, path)
         head = cls(**d["params"])
         fit = d["fitted"]
         head.threshold_, head.label_names_, head.d_in_ = fit["threshold"], fit["label_names"], fit["d_in"]
@@ -263,6 +265,55 @@ class SpanHead:
         head.model_.load_state_dict(d["state"])
         head.model_.eval()
         return head, d["meta"]
+
+
+def _check_file(d: dict, path) -> None:
+    """WeightsError naming ``path`` unless the span model dict ``d`` holds what :meth:`SpanHead.load` builds from:
+    valid parameters, a threshold in [0, 1], distinct technique names, and the tagger's weights in the shapes
+    those declare (compared on torch's meta device: nothing is allocated), finite."""
+    import torch
+
+    from memeprobe.heads.validate import (BadModel, Number, Tensor, check_entries, check_identity, check_value, fail,
+                                          tensors)
+
+    try:
+        for key in ("params", "fitted", "state", "meta"):
+            if not isinstance(d.get(key), dict):
+                raise BadModel(f"no '{key}' dict")
+        params, fit, meta = d["params"], d["fitted"], d["meta"]
+        unknown = sorted(set(params) - set(SpanHead().get_params()))
+        if unknown:
+            raise BadModel(f"unknown parameter(s) {', '.join(map(str, unknown))}")
+        head = SpanHead(**params)
+        try:
+            head._check(head.folds if isinstance(head.folds, int) else 0)
+        except MemeprobeError as e:
+            raise BadModel(str(e)) from None
+        bound = max([int(x) for t in tensors(d["state"]) for x in t.shape] + [1])  # d_in is a stored width
+        check_value(fit.get("threshold"), Number(float, 0, 1), "fitted threshold")
+        check_value(fit.get("d_in"), Number(int, 1, bound), "fitted d_in")
+        names = fit.get("label_names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names) \
+                or len(set(names)) != len(names) or meta.get("label_names") != names:
+            raise BadModel("its technique names are not a list of distinct names (the same in meta)")
+        cv = fit.get("cv")
+        if not isinstance(cv, dict) or not all(_number(t) and isinstance(f, (int, float)) for t, f in cv.items()):
+            raise BadModel("fitted cv is not {threshold: score}")
+        if not isinstance(meta.get("feature_set"), str) or not check_identity(meta.get("identity")):
+            raise BadModel("meta lacks its feature set or identity {feature set: {identity, arrays}}")
+        with torch.device("meta"):
+            model = _torch_model(fit["d_in"], len(names), head.hidden, head.dropout)
+        check_entries(d["state"], {k: Tensor(tuple(v.shape)) for k, v in model.state_dict().items()}, "state")
+    except BadModel as e:
+        raise fail(path, str(e)) from None
+
+
+def _number(text) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False
 
 
 def read_model_file(path) -> dict | None:
@@ -373,33 +424,31 @@ def train(store, refs, train_split: str, eval_splits, seed: int, params: dict, o
         results[split] = scores
     if out:
         head.save(out, {"feature_set": name, "identity": _identity(store, name), "train_split": train_split,
-                        "label_names": names, "train_seconds": round(seconds, 3)})
+                        "label_names": names, "train_seconds": round(seconds, 3),
+                        "dataset_fingerprint": store.dataset_fingerprint, "dataset_format": store.dataset_format})
         echo(f"model: {out}")
     return results
 
 
 @guarded(paths={"model": "model_path", "store": "store"}, outputs={"out": "file"})
-def predict(model_path, store, split: str, out, echo=print) -> list[dict]:
+def predict(model_path, store, split: str, out, echo=print, allow_other_dataset: bool = False,
+            allow_other_features: bool = False) -> list[dict]:
     """Write the task's JSON for every meme of ``split``: ``[{id, text, labels: [{start, end, technique,
-    text_fragment}]}]`` (atomically); prints the span F1 when the split is labelled."""
+    text_fragment}]}]`` (atomically); prints the span F1 when the split is labelled with the model's techniques.
+    The store must match the model (:func:`~memeprobe.heads.matching.check_match`) unless allowed."""
     import json
 
     from memeprobe.atomic import atomic_write
+    from memeprobe.heads.matching import check_match
     from memeprobe.heads.metrics import span_f1
 
     head, meta = SpanHead.load(model_path)
     name = meta["feature_set"]
-    try:
-        current = _identity(store, name)
-    except MemeprobeError as e:
-        raise MemeprobeError(f"{model_path} was trained on feature set {name!r}, but store {store.path} "
-                             f"does not match: {e}") from None
-    if current != meta["identity"]:
-        raise MemeprobeError(f"{model_path} was trained on other features than store {store.path} holds in {name!r} "
-                             "(encoder, weights, preprocessing or token arrays differ); featurize with the same "
-                             "spec and --tokens, or retrain")
-    if list(store.label_names) != meta["label_names"]:
-        raise MemeprobeError(f"store {store.path} has other techniques than {model_path} was trained on")
+    match = check_match(store, model_path, [f"{name}:{','.join(TOKEN_ARRAYS)}"], meta["identity"],
+                        meta.get("dataset_fingerprint"), meta["label_names"], list(store.label_names),
+                        allow_other_dataset=allow_other_dataset, allow_other_features=allow_other_features)
+    for note in match.notes:
+        echo(f"note: {note}")
     docs = load_docs(store, name, split)
     pred = head.predict_spans(docs)
     names = meta["label_names"]
@@ -409,7 +458,7 @@ def predict(model_path, store, split: str, out, echo=print) -> list[dict]:
     with atomic_write(out, "w", encoding="utf-8") as f:
         json.dump(rows, f, ensure_ascii=False, indent=1)
     echo(f"{out}: {len(rows)} {split} memes, {sum(len(p) for p in pred)} spans")
-    known = [i for i, g in enumerate(docs.gold) if g is not None]
+    known = [i for i, g in enumerate(docs.gold) if g is not None and match.same_labels]
     if known:
         m = span_f1([docs.gold[i] for i in known], [pred[i] for i in known])
         echo(f"{split} span F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}, "

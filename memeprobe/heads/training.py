@@ -192,6 +192,17 @@ class TorchHead(Head):
         return {"in_dim": int(self.in_dim_), "best_epoch": int(self.best_epoch_),
                 "weights": {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}}
 
+    def _state_spec(self, state, n_features, n_outputs):
+        """The module this head's parameters build, on torch's meta device (shapes only, no memory)."""
+        import torch
+
+        from memeprobe.heads.validate import Number, Tensor
+
+        with torch.device("meta"):
+            module = self._build(n_features, n_outputs)
+        return {"in_dim": Number(int, n_features, n_features), "best_epoch": Number(int, 0),
+                **{f"weights.{k}": Tensor(tuple(v.shape)) for k, v in module.state_dict().items()}}
+
     def _set_state(self, s):
         self.in_dim_, self.best_epoch_ = s["in_dim"], s["best_epoch"]
         self.module_ = self._build(self.in_dim_, self.n_outputs_)

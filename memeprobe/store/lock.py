@@ -19,6 +19,16 @@ from pathlib import Path
 from memeprobe.errors import StoreError, StoreLockedError
 
 _HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
+_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _cannot_write(store_path: Path, lock_path: Path, e: OSError) -> StoreError:
+    """The one line for a lock file that cannot be created or written (a full disk says so)."""
+    if e.errno in _FULL:
+        return StoreError(f"cannot write store {store_path}: the disk is full (writing its lock file {lock_path}: "
+                          f"{e.strerror}); free space or use another --store path")
+    return StoreError(f"cannot write store {store_path}: cannot create lock file {lock_path} ({e.strerror}); "
+                      "choose a writable --store path")
 
 
 def _drop_in_child() -> None:
@@ -48,9 +58,7 @@ class WriterLock:
             if e.errno == errno.ELOOP:
                 raise StoreError(f"lock file {self.path} is a symbolic link; refusing to follow it (it may point at "
                                  "another file): remove the link") from None
-            raise StoreError(
-                f"cannot write store {store_path}: cannot create lock file {self.path} ({e.strerror}); "
-                "choose a writable --store path") from None
+            raise _cannot_write(store_path, self.path, e) from None
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
             os.close(fd)
@@ -66,12 +74,17 @@ class WriterLock:
                 raise StoreLockedError(
                     f"store {store_path} is being written by another process (pid {pid}); wait for it to "
                     "finish or stop it, or use another --store path") from None
-            raise
+            raise StoreError(f"cannot lock store {store_path}: flock on {self.path} failed ({e.strerror}); "
+                             "use a --store path on a local filesystem") from None
         self._fd = fd
         self._id = (st.st_dev, st.st_ino)
         _HELD.add(self)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # a full disk: nothing was written to the store
+            self.release()
+            raise _cannot_write(store_path, self.path, e) from None
 
     def check(self) -> None:
         """Raise StoreLockedError unless the lock file on disk is still the one this writer holds."""

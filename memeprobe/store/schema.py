@@ -19,7 +19,8 @@ STATUS_NAMES = {TODO: "todo", DONE: "done", FAILED: "failed"}
 REASON_BYTES = 256  # failure reasons are stored as fixed-length UTF-8 (no heap writes after creation)
 IDENTITY_KEYS = ("encoder", "weights_sha256", "preprocessing")  # provenance keys that identify features
 CHUNK_BYTES = 1 << 20  # target size of one row-chunk
-CHECKSUM = "mulsum64"  # row checksum of new feature sets; "xxh3-64" in sets written by schema 2
+CHECKSUM = "mulsum64"  # row checksum of new feature sets
+LEGACY_CHECKSUM = "xxh3-64"  # the row checksum of sets written by schema 2 (their `_checksum` group does not name it)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ARRAY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -6,28 +6,34 @@ from __future__ import annotations
 
 import errno
 import functools
-import json
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
 import xxhash
 
 from memeprobe import __version__
-from memeprobe.data.records import Dataset, Meme
+from memeprobe.data.records import Dataset
 from memeprobe.atomic import fsync_dir
 from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
+from memeprobe.store import layout
 from memeprobe.store import spans as span_table
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
-    CHECKSUM, DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO, ArraySpec,
-    check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
+    CHECKSUM, DONE, FAILED, IDENTITY_KEYS, LEGACY_CHECKSUM, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO,
+    ArraySpec, check_array_name, check_feature_set_name, chunk_rows, dumps, library_versions, now)
 
 _STR = h5py.string_dtype("utf-8")
 _FIX = ("use a new --store path, or --overwrite to rebuild it")
+REBUILD = "rebuild it with --overwrite or a new --store path"
+RELABEL = ("`memeprobe featurize` on it with its dataset rewrites the labels from the dataset (feature sets are "
+           f"kept); or {REBUILD}")
+REBUILD_SET = ("re-featurize with --overwrite to rebuild that feature set (the store's other sets are kept), or use "
+               "a new --store path")
 
 
 def _h5open(path: Path, mode: str) -> h5py.File:
@@ -93,6 +99,21 @@ def _nonfinite_rows(values: np.ndarray) -> np.ndarray:
     return ~np.isfinite(flat).all(axis=1)
 
 
+def _nonfinite_done(values: np.ndarray, rows, done: np.ndarray, n: int) -> np.ndarray:
+    """Store rows among ``rows`` (all when None) that are done (``done``: bool (n,)) but hold NaN/inf."""
+    if values.dtype.kind != "f":
+        return np.zeros(0, np.int64)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+    return np.unique(rows[_nonfinite_rows(values) & done[rows]])
+
+
+def _checksums(g):
+    """(``_checksum`` group, its row checksum function) of a checked feature set group; (None, None) without."""
+    if "_checksum" not in g:
+        return None, None
+    return g["_checksum"], ROW_CHECKSUMS[g["_checksum"].attrs.get("algorithm", LEGACY_CHECKSUM)]
+
+
 def _mix64(z: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser on uint64 values (a bijection)."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -129,7 +150,7 @@ def _xxh3_rows(values: np.ndarray) -> np.ndarray:
     return out
 
 
-ROW_CHECKSUMS = {CHECKSUM: row_checksums, "xxh3-64": _xxh3_rows}  # value of the `_checksum` group's `algorithm`
+ROW_CHECKSUMS = {CHECKSUM: row_checksums, LEGACY_CHECKSUM: _xxh3_rows}  # value of the `_checksum` group's `algorithm`
 
 
 def _damaged_guard(method):
@@ -182,6 +203,7 @@ def _write_labels(f: h5py.File, dataset: Dataset) -> None:
     span_table.write_table(g, dataset.memes)
     f.attrs.update({"label_names": dumps(list(dataset.label_names)), "binary_name": dumps(dataset.binary_name),
                     "dataset_options": dumps(dataset.options)})
+    f.attrs["labels_sha256"] = layout.labels_sha256(f)
 
 
 def _real(path: Path) -> Path:
@@ -198,6 +220,7 @@ class FeatureStore:
         self._lock = lock
         self._f: h5py.File | None = None
         self.label_update: str | None = None  # set by open_or_create when it rewrote the labels
+        self._broken = False  # set when the file was truncated or replaced under this writer
         self._reopen()
 
     # ------------------------------------------------------------------ opening
@@ -228,7 +251,13 @@ class FeatureStore:
         lock = WriterLock(_real(path))
         try:
             cls._clean_temps(_real(path))
-            st = cls(path, writable=True, lock=lock)
+            st = cls(path, writable=True)
+            try:  # a damaged meme table is rebuilt (overwrite) or refused; damaged labels are rewritten below
+                st._check_content(labels=False)
+            except BaseException:
+                st._close_quietly()
+                raise
+            st._lock = lock
         except MemeprobeError:
             if not overwrite:  # not a store, or a newer schema: only --overwrite may replace it
                 lock.release()
@@ -299,6 +328,8 @@ class FeatureStore:
         return cls(path, writable=False)
 
     def close(self) -> None:
+        if self._broken:  # HDF5 cannot flush into a truncated or replaced file: the error was reported already
+            self._close_quietly()
         if self._f is not None:
             try:
                 self._f.close()
@@ -330,17 +361,26 @@ class FeatureStore:
                                      "choose a writable --store path") from None
             raise MemeprobeError(f"{self.path} is not a readable HDF5 file ({str(e).splitlines()[0]}); "
                                  "is it a memeprobe store?") from None
+        self._checked: set[str] = set()  # feature sets whose layout was checked since this open
+        self._content_checked = False
         try:
             self._check_schema()
             self._load_table()
         except (KeyError, ValueError, TypeError, OSError, RuntimeError) as e:
             self._close_quietly()
-            raise StoreError(f"store {self.path} is damaged ({_first_line(e)}); rebuild it with --overwrite or a new "
-                             "--store path") from None
+            raise StoreError(f"store {self.path} is damaged ({_first_line(e)}); {REBUILD}") from None
         except BaseException:
             self._close_quietly()
             raise
         self._fd = self._f.id.get_vfd_handle() if self.writable else None
+        self._size = os.fstat(self._fd).st_size if self.writable else None  # row writes never change it
+
+    def _damage(self, problems: list[str], fix: str = REBUILD, verify: bool = True) -> StoreError:
+        """The one line for a damaged store: the first problem, how many more, and the fix (``verify``: name
+        ``memeprobe store verify``, which lists them all; not for damage that keeps the store from opening)."""
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        listed = "`memeprobe store verify` lists what is wrong; " if verify else ""
+        return StoreError(f"store {self.path} is damaged: {problems[0]}{more}; {listed}{fix}")
 
     def _close_quietly(self) -> None:
         """Close after an error: the first error is the one to report, not HDF5's complaints on closing."""
@@ -354,7 +394,10 @@ class FeatureStore:
         if self._f.attrs.get("kind") != MAGIC:
             raise MemeprobeError(f"{self.path} is an HDF5 file but not a memeprobe store (no kind={MAGIC!r} "
                                  "attribute); give a store written by `memeprobe featurize`")
-        version = int(self._f.attrs["schema_version"])
+        version = self._f.attrs.get("schema_version")
+        if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)) or version < 1:
+            raise self._damage([f"root attribute 'schema_version' is {version!r}, not a schema number"], verify=False)
+        self.schema_version = int(version)
         if version > SCHEMA_VERSION:
             raise MemeprobeError(
                 f"store {self.path} was written by a newer memeprobe (schema {version} > {SCHEMA_VERSION}, "
@@ -364,18 +407,52 @@ class FeatureStore:
         return self._f.attrs.get(key)
 
     def _load_table(self) -> None:
+        """Check the root attributes and the meme table's layout, then read the table."""
+        root, problems = layout.read_root(self._f)
+        if not problems:
+            problems = layout.table_problems(self._f, len(root["label_names"]), self.schema_version)
+        if problems:
+            raise self._damage(problems, verify=False)
         m = self._f["memes"]
-        self.ids = np.array(m["id"].asstr()[()], dtype=str)
-        self.splits = np.array(m["split"].asstr()[()], dtype=str)
-        self.texts = np.array(m["text"].asstr()[()], dtype=str)
-        self.images = np.array(m["image"].asstr()[()], dtype=str)
-        self.label = m["label"][()]
-        self.labels = m["labels"][()]
-        self.n = len(self.ids)
-        self.label_names = tuple(json.loads(self._attr("label_names")))
-        self.binary_name = json.loads(self._attr("binary_name"))
-        labelled = (self.labels >= 0).any(axis=1) if self.labels.shape[1] else np.zeros(self.n, bool)
-        self.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
+        columns = {k: m[key].asstr()[()] for k, key in (("splits", "split"), ("ids", "id"), ("texts", "text"),
+                                                         ("images", "image"))}  # object arrays of str
+        t = self._table = SimpleNamespace(**{k: np.array(v, dtype=str) for k, v in columns.items()},
+                                          label=m["label"][()], labels=m["labels"][()],
+                                          fingerprint=layout.table_fingerprint(*columns.values()))
+        self.n = len(t.ids)
+        self.label_names = tuple(root["label_names"])
+        self.binary_name = root["binary_name"]
+        self.dataset_options = root.get("dataset_options", {})  # {} for stores written before they were kept
+        labelled = (t.labels >= 0).any(axis=1) if t.labels.shape[1] else np.zeros(self.n, bool)
+        t.spans = span_table.read_table(m, labelled)  # per row: tuple of Span, or None where unknown
+
+    def _check_content(self, labels: bool = True) -> None:
+        """Before the first load of this open store: the meme table holds what its fingerprint says (one hash)
+        and, with ``labels``, its labels what their digest says (-1/0/1 values, spans inside their texts).
+        Raises the one-line damage error."""
+        if not self._content_checked:
+            problems = layout.content_problems(self._table, self._attr("dataset_fingerprint"))
+            if problems:
+                raise self._damage(problems)
+            if not labels:
+                return
+            problems = layout.label_problems(self._f, self._table, len(self.label_names), self.schema_version)
+            if problems:
+                raise self._damage(problems, RELABEL)
+            self._content_checked = True
+
+    # the meme table, checked (:meth:`_check_content`) on first access: per row, as in the dataset
+    ids = property(lambda self: self._checked_table().ids, doc="id of every row")
+    splits = property(lambda self: self._checked_table().splits, doc="split of every row")
+    texts = property(lambda self: self._checked_table().texts, doc="text of every row")
+    images = property(lambda self: self._checked_table().images, doc='image path of every row ("" = none)')
+    label = property(lambda self: self._checked_table().label, doc="binary label (n,) int8, -1 = unlabeled")
+    labels = property(lambda self: self._checked_table().labels, doc="multi-hot (n, K) int8, -1 = unlabeled")
+    spans = property(lambda self: self._checked_table().spans, doc="tuple of Span per row, None where unknown")
+
+    def _checked_table(self) -> SimpleNamespace:
+        self._check_content()
+        return self._table
 
     # ------------------------------------------------------------------ structural changes (copy-on-write)
     @staticmethod
@@ -472,7 +549,7 @@ class FeatureStore:
                 span_table.migrate_v1(f)
             for g in f["features"].values():  # schema 2 checksummed rows with xxh3-64: name it, keep verifying it
                 if "_checksum" in g and "algorithm" not in g["_checksum"].attrs:
-                    g["_checksum"].attrs["algorithm"] = "xxh3-64"
+                    g["_checksum"].attrs["algorithm"] = LEGACY_CHECKSUM
             f.attrs["schema_version"] = SCHEMA_VERSION
 
         self._restructure(edit, need_bytes=1 << 20)
@@ -509,34 +586,43 @@ class FeatureStore:
         """Rewrite the labels (label names, spans, dataset options) when ``dataset`` (same memes) labels them
         otherwise: labels are not features. Copy-on-write; returns what changed, None when nothing did."""
         label, labels = _label_arrays(dataset)
-        if (self.label_names == tuple(dataset.label_names) and self.binary_name == dataset.binary_name
-                and np.array_equal(self.label, label) and np.array_equal(self.labels, labels)):
+        t = self._table  # (unchecked: damaged labels are what this rewrites)
+        damaged = layout.label_problems(self._f, t, len(self.label_names), self.schema_version)
+        if (not damaged and self.label_names == tuple(dataset.label_names) and self.binary_name == dataset.binary_name
+                and np.array_equal(t.label, label) and np.array_equal(t.labels, labels)):
             if self.dataset_options != dataset.options:  # same labels: only the record of the options
                 self._check_writer()
                 self._f.attrs["dataset_options"] = dumps(dataset.options)
                 self._sync()
+                self.dataset_options, self._size = dataset.options, os.fstat(self._fd).st_size
             return None
         old_names = list(self.label_names) or [self.binary_name]
-        changed = int(np.sum(self.label != label)) + (
-            int(np.sum((self.labels != labels).any(axis=1))) if self.labels.shape == labels.shape else self.n)
+        changed = int(np.sum(t.label != label)) + (
+            int(np.sum((t.labels != labels).any(axis=1))) if t.labels.shape == labels.shape else self.n)
         self._restructure(lambda f: _write_labels(f, dataset),
                           need_bytes=self.n * (1 + labels.shape[1]) + span_table.span_bytes(dataset.memes))
         new_names = list(dataset.label_names) or [dataset.binary_name]
-        return (f"store {self.path}: labels updated from the dataset ({changed} row label(s) changed; label names "
-                f"{old_names} -> {new_names}); feature sets kept")
-
-    @property
-    def dataset_options(self) -> dict:
-        """The dataset options the meme table was built with ({} for stores written before they were kept)."""
-        return json.loads(self._attr("dataset_options") or "{}")
+        why = f" (the stored ones were damaged: {damaged[0]})" if damaged else ""
+        return (f"store {self.path}: labels updated from the dataset{why} ({changed} row label(s) changed; label "
+                f"names {old_names} -> {new_names}); feature sets kept")
 
     # ------------------------------------------------------------------ meme table
+    @property
+    def dataset_fingerprint(self) -> str:
+        """``Dataset.fingerprint()`` of the memes the store was built from (checked against the table on load)."""
+        return str(self._attr("dataset_fingerprint"))
+
+    @property
+    def dataset_format(self) -> str:
+        return str(self._attr("dataset_format"))
+
     def split_names(self) -> list[str]:
         """Split names in first-seen row order."""
         return list(dict.fromkeys(self.splits.tolist()))
 
     def rows(self, splits=None) -> np.ndarray:
         """Row indices (ascending) of the memes in ``splits`` (a name or list; None = all)."""
+        self._check_content()
         if splits is None:
             return np.arange(self.n)
         if isinstance(splits, str):
@@ -552,34 +638,39 @@ class FeatureStore:
     def feature_sets(self) -> list[str]:
         return sorted(self._f["features"])
 
-    def _group(self, name: str) -> h5py.Group:
+    def _raw(self, name: str):
+        """The HDF5 object of feature set ``name``, unchecked (see :meth:`_group`)."""
         if name not in self._f["features"]:
             have = ", ".join(self.feature_sets()) or "none"
             raise MemeprobeError(f"store {self.path} has no feature set {name!r} (it has: {have}); "
                                  "run `memeprobe featurize` first")
         return self._f["features"][name]
 
+    def _group(self, name: str) -> h5py.Group:
+        """Feature set ``name``, its layout checked on first use (and the meme table's contents before that)."""
+        g = self._raw(name)
+        if name not in self._checked:
+            self._check_content()
+            problems = layout.set_problems(g, name, self.n, ROW_CHECKSUMS, lost=False)  # lost: see read()
+            if problems:
+                raise self._damage(problems, REBUILD_SET)
+            self._checked.add(name)
+        return g
+
+    @_damaged_guard
     def arrays(self, name: str) -> dict[str, ArraySpec]:
         try:
-            spec = json.loads(self._group(name).attrs["arrays"])
-            return {a: ArraySpec.from_json(d) for a, d in spec.items()}
-        except (KeyError, ValueError, TypeError, AttributeError, MemeprobeError) as e:
-            raise StoreError(f"store {self.path} is damaged: feature set {name!r} has an unreadable 'arrays' "
-                             f"attribute ({_first_line(e)}); rebuild it with --overwrite or a new --store path") from None
+            return layout.read_arrays(self._raw(name), name)
+        except ValueError as e:
+            raise self._damage([str(e)], REBUILD_SET) from None
 
     @_damaged_guard
     def modalities(self, name: str) -> list[str]:
         return sorted({s.modality for s in self.arrays(name).values()})
 
+    @_damaged_guard
     def provenance(self, name: str) -> dict:
-        try:
-            prov = json.loads(self._group(name).attrs["provenance"])
-            if not isinstance(prov, dict):
-                raise ValueError(f"a JSON {type(prov).__name__}, not an object")
-            return prov
-        except (KeyError, ValueError, TypeError) as e:
-            raise StoreError(f"store {self.path} is damaged: feature set {name!r} has an unreadable 'provenance' "
-                             f"attribute ({_first_line(e)}); rebuild it with --overwrite or a new --store path") from None
+        return layout.parse_json(self._group(name).attrs["provenance"])
 
     def add_feature_set(self, name: str, arrays: dict[str, ArraySpec], provenance: dict, overwrite: bool = False) -> None:
         """Declare feature set ``name``; a no-op when it exists with the same arrays and identity (resume)."""
@@ -598,8 +689,11 @@ class FeatureStore:
         exists = name in self._f["features"]
         if exists:
             g = self._f["features"][name]
-            if g.attrs["arrays"] == spec_json and g.attrs["identity"] == identity:
+            damaged = layout.set_problems(g, name, self.n, ROW_CHECKSUMS)
+            if not damaged and g.attrs["arrays"] == spec_json and g.attrs["identity"] == identity:
                 return
+            if damaged and not overwrite:
+                raise self._damage(damaged, REBUILD_SET)
             if not overwrite:
                 raise MemeprobeError(
                     f"store {self.path} already has feature set {name!r} with other arrays or identity "
@@ -613,7 +707,7 @@ class FeatureStore:
         def edit(f: h5py.File):
             g = f["features"].create_group(name)
             g.attrs.update({"arrays": spec_json, "identity": identity, "provenance": dumps(provenance),
-                            "created": stamp})
+                            "created": stamp, layout.CHECKSUMMED: np.int8(1)})
             for a, spec in arrays.items():
                 _create(g, a, n, spec).attrs["modality"] = spec.modality
             for mod in sorted({s.modality for s in arrays.values()}):
@@ -635,12 +729,23 @@ class FeatureStore:
     # ------------------------------------------------------------------ rows
     @_damaged_guard
     def status(self, name: str, modality: str) -> np.ndarray:
-        """Per-row status of ``modality`` in feature set ``name``: 0 to do, 1 done, 2 failed."""
+        """Per-row status of ``modality`` in feature set ``name``: 0 to do, 1 done, 2 failed.
+
+        A status byte that is none of these is damage: a reader refuses it; a writer treats the row as to do
+        (``featurize`` redoes it: values, checksum, then status)."""
         g = self._group(name)
         if modality not in g["_status"]:
             raise MemeprobeError(f"feature set {name!r} has no modality {modality!r} "
                                  f"(it has: {', '.join(self.modalities(name))})")
-        return g["_status"][modality][()]
+        values = g["_status"][modality][()]
+        bad = layout.unknown_status(values)
+        if len(bad) and not self.writable:
+            raise StoreError(f"store {self.path} is damaged: feature set {name!r} status {modality!r} holds values "
+                             f"other than 0, 1, 2 in {len(bad)} rows (e.g. {layout.rows_named(self, bad)}), so "
+                             "whether they were computed is unknown; run `memeprobe featurize` on this store "
+                             "again: it redoes those rows")
+        values[bad] = TODO
+        return values
 
     def _check_rows(self, rows) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -667,7 +772,9 @@ class FeatureStore:
         if not len(rows):
             return
         status = g["_status"][modality]
-        sums, checksum = self._checksums(name)
+        sums, checksum = _checksums(g)
+        if layout.lost_checksums(g):
+            raise self._damage([f"feature set {name!r}: {layout.LOST}"], REBUILD_SET)
         try:
             self._check_writer()
             if (_read_rows(status, rows) == DONE).any():  # rewriting done rows: un-mark them first
@@ -721,6 +828,13 @@ class FeatureStore:
                 raise StoreLockedError(
                     f"store {self.path} was replaced by another process while this one was writing; stopped "
                     "without marking this batch done (re-run the command once no other writer runs: it resumes)")
+            size = os.fstat(self._fd).st_size
+            if size != self._size:  # row writes never change it: the file was truncated (or grown) under us
+                self._broken = True
+                raise StoreError(
+                    f"store {self.path} changed size under this writer ({self._size} -> {size} bytes: truncated or "
+                    "overwritten by another program); stopped without marking this batch done; the store is "
+                    f"damaged: check it with `memeprobe store verify`, then {REBUILD}")
 
     def _sync(self) -> None:
         self._f.flush()
@@ -767,49 +881,37 @@ class FeatureStore:
         """Raw stored values of one array (all rows, or ``rows`` in the order given).
 
         ``check``: done rows must match the checksum written with them, or in a set written before checksums
-        hold no NaN/inf (StoreError naming the rows if not)."""
+        hold no NaN/inf (StoreError naming the rows if not); a set that lost its checksums is refused."""
         g = self._group(name)
         spec = self.arrays(name)
         if array not in spec:
             raise MemeprobeError(f"feature set {name!r} has no array {array!r} (it has: {', '.join(spec)})")
-        ds = g[array]
-        want = (self.n, *spec[array].shape)
-        if ds.shape != want or ds.dtype != np.dtype(spec[array].dtype):
-            raise StoreError(f"store {self.path} is damaged: feature set {name!r} array {array!r} is stored as "
-                             f"{ds.shape} {ds.dtype} but declared {want} {spec[array].dtype}; rebuild it with "
-                             "--overwrite or a new --store path")
         modality = spec[array].modality
         # status before values: a row done by then was written (and flushed) before it, even with a live writer
         done = self.status(name, modality) == DONE if check else None
-        values = _read_rows(ds, rows)
-        if check:
-            sums, _ = self._checksums(name)
-            if sums is not None and array in sums:
-                bad, what = self._checksum_failures(name, array, modality, values, rows, done), \
-                    "do not match their checksum"
-            else:
-                bad, what = self._nonfinite_done(spec[array].modality, name, values, rows), \
-                    "hold NaN/inf (the set has no checksums: it was written before them)"
-            if len(bad):
-                where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in bad[:5])
-                raise StoreError(f"store {self.path} is damaged: {len(bad)} done rows of {name}/{array} {what} "
-                                 f"(e.g. {where}); run `memeprobe store verify`, then re-featurize with --overwrite "
-                                 "or a new --store path")
+        values = _read_rows(g[array], rows)
+        if not check:
+            return values
+        sums, _ = _checksums(g)
+        lost = layout.lost_checksums(g)
+        if sums is not None and array in sums:
+            bad, what = self._checksum_failures(g, array, modality, values, rows, done), "do not match their checksum"
+        else:
+            bad = _nonfinite_done(values, rows, done, self.n)
+            what = "hold NaN/inf" + ("" if lost else " (the set has no checksums: it was written before them)")
+        found = f"{len(bad)} done rows of {name}/{array} {what} (e.g. {layout.rows_named(self, bad)})"
+        if lost:
+            raise self._damage([f"feature set {name!r}: {layout.LOST}, so its rows cannot be checked"
+                                + (f"; {found}" if len(bad) else "")], REBUILD_SET)
+        if len(bad):
+            raise StoreError(f"store {self.path} is damaged: {found}; run `memeprobe store verify`, then "
+                             "re-featurize with --overwrite or a new --store path")
         return values
 
-    def _nonfinite_done(self, modality, name, values, rows) -> np.ndarray:
-        """Store rows among ``rows`` (all when None) that are done but hold NaN/inf."""
-        if values.dtype.kind != "f":
-            return np.zeros(0, np.int64)
-        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-        bad = _nonfinite_rows(values) & (self.status(name, modality)[rows] == DONE)
-        return np.unique(rows[bad])
-
-    def _checksum_failures(self, name, array, modality, values, rows, done) -> np.ndarray:
-        """Store rows among ``rows`` (all when None) that were done (``done``: the status, read before
-        ``values`` were) but whose values differ from their checksum."""
-        g = self._group(name)
-        sums, checksum = self._checksums(name)
+    def _checksum_failures(self, g, array, modality, values, rows, done) -> np.ndarray:
+        """Store rows among ``rows`` (all when None) of set group ``g`` that were done (``done``: the status, read
+        before ``values`` were) but whose values differ from their checksum."""
+        sums, checksum = _checksums(g)
         if sums is None or array not in sums:
             return np.zeros(0, np.int64)
         rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -824,24 +926,14 @@ class FeatureStore:
             bad = bad[checksum(_read_rows(g[array], bad)) != _read_rows(sums[array], bad)]
         return np.unique(bad)
 
-    def _checksums(self, name: str):
-        """(``_checksum`` group, its row checksum function) of feature set ``name``; (None, None) when it has none."""
-        g = self._group(name)
-        if "_checksum" not in g:  # a set written before checksums
-            return None, None
-        algorithm = g["_checksum"].attrs.get("algorithm", "xxh3-64")  # schema 2 wrote xxh3-64 without naming it
-        if algorithm not in ROW_CHECKSUMS:
-            raise StoreError(f"store {self.path} is damaged: feature set {name!r} names an unknown row checksum "
-                             f"{algorithm!r}; rebuild it with --overwrite or a new --store path")
-        return g["_checksum"], ROW_CHECKSUMS[algorithm]
-
+    @_damaged_guard
     def unchecked_rows(self, name: str) -> int:
         """Done rows (summed over arrays) that carry no checksum: written before checksums existed."""
-        g = self._group(name)
+        g = self._raw(name)
         spec = self.arrays(name)
-        if "_checksum" in g:
-            spec = {a: s for a, s in spec.items() if a not in g["_checksum"]}
-        return sum(int((self.status(name, s.modality) == DONE).sum()) for s in spec.values())
+        _, sound = layout.check_set(g, name, self.n, ROW_CHECKSUMS)
+        return sum(int((g["_status"][s.modality][()] == DONE).sum()) for a, s in spec.items()
+                   if ("_checksum", a) not in sound and ("_status", s.modality) in sound)
 
     @_damaged_guard
     def done(self, name: str, arrays: list[str]) -> np.ndarray:
@@ -910,26 +1002,18 @@ class FeatureStore:
             has_binary = self.binary_name is not None or (self.label >= 0).any()
             target = "label" if has_binary or not self.label_names else "labels"
         if target == "label":
-            return self._checked_labels("label", self.label)
+            return self.label
         if target == "labels":
             if not self.label_names:
                 raise MemeprobeError(f"store {self.path} has no multi-label classes; use target='label'")
-            return self._checked_labels("labels", self.labels)
+            return self.labels
         raise MemeprobeError(f"target must be 'auto', 'label' or 'labels', not {target!r}")
-
-    def _checked_labels(self, key: str, y: np.ndarray) -> np.ndarray:
-        bad = ~np.isin(y, (-1, 0, 1))
-        if bad.any():
-            rows = np.flatnonzero(bad.reshape(len(y), -1).any(axis=1))
-            where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[:5])
-            raise StoreError(f"store {self.path} is damaged: meme table {key!r} holds values other than -1, 0, 1 in "
-                             f"{len(rows)} rows (e.g. {where}); rebuild it with --overwrite or a new --store path")
-        return y
 
     # ------------------------------------------------------------------ inspection
     @_damaged_guard
     def info(self) -> dict:
         """Everything worth knowing about the store, JSON-able."""
+        self._check_content()
         splits = {}
         for s in self.split_names():
             sel = self.splits == s
@@ -948,7 +1032,7 @@ class FeatureStore:
                           "status": status, "provenance": self.provenance(name)}
         a = self._f.attrs
         return {"path": str(self.path), "file_size": self.path.stat().st_size,
-                "schema_version": int(a["schema_version"]), "memeprobe_version": str(a["memeprobe_version"]),
+                "schema_version": self.schema_version, "memeprobe_version": str(a["memeprobe_version"]),
                 "created": str(a["created"]),
                 "dataset": {"format": str(a["dataset_format"]), "root": str(a["dataset_root"]),
                             "fingerprint": str(a["dataset_fingerprint"]), "n": self.n,
@@ -958,87 +1042,54 @@ class FeatureStore:
 
     @_damaged_guard
     def verify(self) -> list[str]:
-        """Problems found (empty list = ok): table alignment and fingerprint, duplicate (split, id), array shapes
-        and dtypes, status values, NaN/inf in done rows."""
-        problems = []
-        m = self._f["memes"]
-        for key in ("id", "split", "text", "image", "label", "labels"):
-            if key not in m:
-                problems.append(f"meme table: dataset {key!r} is missing")
-            elif m[key].shape[0] != self.n:
-                problems.append(f"meme table: {key!r} has {m[key].shape[0]} rows, ids have {self.n}")
-        if problems:
-            return problems
-        if self.labels.shape[1] != len(self.label_names):
-            problems.append(f"meme table: labels has {self.labels.shape[1]} columns for {len(self.label_names)} label names")
-        for key, arr in (("label", self.label), ("labels", self.labels)):
-            if arr.size and not np.isin(arr, (-1, 0, 1)).all():
-                problems.append(f"meme table: {key} holds values other than -1, 0, 1")
-        keys = list(zip(self.splits.tolist(), self.ids.tolist()))
+        """Problems found (empty list = ok): the meme table's labels, fingerprint, spans and duplicate (split, id);
+        every feature set's layout (:mod:`~memeprobe.store.layout`), status values, checksums and NaN/inf of done
+        rows. (A store whose attributes or meme table cannot be read does not open.)"""
+        problems = (layout.content_problems(self._table, self._attr("dataset_fingerprint"))
+                    + layout.label_problems(self._f, self._table, len(self.label_names), self.schema_version))
+        keys = list(zip(self._table.splits.tolist(), self._table.ids.tolist()))
         if len(set(keys)) != len(keys):
             dup = [k for k, c in Counter(keys).items() if c > 1][:5]
             problems.append(f"meme table: duplicate (split, id): {', '.join(f'{s}/{i}' for s, i in dup)}")
-        ds = Dataset(root=Path("."), format="", memes=[Meme(i, s, t, im or None) for i, s, t, im in
-                                                         zip(self.ids, self.splits, self.texts, self.images)])
-        if ds.fingerprint() != self._attr("dataset_fingerprint"):
-            problems.append("meme table: contents do not match the stored dataset fingerprint")
-        if int(self._attr("schema_version")) >= 2:
-            problems += span_table.check_table(m, self.texts, len(self.label_names))
         for name in self.feature_sets():
             problems += self._verify_set(name)
         return problems
 
     def _verify_set(self, name: str) -> list[str]:
+        """The layout problems of feature set ``name``, then the values of its sound parts."""
         g = self._f["features"][name]
-        problems = []
+        problems, sound = layout.check_set(g, name, self.n, ROW_CHECKSUMS)
         try:
-            self.provenance(name)
-        except StoreError:
-            problems.append(f"feature set {name!r}: the 'provenance' attribute is not a JSON object")
-        try:
-            spec = self.arrays(name)
-        except StoreError:
-            return problems + [f"feature set {name!r}: the 'arrays' attribute is not a valid array spec"]
-        status = {}
-        for mod in sorted({s.modality for s in spec.values()}):
-            if "_status" not in g or mod not in g["_status"]:
-                problems.append(f"feature set {name!r}: no status for modality {mod!r}")
-                continue
+            spec = layout.read_arrays(g, name)
+        except ValueError:
+            return problems
+        done = {}
+        for mod in sorted({s.modality for s in spec.values()} & {m for part, m in sound if part == "_status"}):
             st = g["_status"][mod][()]
-            if st.shape != (self.n,):
-                problems.append(f"feature set {name!r}: status {mod!r} has shape {st.shape}, expected ({self.n},)")
-                continue
-            if not np.isin(st, (TODO, DONE, FAILED)).all():
+            if len(layout.unknown_status(st)):
                 problems.append(f"feature set {name!r}: status {mod!r} holds values other than 0, 1, 2")
-            status[mod] = st == DONE
+            done[mod] = st == DONE
         for a, s in spec.items():
-            if a not in g:
-                problems.append(f"feature set {name!r}: array {a!r} is missing")
+            if ("array", a) not in sound or s.modality not in done:
                 continue
-            ds = g[a]
-            if ds.shape != (self.n, *s.shape) or ds.dtype != np.dtype(s.dtype):
-                problems.append(f"feature set {name!r} array {a!r}: stored {ds.shape} {ds.dtype}, "
-                                f"declared {(self.n, *s.shape)} {s.dtype}")
-                continue
-            if s.modality not in status:
-                continue
+            ds, checked = g[a], ("_checksum", a) in sound
             bad, mismatch = 0, []
-            step = max(ds.chunks[0], (64 << 20) // max(1, ds.dtype.itemsize * int(np.prod(s.shape))))
+            step = max((ds.chunks or (1,))[0], (64 << 20) // max(1, ds.dtype.itemsize * int(np.prod(s.shape))))
             for lo in range(0, self.n, step):
-                done = status[s.modality][lo:lo + step]
-                if done.any():
+                rows_done = done[s.modality][lo:lo + step]
+                if rows_done.any():
                     block = ds[lo:lo + step]
-                    mismatch.append(self._checksum_failures(name, a, s.modality, block, np.arange(lo, lo + len(block)),
-                                                            status[s.modality]))
+                    if checked:
+                        mismatch.append(self._checksum_failures(g, a, s.modality, block, np.arange(lo, lo + len(block)),
+                                                                done[s.modality]))
                     if ds.dtype.kind == "f":
-                        bad += int((_nonfinite_rows(block) & done).sum())
+                        bad += int((_nonfinite_rows(block) & rows_done).sum())
             if bad:
                 problems.append(f"feature set {name!r} array {a!r}: {bad} done rows hold NaN/inf")
             mismatch = np.concatenate(mismatch) if mismatch else []
             if len(mismatch):
-                where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in mismatch[:5])
                 problems.append(f"feature set {name!r} array {a!r}: {len(mismatch)} done rows do not match their "
-                                f"checksum (e.g. {where})")
+                                f"checksum (e.g. {layout.rows_named(self._table, mismatch)})")
         return problems
 
     def _need_writer(self) -> None:
