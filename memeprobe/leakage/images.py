@@ -68,20 +68,22 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     return ImageHashes(pixel, phash, ok, problems)
 
 
-def phash_pairs(bits: np.ndarray, max_distance: int, rows=None):
-    """Pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss binary range search)."""
+def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int = 4096):
+    """Blocks of pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss
+    binary range search, ``block`` queries at a time: memory bounded however many pairs there are)."""
     import faiss
 
     rows = np.arange(len(bits)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return
     packed = np.packbits(bits[rows].astype(np.uint8), axis=1)
     index = faiss.IndexBinaryFlat(64)
     index.add(packed)
-    lims, dist, nbr = index.range_search(packed, max_distance + 1)  # faiss keeps distance < radius
-    q = np.repeat(np.arange(len(rows)), np.diff(lims).astype(np.int64))
-    keep = q < nbr
-    return rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
+    for start in range(0, len(rows), block):
+        lims, dist, nbr = index.range_search(packed[start:start + block], max_distance + 1)  # faiss keeps < radius
+        q = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
+        keep = q < nbr
+        yield rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
 
 
 def thumbnail_jpeg(path, size: int = 160) -> bytes | None:

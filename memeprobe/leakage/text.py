@@ -19,10 +19,21 @@ from scipy import sparse
 _SPACE = re.compile(r"\s+")
 
 
+class _Punctuation(dict):
+    """``str.translate`` table: punctuation (category ``P*``) to a space, anything else to itself; filled in
+    per character on first sight."""
+
+    def __missing__(self, c: int):
+        self[c] = " " if unicodedata.category(chr(c)).startswith("P") else c
+        return self[c]
+
+
+_PUNCTUATION = _Punctuation()
+
+
 def normalize_text(text: str) -> str:
     """The normalised form two texts must share to count as exact duplicates."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -37,13 +48,13 @@ def tokens(text: str) -> set[str]:
     return set(normalize_text(text).split())
 
 
-def jaccard_pairs(texts, threshold: float, rows=None, block: int = 4096):
-    """Pairs ``(i, j, jaccard)``, ``i < j``, whose token sets have Jaccard similarity >= ``threshold``.
+def jaccard_blocks(texts, threshold: float, rows=None, block: int = 4096, chunk: int = 1 << 18):
+    """Blocks of pairs ``(i, j, jaccard)``, ``i < j``, whose token sets have Jaccard similarity >= ``threshold``.
 
     Exact, with prefix filtering: two sets with Jaccard >= t share at least one of their
     ``|A| - ceil(t |A|) + 1`` rarest tokens, so candidates come from a sparse product of those
-    prefixes (block by block, memory bounded) and are then checked against the full token sets.
-    Empty token sets are skipped.
+    prefixes (``block`` rows at a time) and are checked against the full token sets ``chunk`` at a time:
+    memory stays bounded however many pairs there are. Empty token sets are skipped.
     """
     rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
     sets = [tokens(texts[r]) for r in rows]
@@ -60,21 +71,19 @@ def jaccard_pairs(texts, threshold: float, rows=None, block: int = 4096):
          for c in coded], len(freq))
     sizes = np.diff(full.indptr).astype(np.float64)
     prefix_t = prefix.T.tocsc()
-    out_i, out_j, out_s = [], [], []
     for start in range(0, len(rows), block):
-        cand = (prefix[start:start + block] @ prefix_t).tocoo()
-        a, b = cand.row + start, cand.col
-        keep = a < b
-        a, b = a[keep], b[keep]
-        inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel()
-        jac = inter / (sizes[a] + sizes[b] - inter)
-        hit = jac >= threshold - 1e-9
-        out_i.append(rows[a[hit]])
-        out_j.append(rows[b[hit]])
-        out_s.append(jac[hit].astype(np.float32))
-    if not out_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
+        cand = prefix[start:start + block] @ prefix_t
+        cand.sort_indices()  # pairs in (i, j) order, so the chunks are too
+        cand = cand.tocoo()
+        keep = cand.row + start < cand.col
+        a_all, b_all = cand.row[keep] + start, cand.col[keep]
+        del cand
+        for lo in range(0, len(a_all), chunk):
+            a, b = a_all[lo:lo + chunk], b_all[lo:lo + chunk]
+            inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel()
+            jac = inter / (sizes[a] + sizes[b] - inter)
+            hit = jac >= threshold - 1e-9
+            yield rows[a[hit]], rows[b[hit]], jac[hit].astype(np.float32)
 
 
 def _csr(coded, width):
