@@ -122,6 +122,8 @@ class Space:
         """Every member pair of the links ``(ci, cj)``."""
         sx, sy = self.size[ci], self.size[cj]
         count = sx * sy
+        if (count == 1).all():  # one member each (the usual near link): no expansion
+            return self.order[self.start[ci]], self.order[self.start[cj]]
         link = np.repeat(np.arange(len(ci)), count)
         offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         return (self.order[self.start[ci][link] + offset // sy[link]],

@@ -59,23 +59,28 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     pixel, phash, ok = [""] * n, np.zeros((n, 64), np.uint8), np.zeros(n, bool)
     problems: dict[int, str] = {}
     given = [None] * n if phash_given is None else list(phash_given)
+    todo = [i for i in range(n) if paths[i] is not None]  # (no thread hop for rows without an image)
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        for i, (digest, bits, problem) in enumerate(pool.map(_hash_one, paths, given)):
-            if problem is not None:
-                problems[i] = problem
-                continue
-            pixel[i], phash[i], ok[i] = digest, bits, True
+        done = dict(zip(todo, pool.map(_hash_one, [paths[i] for i in todo], [given[i] for i in todo])))
+    for i in range(n):
+        digest, bits, problem = done.pop(i) if i in done else _hash_one(None, None)
+        if problem is not None:
+            problems[i] = problem
+            continue
+        pixel[i], phash[i], ok[i] = digest, bits, True
     return ImageHashes(pixel, phash, ok, problems)
 
 
-def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int = 4096):
+def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int | None = None):
     """Blocks of pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss
-    binary range search, ``block`` queries at a time: memory bounded however many pairs there are)."""
+    binary range search, ``block`` queries at a time, by default as many as give at most ~1M pairs when
+    every hash is near every other: memory bounded however many pairs there are)."""
     import faiss
 
     rows = np.arange(len(bits)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:
         return
+    block = block or max(16, (1 << 20) // len(rows))
     packed = np.packbits(bits[rows].astype(np.uint8), axis=1)
     index = faiss.IndexBinaryFlat(64)
     index.add(packed)

@@ -2,8 +2,9 @@
 
 A detector runs on one representative row per exact-duplicate class (``classes``) and yields its pairs
 in blocks; :meth:`Links.collect` turns each pair into the key ``min(class) * width + max(class)`` and
-keeps the sorted unique keys (int64) with their scores (float32): 12 bytes per link, never a table, so
-millions of near pairs (thousands of one-token variants of one caption) fit in memory. Detectors that
+keeps the sorted unique keys (uint32 up to 65,536 classes, else uint64) with their scores (float32):
+8 or 12 bytes per link, never a table, so millions of near pairs (thousands of one-token variants of one
+caption) fit in memory. Detectors that
 search their rows in order give blocks that are sorted once sorted each; a link found twice (both search
 directions of an approximate index) keeps its score of the first block that found it.
 """
@@ -23,12 +24,13 @@ class Links:
     def collect(cls_, cls: np.ndarray, blocks) -> "Links":
         """Links from ``blocks`` of ``(row_i, row_j, score)`` (representative rows of classes of ``cls``)."""
         width = int(cls.max(initial=0)) + 1
-        keys, scores = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+        dtype = _key_dtype(width)
+        keys, scores = [np.zeros(0, dtype)], [np.zeros(0, np.float32)]
         for i, j, s in blocks:
             ci, cj = cls[np.asarray(i, np.int64)], cls[np.asarray(j, np.int64)]
             key = np.minimum(ci, cj) * width + np.maximum(ci, cj)
             order = np.argsort(key, kind="stable")
-            keys.append(key[order])
+            keys.append(key[order].astype(dtype))
             scores.append(np.asarray(s, np.float32)[order])
         key = np.concatenate(keys)
         del keys[:]  # (one array at a time: the blocks and the whole never both in full)
@@ -50,6 +52,7 @@ class Links:
         hit = (ca >= 0) & (cb >= 0) & (ca != cb)
         if not len(self.keys_):
             return hit & False, np.zeros(0, np.float32)
+        q = np.where(hit, q, 0).astype(self.keys_.dtype)
         pos = np.minimum(np.searchsorted(self.keys_, q), len(self.keys_) - 1)
         hit &= self.keys_[pos] == q
         return hit, self.scores_[pos[hit]]
@@ -57,5 +60,10 @@ class Links:
     def chunks(self, size: int):
         """The linked class pairs ``(ci, cj)``, ``ci < cj``, in key order, ``size`` at a time."""
         for lo in range(0, len(self.keys_), size):
-            key = self.keys_[lo:lo + size]
+            key = self.keys_[lo:lo + size].astype(np.int64)
             yield key // self.width, key % self.width
+
+
+def _key_dtype(width: int):
+    """The narrowest unsigned dtype for keys below ``width ** 2`` (4 bytes up to 65,536 classes)."""
+    return np.uint32 if width * width <= 1 << 32 else np.uint64

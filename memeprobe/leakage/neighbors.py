@@ -24,6 +24,8 @@ EXACT_LIMIT = 25_000  # indexed rows up to which the exact path beats IVF (measu
 TILE = 1 << 24  # similarity values per exact tile (64 MiB of float32)
 BF16_MIN_ROWS = 16_384  # indexed rows from which the bfloat16 pre-filter is used when torch is not loaded yet
 BF16_MARGIN = 1 / 64  # bfloat16 pre-filter threshold slack (> the 0.006 worst-case error on unit vectors)
+HITS = 1 << 20  # similarities thresholded at a time within a tile (bounds the pairs held when most are near)
+RESCORE = 4096  # pre-filtered pairs re-scored in float32 at a time
 
 
 def bf16_matmul_is_fast() -> bool:
@@ -174,21 +176,29 @@ class CosineIndex:
             first = lo if upper else 0
             if fast is None:
                 s = x[lo:hi] @ self.base_[first:].T
-                q, b = np.nonzero(s >= threshold)
             else:
                 import torch
 
-                approx = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
-                q, b = (t.numpy() for t in torch.nonzero(approx >= threshold - BF16_MARGIN, as_tuple=True))
-            if upper:
-                keep = b > q
-                q, b = q[keep], b[keep]
-            if fast is None:
-                yield q + lo, b + first, s[q, b]
-                continue
-            cos = np.einsum("ij,ij->i", x[lo + q], self.base_[first + b])
-            keep = cos >= threshold
-            yield q[keep] + lo, b[keep] + first, cos[keep]
+                s = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
+            step = max(1, HITS // max(1, len(self.base_) - first))  # rows whose pairs are looked at together
+            for sub in range(0, hi - lo, step):
+                if fast is None:
+                    q, b = np.nonzero(s[sub:sub + step] >= threshold)
+                else:
+                    q, b = (t.numpy() for t in torch.nonzero(s[sub:sub + step] >= threshold - BF16_MARGIN,
+                                                             as_tuple=True))
+                q = q + sub
+                if upper:
+                    keep = b > q
+                    q, b = q[keep], b[keep]
+                if fast is None:
+                    yield q + lo, b + first, s[q, b]
+                    continue
+                for c in range(0, len(q), RESCORE):  # float32 re-scoring, a bounded gather at a time
+                    qc, bc = q[c:c + RESCORE], b[c:c + RESCORE]
+                    cos = np.einsum("ij,ij->i", x[lo + qc], self.base_[first + bc])
+                    keep = cos >= threshold
+                    yield qc[keep] + lo, bc[keep] + first, cos[keep]
 
     def self_pair_blocks(self, threshold: float):
         """Blocks of pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows (exact only)."""

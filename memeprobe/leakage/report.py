@@ -99,9 +99,10 @@ def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
 
     paths = {r: ds.image_path(ds.memes[r]) for r in rows}
     paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
+    distinct = list(dict.fromkeys(paths.values()))  # a picture many memes share is decoded once
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        done = dict(zip(paths, pool.map(lambda p: images.thumbnail_jpeg(p, size), paths.values())))
-    return {r: jpeg for r, jpeg in done.items() if jpeg}
+        done = dict(zip(distinct, pool.map(lambda p: images.thumbnail_jpeg(p, size), distinct)))
+    return {r: done[p] for r, p in paths.items() if done[p]}
 
 
 def _scores(p) -> list[str]:

@@ -53,8 +53,8 @@ def jaccard_blocks(texts, threshold: float, rows=None, block: int = 4096, chunk:
 
     Exact, with prefix filtering: two sets with Jaccard >= t share at least one of their
     ``|A| - ceil(t |A|) + 1`` rarest tokens, so candidates come from a sparse product of those
-    prefixes (``block`` rows at a time) and are checked against the full token sets ``chunk`` at a time:
-    memory stays bounded however many pairs there are. Empty token sets are skipped.
+    prefixes (``block`` rows at a time) and are checked against the full token sets about ``chunk`` at a
+    time (whole rows): memory stays bounded however many pairs there are. Empty token sets are skipped.
     """
     rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
     sets = [tokens(texts[r]) for r in rows]
@@ -72,14 +72,13 @@ def jaccard_blocks(texts, threshold: float, rows=None, block: int = 4096, chunk:
     sizes = np.diff(full.indptr).astype(np.float64)
     prefix_t = prefix.T.tocsc()
     for start in range(0, len(rows), block):
-        cand = prefix[start:start + block] @ prefix_t
-        cand.sort_indices()  # pairs in (i, j) order, so the chunks are too
-        cand = cand.tocoo()
+        cand = (prefix[start:start + block] @ prefix_t).tocoo()
         keep = cand.row + start < cand.col
         a_all, b_all = cand.row[keep] + start, cand.col[keep]
         del cand
-        for lo in range(0, len(a_all), chunk):
-            a, b = a_all[lo:lo + chunk], b_all[lo:lo + chunk]
+        ends = np.searchsorted(a_all, a_all[chunk::chunk], "right") if len(a_all) else []  # chunks of whole rows
+        for lo, hi in zip(np.concatenate([[0], ends]).astype(np.int64), [*ends, len(a_all)]):
+            a, b = a_all[lo:hi], b_all[lo:hi]
             inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel()
             jac = inter / (sizes[a] + sizes[b] - inter)
             hit = jac >= threshold - 1e-9
