@@ -104,7 +104,7 @@ def test_a_class_lists_all_pairs_up_to_the_bound_then_each_member_against_the_an
     cell = np.zeros(3 * k, np.int64)
     cell[rows[k // 2:]] = 1
     cls = class_ids(["x" if r in set(rows) else "" for r in range(3 * k)])
-    blocks = list(PairStream([cls], [], cell, cell, bound))
+    blocks = list(PairStream([cls], {}, cell, cell, bound))
     a, b = (np.concatenate([blk[i] for blk in blocks]) for i in (0, 1))
     assert {blk[2] for blk in blocks} <= {0} and (a < b).all() and len(set(zip(a, b))) == len(a)  # each pair once
     if k * (k - 1) // 2 <= bound:

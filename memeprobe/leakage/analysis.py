@@ -11,10 +11,10 @@ within-split pairs are reported too. Clean subsets keep the eval memes with no t
 Identical texts / images form exact-duplicate classes: near searches run on one representative per
 class and pairs are listed per class with a bound (``max_group_pairs``, see ``classes``), so time and
 memory stay linear in the memes when thousands share one caption. Near searches yield their pairs in
-blocks, kept as compact class links (``links``); member pairs are then streamed twice (``stream``), never
-held: the summary counts, groups, clean ids and leak-exploit estimate come from every pair, and a group
-with more than ``max_group_pairs`` near-duplicate pairs (thousands of one-token variants of a caption)
-lists only witnesses of them, recording how many pairs it stands for.
+blocks, as class links (``links``); member pairs are then streamed once (``classes.PairStream`` into
+``stream.Tally``), never held: the summary counts, groups, clean ids and leak-exploit estimate come from
+every pair, and a group with more than ``max_group_pairs`` near-duplicate pairs (thousands of one-token
+variants of a caption) lists only witnesses of them, recording how many pairs it stands for.
 """
 from __future__ import annotations
 
@@ -174,8 +174,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         skipped["text_empty"] = int((~text_ok).sum())
         notes.append(f"{int((~text_ok).sum())} memes have empty text (after normalisation); no text checks for them")
     tcls = classes.class_ids(keys)
-    near: dict = {"text_jaccard": links.Links.collect(tcls, text.jaccard_blocks(
-        [m.text for m in memes], config.jaccard, classes.representatives(tcls, text_ok)))}
+    near: dict = {"text_jaccard": links.JaccardLinks(tcls, [m.text for m in memes],
+                                                     classes.representatives(tcls, text_ok), config.jaccard)}
 
     # images: exact classes (decoded-pixel hash), perceptual hash between class representatives
     progress(STAGES[1])
@@ -201,8 +201,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             notes.append(f"{int((~image_ok).sum())} memes have no readable image (e.g. {ids[first[0]]}: "
                          f"{first[1]}); image checks skipped for them")
     icls = classes.class_ids(hashes.pixel)
-    near["image_phash"] = links.Links.collect(icls, images.phash_blocks(
-        hashes.phash, config.phash_distance, classes.representatives(icls, image_ok)))
+    near["image_phash"] = links.PhashLinks(icls, hashes.phash, classes.representatives(icls, image_ok),
+                                           config.phash_distance)
 
     # embeddings, between class representatives (image vectors also count for rows whose file is not here)
     has_image = np.array([m.image is not None for m in memes])
@@ -239,7 +239,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                 image_ok = image_ok.copy()
                 image_ok[used] = True  # comparable by embedding even without the file
 
-    # member pairs, streamed (never held): pass one counts every pair, pass two picks those listed
+    # member pairs, streamed once (never held): every pair counts, a bounded set is listed
     progress(STAGES[4])
     sizes = np.concatenate([np.bincount(c[c >= 0]) for c in (tcls, icls)])
     big = sizes[sizes * (sizes - 1) // 2 > config.max_group_pairs]
@@ -249,16 +249,13 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                      "instead of every other member; their groups list every member")
     cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
     order = np.array([split_names.index(s) for s in splits], dtype=np.int64)
-    found = classes.PairStream([tcls, icls], list(near.values()), cell, pd.factorize(splits)[0],
-                               config.max_group_pairs)
     tally = stream.Tally(order=order, n_splits=len(split_names), tcls=tcls, icls=icls, near=near,
-                         image_ok=image_ok, text_ok=text_ok, label=label, labels=multi)
-    for a, b, source in found:
-        tally.add(a, b, near=source >= 2)
-    group_of_row = tally.components.group_of_row()
-    facts = tally.group_facts(group_of_row)
-    summarised = facts["near"] > config.max_group_pairs
-    a, b = tally.listing(found, group_of_row, summarised, near_sources=2)
+                         image_ok=image_ok, text_ok=text_ok, label=label, labels=multi, near_sources=2,
+                         max_pairs=config.max_group_pairs)
+    for a, b, source, known in classes.PairStream([tcls, icls], near, cell, pd.factorize(splits)[0],
+                                                  config.max_group_pairs):
+        tally.add(a, b, source, known)
+    group_of_row, facts, summarised, (a, b) = tally.finish()
     evidence = pairs.evidence(a, b, tcls, icls, near)
     merged = pairs.merge_evidence({name: (a[hit], b[hit], score) for name, (hit, score) in evidence.items()}, n)
     table = pairs.classify(merged, ids=ids, splits=splits, split_order=split_names,

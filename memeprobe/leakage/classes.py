@@ -12,8 +12,8 @@ splits it has not met yet (so many near variants of one caption add O(k) pairs, 
 
 :class:`PairStream` yields these pairs in blocks, each pair once: the classes of each exact space in
 turn, then the links of each near detector; a pair an earlier source already gave is left out (checked
-per block from the classes, the links and the few pairs listed by anchored links). Iterating it again
-gives the same pairs, so consumers can pass over them twice without keeping them.
+per block from the classes, the links and the few pairs listed by anchored links). Each block carries
+what the near detectors' look-ups found for it, so a consumer classifies it without asking again.
 """
 from __future__ import annotations
 
@@ -119,26 +119,27 @@ class Space:
         return ~(self.big[ci] | self.big[cj]) & (self.size[ci] * self.size[cj] <= self.max_pairs)
 
     def cross(self, ci, cj):
-        """Every member pair of the links ``(ci, cj)``."""
+        """Every member pair ``(a, b)`` of the links ``(ci, cj)``, and the link of each."""
         sx, sy = self.size[ci], self.size[cj]
         count = sx * sy
         if (count == 1).all():  # one member each (the usual near link): no expansion
-            return self.order[self.start[ci]], self.order[self.start[cj]]
+            return self.order[self.start[ci]], self.order[self.start[cj]], np.arange(len(ci))
         link = np.repeat(np.arange(len(ci)), count)
         offset = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
         return (self.order[self.start[ci][link] + offset // sy[link]],
-                self.order[self.start[cj][link] + offset % sy[link]])
+                self.order[self.start[cj][link] + offset % sy[link]], link)
 
 
 class PairStream:
-    """Every duplicate pair once: iterating yields ``(a, b, source)`` blocks, ``a < b``; ``source`` is the
-    index of the exact space (0, 1, ...) or ``len(spaces)`` + the index of the near detector that gave it.
+    """Every duplicate pair once: iterating yields blocks ``(a, b, source, known)``, ``a < b``; ``source`` is
+    the index of the exact space (0, 1, ...) or ``len(spaces)`` + the index of the near detector that gave
+    them, ``known`` what the near detectors looked up so far: ``{name: (hit, score or NaN)}``.
 
-    ``spaces``: class arrays whose classes list their pairs; ``near``: :class:`~memeprobe.leakage.links.Links`
-    per near detector (over one of those class arrays or another); ``cell`` (split and label) picks
-    anchors, ``split`` (a code per row) bounds how often a member of a large class meets anchors."""
+    ``spaces``: class arrays whose classes list their pairs; ``near``: name -> links (``links``) of each
+    near detector, over one of those class arrays or another; ``cell`` (split and label) picks anchors,
+    ``split`` (a code per row) bounds how often a member of a large class meets anchors."""
 
-    def __init__(self, spaces: list[np.ndarray], near: list, cell: np.ndarray, split: np.ndarray,
+    def __init__(self, spaces: list[np.ndarray], near: dict, cell: np.ndarray, split: np.ndarray,
                  max_pairs: int = MAX_PAIRS):
         self.cell, self.split, self.max_pairs = cell, split, max_pairs
         made: dict[int, Space] = {}
@@ -146,49 +147,56 @@ class PairStream:
         def space(cls):
             return made.setdefault(id(cls), Space(cls, cell, max_pairs))
         self.spaces = [space(c) for c in spaces]
-        self.near = [(space(links.cls), links) for links in near]
+        self.near = [(name, space(links.cls), links) for name, links in near.items()]
 
     def __iter__(self):
         n = len(self.cell)
         covered: dict = {}
         anchored: list[np.ndarray] = []  # per near detector done: sorted keys a * n + b of its anchored pairs
 
-        def given_before(a, b, source):
+        def out(a, b, source, score=None):
+            """The block less the pairs an earlier source gave, with the look-ups made to know it."""
+            a, b = np.minimum(a, b), np.maximum(a, b)
             seen = np.zeros(len(a), bool)
             for s in self.spaces[:source]:
                 seen |= s.lists(a, b)
-            for e, (s, links) in enumerate(self.near[:max(0, source - len(self.spaces))]):
-                hit, _ = links.lookup(a, b)
+            known = {}
+            for e, (name, s, links) in enumerate(self.near[:max(0, source - len(self.spaces))]):
+                hit, found = links.lookup(a, b)
+                value = np.full(len(a), np.nan)
+                value[hit] = found
+                known[name] = hit, value
                 c, d = s.cls[a[hit]], s.cls[b[hit]]
                 listed = s.small_link(np.minimum(c, d), np.maximum(c, d))
                 listed[~listed] = np.isin(a[hit][~listed] * n + b[hit][~listed], anchored[e])
                 seen[hit] |= listed
-            return seen
-
-        def out(a, b, source):
-            a, b = np.minimum(a, b), np.maximum(a, b)
-            keep = ~given_before(a, b, source)
-            return a[keep], b[keep], source
+            if score is not None:
+                known[self.near[source - len(self.spaces)][0]] = np.ones(len(a), bool), np.asarray(score, np.float64)
+            keep = ~seen
+            return a[keep], b[keep], source, {k: (h[keep], v[keep]) for k, (h, v) in known.items()}
 
         for source, s in enumerate(self.spaces):
             for a, b in s.listing():
                 yield out(a, b, source)
-        for e, (s, links) in enumerate(self.near):
+        for e, (name, s, links) in enumerate(self.near):
             source = len(self.spaces) + e
             extra = []
-            for ci, cj in links.chunks(BLOCK):
+            for ci, cj, score in links.pairs():
+                ci, cj = np.minimum(ci, cj), np.maximum(ci, cj)
+                score = np.asarray(score, np.float64)
                 small = s.small_link(ci, cj)
-                xs, ys = ci[small], cj[small]
+                xs, ys, ss = ci[small], cj[small], score[small]
                 for lo, hi in _batches(s.size[xs] * s.size[ys], BLOCK):
-                    yield out(*s.cross(xs[lo:hi], ys[lo:hi]), source)
-                for x, y in zip(ci[~small].tolist(), cj[~small].tolist()):
+                    a, b, link = s.cross(xs[lo:hi], ys[lo:hi])
+                    yield out(a, b, source, ss[lo:hi][link])
+                for x, y, v in zip(ci[~small].tolist(), cj[~small].tolist(), score[~small].tolist()):
                     gx, gy = s.members(x), s.members(y)
                     pa, pb = (np.concatenate(p) for p in zip(
                         _to_anchors(gx, gy, self.cell, self.split, self._covered(covered, s, x), self.max_pairs),
                         _to_anchors(gy, gx, self.cell, self.split, self._covered(covered, s, y), self.max_pairs)))
                     key = np.unique(np.minimum(pa, pb) * n + np.maximum(pa, pb))
                     extra.append(key)
-                    yield out(key // n, key % n, source)
+                    yield out(key // n, key % n, source, np.full(len(key), v))
             anchored.append(np.sort(np.concatenate(extra)) if extra else np.zeros(0, np.int64))
 
     def _covered(self, covered: dict, s: Space, c: int) -> set:

@@ -19,6 +19,7 @@ class Components:
         self._a: list[np.ndarray] = []
         self._b: list[np.ndarray] = []
         self._buffered = 0
+        self.merges = 0  # times ``label`` was brought up to date
 
     def add(self, a: np.ndarray, b: np.ndarray) -> None:
         self.in_pair[a] = True
@@ -27,11 +28,13 @@ class Components:
         self._b.append(b)
         self._buffered += len(a)
         if self._buffered >= max(self.n, MERGE_EVERY):
-            self._merge()
+            self.merge()
 
-    def _merge(self) -> None:
+    def merge(self) -> None:
+        """Bring ``label`` (a component id per row) up to date with the pairs added."""
         if not self._buffered:
             return
+        self.merges += 1
         a = np.concatenate(self._a + [np.arange(self.n)])
         b = np.concatenate(self._b + [self.label])
         graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(self.n, self.n))
@@ -41,7 +44,7 @@ class Components:
     def group_of_row(self) -> np.ndarray:
         """Group id per row (``-1`` for rows in no pair); ids are numbered largest group first, then by
         first row."""
-        self._merge()
+        self.merge()
         comp = self.label
         sizes = np.bincount(comp[self.in_pair], minlength=int(comp.max(initial=-1)) + 1)
         ranked = np.argsort(-sizes, kind="stable")

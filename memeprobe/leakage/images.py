@@ -71,6 +71,11 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     return ImageHashes(pixel, phash, ok, problems)
 
 
+def hamming(bits: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of the 64-bit hashes of rows ``a`` and ``b`` (what ``phash_blocks`` thresholds)."""
+    return (bits[a] != bits[b]).sum(axis=1)
+
+
 def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int | None = None):
     """Blocks of pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss
     binary range search, ``block`` queries at a time, by default as many as give at most ~1M pairs when

@@ -51,15 +51,21 @@ def merge_evidence(detections: dict, n_rows: int) -> pd.DataFrame:
     return wide
 
 
-def evidence(a: np.ndarray, b: np.ndarray, tcls: np.ndarray, icls: np.ndarray, near: dict) -> dict:
+def evidence(a: np.ndarray, b: np.ndarray, tcls: np.ndarray, icls: np.ndarray, near: dict,
+             known: dict | None = None) -> dict:
     """Which detectors fire on each row pair: ``{evidence: (hit mask, score of the hits)}``; exact text and
-    image from the classes ``tcls`` / ``icls`` (score 1), near ones from ``near`` (name -> Links)."""
+    image from the classes ``tcls`` / ``icls`` (score 1), near ones from ``near`` (name -> links), or from
+    ``known`` (name -> ``(hit, score or NaN)`` per pair) where a look-up was already made."""
     found = {}
     for name, cls in (("text_exact", tcls), ("image_exact", icls)):
         hit = classes.same_class(cls, a, b)
         found[name] = (hit, np.ones(int(hit.sum())))
     for name, links in near.items():
-        found[name] = links.lookup(a, b)
+        if known and name in known:
+            hit, value = known[name]
+            found[name] = (hit, value[hit])
+        else:
+            found[name] = links.lookup(a, b)
     return found
 
 
