@@ -15,8 +15,10 @@ statistics, the hashes and thumbnails of the leakage report) costs at most a few
   ~8 GB); the row fails with one line saying to crop or pad the image;
 - an image of more than ``DECODE_PIXELS`` pixels is decoded at a reduced size: JPEGs scaled by
   1/2..1/8 while decoding (Pillow's draft mode), other formats box-reduced by an integer factor right
-  after decoding, to at most ``DECODE_PIXELS`` pixels (every model input and the hashes need far less).
-  Images within both limits decode exactly as before: their features and hashes do not change;
+  after decoding, to at most ``DECODE_PIXELS`` pixels (every model input and the hashes need far less);
+  such a full decode (at most ``max_pixels`` x 4 bytes, ~360 MB by default) runs one at a time per
+  process, so the leakage report's decoding threads never hold several. Images within both limits
+  decode exactly as before: their features and hashes do not change;
 - wide pixel modes (16/32-bit) are scaled to 8 bit a band of rows at a time.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import stat
+import threading
 import warnings
 from contextlib import contextmanager, nullcontext
 
@@ -38,6 +41,7 @@ MAX_ASPECT = 100  # longest side / shortest side beyond which an image is refuse
 DECODE_PIXELS = 4096 * 4096  # images above are decoded reduced to at most this many pixels (~67 MB as RGB)
 _REDUCIBLE = ("L", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")  # modes Image.reduce averages as colours
 _BAND = 1 << 20  # pixels per band when scaling wide modes to 8 bit
+_FULL_SIZE = threading.Lock()  # held while an image above DECODE_PIXELS is decoded in full (threads of leakage)
 
 
 class ImageFailure(Exception):
@@ -114,14 +118,17 @@ def _decode(im: Image.Image) -> Image.Image:
     factor = _reduction(im.size)
     if factor > 1:  # JPEG: decode at 1/2, 1/4 or 1/8 scale (a no-op for other formats)
         im.draft(None, (-(-im.size[0] // factor), -(-im.size[1] // factor)))
-    im.load()
-    factor = _reduction(im.size)
-    if factor > 1:
-        orientation = im.getexif().get(ExifTags.Base.Orientation)  # not every format keeps it through reduce()
-        small = (im if im.mode in _REDUCIBLE else _eight_bit(im) if im.mode in _WIDE else _canonical(im)).reduce(factor)
+    if _reduction(im.size) == 1:
+        im.load()
+    else:
+        with _FULL_SIZE:  # decoded in full, then reduced: one such image at a time per process
+            im.load()
+            orientation = im.getexif().get(ExifTags.Base.Orientation)  # not every format keeps it through reduce()
+            src = im if im.mode in _REDUCIBLE else _eight_bit(im) if im.mode in _WIDE else _canonical(im)
+            im = src.reduce(_reduction(im.size))
+            del src
         if orientation:
-            small.getexif()[ExifTags.Base.Orientation] = orientation
-        im = small
+            im.getexif()[ExifTags.Base.Orientation] = orientation
     ImageOps.exif_transpose(im, in_place=True)
     return _canonical(im)
 
