@@ -139,7 +139,8 @@ def main(argv=None) -> None:
     print(" | ".join(["---"] * 9))
     for case, size, m in results:
         why = m["failed"][0].split(": ", 1)[1].split(" (")[0] if m["failed"] else ""
-        print(f"{case} | {size:,} | {args.rows} | {len(m['failed'])}{f' ({why})' if why else ''} | {m['tree_mb']:.0f} | "
+        failed = f"{len(m['failed'])}" + (f" ({why})" if why else "")
+        print(f"{case} | {size:,} | {args.rows} | {failed} | {m['tree_mb']:.0f} | "
               f"{m['single_mb']:.0f} | {m['tree_mb'] / base:.2f}x | {m['wall']:.1f} | {m['load']:.2f}")
 
 

@@ -116,7 +116,8 @@ def main(argv=None) -> None:
     print(" | ".join(["---"] * 12))
     for name, kw, m in rows:
         size = kw.get("copies") or kw.get("variants") or 0
-        print(f"{name} | {args.n:,} | {size:,} | {m['wall']:.1f} | {m['rss_mb']:.0f} | {m['found']:,} | {m['pairs']:,} | "
+        print(f"{name} | {args.n:,} | {size:,} | {m['wall']:.1f} | {m['rss_mb']:.0f} | {m['found']:,} | "
+              f"{m['pairs']:,} | "
               f"{m['largest']:,} | {m['json_mb']:.1f} | {m['html_mb']:.1f} | {m['wall'] / base:.2f}x | {m['load']:.2f}")
 
 

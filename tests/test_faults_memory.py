@@ -153,7 +153,8 @@ def test_animated_images_give_their_first_frame(tmp_path):
     frames = [_photo(80, 60, seed=k) for k in range(3)]
     for fmt in ("GIF", "PNG", "WEBP"):
         path = tmp_path / f"anim.{fmt.lower()}"
-        frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], **({"lossless": True} if fmt == "WEBP" else {}))
+        frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:],
+                       **({"lossless": True} if fmt == "WEBP" else {}))
         first = np.asarray(open_image(path), np.float64)
         assert first.shape == (60, 80, 3)
         assert np.abs(first - np.asarray(frames[0], np.float64)).mean() < 8, fmt  # (GIF: a palette)
@@ -175,7 +176,8 @@ def test_pixel_statistics_of_a_wide_image_are_histogrammed_in_bands(tmp_path):
 
 
 # -- leakage ----------------------------------------------------------------------------------------
-TEMPLATES = ("when you finally fix the bug on a", "nobody me and my cat at three in the", "that moment you realise it was")
+TEMPLATES = ("when you finally fix the bug on a", "nobody me and my cat at three in the",
+             "that moment you realise it was")
 SPLITS = (("train", 0.7), ("dev_seen", 0.85), ("test_unseen", 1.0))
 
 
@@ -312,7 +314,8 @@ def test_summarising_changes_only_the_listing(variants, tmp_path):
     root = variants[0]
     full = _report(root, tmp_path / "full", "--max-group-pairs", "100000")
     capped = _report(root, tmp_path / "capped", "--max-group-pairs", "100")
-    assert not any("pairs_found" in g for g in full["groups"]) and len(full["pairs"]) == sum(s["pairs"] for s in full["summary"])
+    assert not any("pairs_found" in g for g in full["groups"])
+    assert len(full["pairs"]) == sum(s["pairs"] for s in full["summary"])
     assert len(capped["pairs"]) < len(full["pairs"]) / 3
     for k in ("summary", "eval", "leak_exploit"):  # counts, clean-subset sizes, leak-exploit AUROCs: identical
         assert capped[k] == full[k], k

@@ -249,10 +249,11 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                      "instead of every other member; their groups list every member")
     cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
     order = np.array([split_names.index(s) for s in splits], dtype=np.int64)
+    spaces = [tcls, icls]  # classes whose members are paired (stream sources 0, 1; near detectors after)
     tally = stream.Tally(order=order, n_splits=len(split_names), tcls=tcls, icls=icls, near=near,
-                         image_ok=image_ok, text_ok=text_ok, label=label, labels=multi, near_sources=2,
-                         max_pairs=config.max_group_pairs)
-    for a, b, source, known in classes.PairStream([tcls, icls], near, cell, pd.factorize(splits)[0],
+                         image_ok=image_ok, text_ok=text_ok, label=label, labels=multi,
+                         near_sources=len(spaces), max_pairs=config.max_group_pairs)
+    for a, b, source, known in classes.PairStream(spaces, near, cell, pd.factorize(splits)[0],
                                                   config.max_group_pairs):
         tally.add(a, b, source, known)
     group_of_row, facts, summarised, (a, b) = tally.finish()

@@ -37,7 +37,7 @@ class Components:
         self.merges += 1
         a = np.concatenate(self._a + [np.arange(self.n)])
         b = np.concatenate(self._b + [self.label])
-        graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(self.n, self.n))
+        graph = sparse.coo_matrix((np.ones(len(a), np.float32), (a, b)), shape=(self.n, self.n))
         _, self.label = connected_components(graph, directed=False)
         self._a, self._b, self._buffered = [], [], 0
 

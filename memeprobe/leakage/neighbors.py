@@ -201,7 +201,8 @@ class CosineIndex:
                     yield qc[keep] + lo, bc[keep] + first, cos[keep]
 
     def self_pair_blocks(self, threshold: float):
-        """Blocks of pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows (exact only)."""
+        """Blocks of pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows
+        (exact only)."""
         for q, b, s in self._exact_range(self.base_, threshold, upper=True):
             yield self.ids_[q], self.ids_[b], np.minimum(s, 1.0)
 

@@ -82,10 +82,10 @@ class TokenSets:
         against the full token sets about ``chunk`` at a time (whole rows): memory stays bounded however
         many pairs there are. Empty token sets are skipped.
         """
-        prefix = _csr([c[np.argsort(self.freq[c], kind="stable")][: len(c) - int(np.ceil(threshold * len(c) - 1e-9)) + 1]
-                       for c in self.coded], len(self.freq))
+        rare_first = [c[np.argsort(self.freq[c], kind="stable")] for c in self.coded]
+        prefix = _csr([c[: len(c) - int(np.ceil(threshold * len(c) - 1e-9)) + 1] for c in rare_first], len(self.freq))
         prefix_t = prefix.T.tocsc()
-        bound = np.cumsum(prefix @ np.bincount(prefix.indices, minlength=prefix.shape[1]))  # candidates per row, at most
+        bound = np.cumsum(prefix @ np.bincount(prefix.indices, minlength=prefix.shape[1]))  # candidates, at most
         start = 0
         while start < len(self.rows):
             stop = max(start + 1, int(np.searchsorted(bound, (bound[start - 1] if start else 0) + CANDIDATES, "right")))
