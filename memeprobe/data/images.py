@@ -122,11 +122,13 @@ def _decode(im: Image.Image) -> Image.Image:
         im.load()
     else:
         with _FULL_SIZE:  # decoded in full, then reduced: one such image at a time per process
-            im.load()
-            orientation = im.getexif().get(ExifTags.Base.Orientation)  # not every format keeps it through reduce()
-            src = im if im.mode in _REDUCIBLE else _eight_bit(im) if im.mode in _WIDE else _canonical(im)
-            im = src.reduce(_reduction(im.size))
+            full = im
+            full.load()
+            orientation = full.getexif().get(ExifTags.Base.Orientation)  # not every format keeps it through reduce()
+            src = full if full.mode in _REDUCIBLE else _eight_bit(full) if full.mode in _WIDE else _canonical(full)
+            im = src.reduce(_reduction(full.size))
             del src
+            full.close()  # the full-size pixels are freed here, not when the caller closes the file
         if orientation:
             im.getexif()[ExifTags.Base.Orientation] = orientation
     ImageOps.exif_transpose(im, in_place=True)
