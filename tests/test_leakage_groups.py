@@ -8,7 +8,7 @@ from PIL import Image
 
 from memeprobe.data import load_dataset
 from memeprobe.leakage.analysis import LeakageConfig, analyze
-from memeprobe.leakage.classes import candidate_pairs, class_ids, link_pairs
+from memeprobe.leakage.classes import PairStream, class_ids
 from memeprobe.leakage.report import write_report
 
 CAPTION = "the same caption everyone shares"
@@ -99,14 +99,17 @@ def test_bounded_listing_keeps_clean_ids_groups_and_kinds_of_the_full_listing(tm
 
 
 @pytest.mark.parametrize("k, bound", [(2, 1), (5, 10), (6, 14), (50, 10)])
-def test_link_pairs_lists_all_pairs_up_to_the_bound_then_anchors(k, bound):
+def test_a_class_lists_all_pairs_up_to_the_bound_then_each_member_against_the_anchors(k, bound):
     rows = np.arange(k) * 3
     cell = np.zeros(3 * k, np.int64)
     cell[rows[k // 2:]] = 1
-    a, b = link_pairs(rows, None, cell, bound)
+    cls = class_ids(["x" if r in set(rows) else "" for r in range(3 * k)])
+    blocks = list(PairStream([cls], {}, cell, cell, bound))
+    a, b = (np.concatenate([blk[i] for blk in blocks]) for i in (0, 1))
+    assert {blk[2] for blk in blocks} <= {0} and (a < b).all() and len(set(zip(a, b))) == len(a)  # each pair once
     if k * (k - 1) // 2 <= bound:
-        assert len(a) == k * (k - 1) // 2 and (a < b).all()
+        assert len(a) == k * (k - 1) // 2
     else:
-        assert set(b) == {rows[0], rows[k // 2]} and len(a) == 2 * k  # (self pairs are dropped later)
-    a, b = candidate_pairs([class_ids(["x" if r in set(rows) else "" for r in range(3 * k)])], [], cell, cell, bound)
-    assert (a < b).all() and len(set(zip(a, b))) == len(a) <= max(bound, 2 * k)
+        anchors = {rows[0], rows[k // 2]}  # the first member of each cell
+        assert all(x in anchors or y in anchors for x, y in zip(a, b))
+        assert len(a) == 2 * k - 3  # each member x both anchors, less its pair with itself; the anchors' pair once

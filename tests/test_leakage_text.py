@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from memeprobe.leakage.classes import class_ids, same_class
-from memeprobe.leakage.text import jaccard_pairs, normalize_text, text_hash, tokens
+from memeprobe.leakage.text import TokenSets, normalize_text, text_hash, tokens
 
 
 @pytest.mark.parametrize("a, b", [
@@ -40,13 +40,19 @@ def test_exact_classes_pair_exactly_the_equal_keys():
     assert set(zip(i[same].tolist(), j[same].tolist())) == want
 
 
+def jaccard_pairs(texts, threshold, rows=None, **kw):
+    """All the blocks of the join as one ``(i, j, jaccard)``."""
+    blocks = list(TokenSets(texts, rows).join(threshold, **kw))
+    return tuple(np.concatenate([b[k] for b in blocks]) for k in range(3)) if blocks else ([], [], [])
+
+
 def test_jaccard_pairs_match_brute_force():
     rng = np.random.default_rng(1)
     words = [f"w{k}" for k in range(40)]
     texts = [" ".join(rng.choice(words, rng.integers(1, 9))) for _ in range(300)]
     texts += [t + " extra" for t in texts[:20]] + ["", "..."]
     for threshold in (0.5, 0.7, 1.0):
-        i, j, s = jaccard_pairs(texts, threshold, block=64)
+        i, j, s = jaccard_pairs(texts, threshold, chunk=50)  # several chunks
         got = {(a, b): v for a, b, v in zip(i.tolist(), j.tolist(), s.tolist())}
         want = {}
         for a, b in itertools.combinations(range(len(texts)), 2):

@@ -16,6 +16,7 @@ from memeprobe.featurize.base import Featurizer
 HIST_BINS = 4
 THUMB = 16
 EMBED_DIM = HIST_BINS**3 + 6 + THUMB * THUMB
+BAND = 1 << 18  # pixels histogrammed at a time
 
 
 def pixel_features(image) -> dict:
@@ -24,9 +25,12 @@ def pixel_features(image) -> dict:
 
     image = reduced(image)
     rgb = np.asarray(image, dtype=np.uint8)
-    q = (rgb // (256 // HIST_BINS)).reshape(-1, 3).astype(np.int64)
-    codes = (q[:, 0] * HIST_BINS + q[:, 1]) * HIST_BINS + q[:, 2]
-    hist = np.bincount(codes, minlength=HIST_BINS**3).astype(np.float32)
+    hist, step = np.zeros(HIST_BINS**3, np.int64), max(1, BAND // rgb.shape[1])
+    for lo in range(0, rgb.shape[0], step):  # a band of rows at a time (uint8 codes < 64): bounded memory
+        q = rgb[lo:lo + step] // (256 // HIST_BINS)
+        hist += np.bincount(((q[..., 0] * HIST_BINS + q[..., 1]) * HIST_BINS + q[..., 2]).ravel(),
+                            minlength=HIST_BINS**3)
+    hist = hist.astype(np.float32)
     hist /= max(hist.sum(), 1.0)
     stat = ImageStat.Stat(image)
     stats = np.asarray(stat.mean + stat.stddev, dtype=np.float32) / 255.0

@@ -5,10 +5,11 @@
     write_report(result, dataset, "out/")
 
 Modules: ``text`` (normalisation, exact and Jaccard pairs), ``images`` (pixel and perceptual hashes),
-``neighbors`` (FAISS cosine search), ``classes`` (exact-duplicate classes, pairs bounded per class),
-``pairs``/``groups`` (kinds, label flips, components), ``exploit`` (leak-exploit AUROC), ``analysis``
-(runs it all), ``report`` (JSON, CSV, HTML), ``manifest`` (the report folder's manifest, clean-id lists),
-``commands``.
+``neighbors`` (FAISS cosine search), ``links`` (near pairs kept as compact class links), ``classes``
+(exact-duplicate classes, every pair streamed once, bounded per class), ``pairs``/``groups`` (kinds,
+label flips, components), ``stream`` (the passes over every pair: counts, groups, clean ids, the listed
+pairs), ``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML),
+``manifest`` (the report folder's manifest, clean-id lists), ``commands``.
 Names are imported lazily so that ``memeprobe --help`` stays fast.
 """
 import importlib

@@ -10,7 +10,11 @@ Cross-split pairs between the train split and an eval split are the leakage; eva
 within-split pairs are reported too. Clean subsets keep the eval memes with no train duplicate.
 Identical texts / images form exact-duplicate classes: near searches run on one representative per
 class and pairs are listed per class with a bound (``max_group_pairs``, see ``classes``), so time and
-memory stay linear in the memes when thousands share one caption.
+memory stay linear in the memes when thousands share one caption. Near searches yield their pairs in
+blocks, as class links (``links``); member pairs are then streamed once (``classes.PairStream`` into
+``stream.Tally``), never held: the summary counts, groups, clean ids and leak-exploit estimate come from
+every pair, and a group with more than ``max_group_pairs`` near-duplicate pairs (thousands of one-token
+variants of a caption) lists only witnesses of them, recording how many pairs it stands for.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.leakage import classes, exploit, groups, images, neighbors, pairs, text
+from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
 
 
 STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
@@ -66,10 +70,11 @@ class LeakageResult:
     config: LeakageConfig
     labelled_splits: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    counts: list[dict] = field(default_factory=list)  # every pair found, per split pair (``stream.Tally.summary``)
 
     def summary(self) -> list[dict]:
-        """Counts per split pair (cross-split pairs first, then within-split)."""
-        return summarize(self.pairs, self.splits, self.labelled_splits)
+        """Counts per split pair (cross-split pairs first, then within-split) over every pair found."""
+        return self.counts
 
 
 class _StoreSource:
@@ -117,17 +122,18 @@ def pick_array(store, modality: str, name: str | None, feature_sets=None) -> tup
     return None
 
 
-def _vector_pairs(source, rows, threshold, config, what, skipped, notes):
-    """Cosine self-join over ``rows`` of a source; invalid vectors are counted and warned about.
-
-    Returns the pairs and the rows that had a usable vector.
+def _vector_links(source, rows, cls, threshold, config, what, skipped, notes):
+    """Cosine self-join over ``rows`` of a source as links of ``cls``; invalid vectors are counted and
+    warned about. Returns the links and the rows that had a usable vector.
     """
-    i, j, s, bad = neighbors.cosine_pairs(source, threshold, rows, exact_limit=config.exact_limit)
-    if len(bad):
-        skipped[f"{what}_vectors_invalid"] = int(len(bad))
+    bad: set = set()
+    found = links.Links.collect(cls, neighbors.cosine_pair_blocks(source, threshold, rows, skipped=bad,
+                                                                  exact_limit=config.exact_limit))
+    if bad:
+        skipped[f"{what}_vectors_invalid"] = len(bad)
         notes.append(f"{len(bad)} {what} vectors are all-zero or not finite (NaN/inf); "
                      f"those rows were skipped for {what} cosine search")
-    return (i, j, s), np.setdiff1d(rows, bad)
+    return found, np.setdiff1d(rows, np.array(sorted(bad), dtype=np.int64))
 
 
 def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str | None = None,
@@ -168,8 +174,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         skipped["text_empty"] = int((~text_ok).sum())
         notes.append(f"{int((~text_ok).sum())} memes have empty text (after normalisation); no text checks for them")
     tcls = classes.class_ids(keys)
-    near: dict = {"text_jaccard": (tcls, *text.jaccard_pairs(
-        [m.text for m in memes], config.jaccard, classes.representatives(tcls, text_ok)))}
+    near: dict = {"text_jaccard": links.JaccardLinks(tcls, [m.text for m in memes],
+                                                     classes.representatives(tcls, text_ok), config.jaccard)}
 
     # images: exact classes (decoded-pixel hash), perceptual hash between class representatives
     progress(STAGES[1])
@@ -195,8 +201,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             notes.append(f"{int((~image_ok).sum())} memes have no readable image (e.g. {ids[first[0]]}: "
                          f"{first[1]}); image checks skipped for them")
     icls = classes.class_ids(hashes.pixel)
-    near["image_phash"] = (icls, *images.phash_pairs(hashes.phash, config.phash_distance,
-                                                     classes.representatives(icls, image_ok)))
+    near["image_phash"] = links.PhashLinks(icls, hashes.phash, classes.representatives(icls, image_ok),
+                                           config.phash_distance)
 
     # embeddings, between class representatives (image vectors also count for rows whose file is not here)
     has_image = np.array([m.image is not None for m in memes])
@@ -227,14 +233,13 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             progress(STAGES[2] if modality == "text" else STAGES[3])
             eligible = np.zeros(n, bool)
             eligible[rows] = True
-            found, used = _vector_pairs(source, classes.representatives(cls, eligible), threshold, config,
-                                        modality, skipped, notes)
-            near[f"{modality}_cosine"] = (cls, *found)
+            near[f"{modality}_cosine"], used = _vector_links(
+                source, classes.representatives(cls, eligible), cls, threshold, config, modality, skipped, notes)
             if modality == "image":
                 image_ok = image_ok.copy()
                 image_ok[used] = True  # comparable by embedding even without the file
 
-    # member pairs, bounded per class; every evidence looked up from the classes of the two rows
+    # member pairs, streamed once (never held): every pair counts, a bounded set is listed
     progress(STAGES[4])
     sizes = np.concatenate([np.bincount(c[c >= 0]) for c in (tcls, icls)])
     big = sizes[sizes * (sizes - 1) // 2 > config.max_group_pairs]
@@ -243,58 +248,41 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                      f"(largest: {big.max()} memes): each member is paired with one anchor per split and label "
                      "instead of every other member; their groups list every member")
     cell = pd.factorize(pd.Series(list(zip(splits, label if multi is None else map(tuple, multi)))))[0]
-    a, b = classes.candidate_pairs([tcls, icls], [(c, i, j) for c, i, j, _ in near.values()], cell,
-                                   pd.factorize(splits)[0], config.max_group_pairs)
-    detections: dict = {}
-    for name, cls in (("text_exact", tcls), ("image_exact", icls)):
-        hit = classes.same_class(cls, a, b)
-        detections[name] = (a[hit], b[hit], np.ones(int(hit.sum())))
-    for name, (cls, i, j, s) in near.items():
-        hit, score = classes.near_lookup(cls, i, j, s, a, b)
-        detections[name] = (a[hit], b[hit], score)
-    merged = pairs.merge_evidence(detections, n)
+    order = np.array([split_names.index(s) for s in splits], dtype=np.int64)
+    spaces = [tcls, icls]  # classes whose members are paired (stream sources 0, 1; near detectors after)
+    tally = stream.Tally(order=order, n_splits=len(split_names), tcls=tcls, icls=icls, near=near,
+                         image_ok=image_ok, text_ok=text_ok, label=label, labels=multi,
+                         near_sources=len(spaces), max_pairs=config.max_group_pairs)
+    for a, b, source, known in classes.PairStream(spaces, near, cell, pd.factorize(splits)[0],
+                                                  config.max_group_pairs):
+        tally.add(a, b, source, known)
+    group_of_row, facts, summarised, (a, b) = tally.finish()
+    evidence = pairs.evidence(a, b, tcls, icls, near)
+    merged = pairs.merge_evidence({name: (a[hit], b[hit], score) for name, (hit, score) in evidence.items()}, n)
     table = pairs.classify(merged, ids=ids, splits=splits, split_order=split_names,
                            train_split=config.train_split, image_ok=image_ok, text_ok=text_ok,
                            label=label, labels=multi)
-    group_of_row = groups.group_rows(table, n)
     table.insert(8, "group", group_of_row[table.a.to_numpy()] if len(table) else np.zeros(0, np.int64))
+    if summarised.any():
+        table["group_pairs_found"] = facts["found"][table.group.to_numpy()]
+        top = int(np.argmax(summarised))
+        notes.append(f"{int(summarised.sum())} groups have more than {config.max_group_pairs} near-duplicate pairs "
+                     f"(largest: {int((group_of_row == top).sum())} memes, {int(facts['found'][top]):,} pairs): "
+                     "each member is listed with one partner per split and label relation; the summary counts, "
+                     f"clean ids and leak-exploit estimate use all {int(tally.counts[0].sum()):,} pairs found")
     eval_splits = [s for s in split_names if s != config.train_split]
-    clean = clean_ids(table, ids, splits, eval_splits, config.train_split)
-    leaks = {s: exploit.leak_exploit(table, label, splits, config.train_split, s)
-             for s in eval_splits} if multi is None else {}
+    labelled = [s for s in split_names
+                if ((label >= 0) if multi is None else (multi >= 0).all(axis=1))[splits == s].any()]
+    leaks = {s: tally.votes.leak_exploit(splits, s) for s in eval_splits} if multi is None else {}
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return LeakageResult(
-        pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits, config.train_split),
+        pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits, config.train_split,
+                                                    facts=facts, summarised=summarised),
         splits=split_names,
         eval_splits=eval_splits, split_sizes={s: int((splits == s).sum()) for s in split_names},
-        clean_ids=clean, exploit=leaks, skipped=skipped, sources=sources, config=config, warnings=notes,
-        labelled_splits=[s for s in split_names
-                         if ((label >= 0) if multi is None else (multi >= 0).all(axis=1))[splits == s].any()])
+        clean_ids=tally.clean_ids(ids, splits, eval_splits), exploit=leaks, skipped=skipped, sources=sources,
+        config=config, warnings=notes, labelled_splits=labelled,
+        counts=tally.summary(split_names, labelled))
 
 
-def clean_ids(table: pd.DataFrame, ids, splits, eval_splits, train_split) -> dict[str, list[str]]:
-    """Ids of each eval split with no duplicate (text or image) in the train split."""
-    cross = table[table.scope == "train-eval"]
-    leaked = set(cross.a[cross.split_a != train_split]) | set(cross.b[cross.split_b != train_split])
-    return {s: [str(ids[r]) for r in np.flatnonzero(splits == s) if r not in leaked] for s in eval_splits}
-
-
-def summarize(table: pd.DataFrame, split_names: list[str], labelled_splits=()) -> list[dict]:
-    """Per split pair: pair counts by evidence, confounders, label flips, rows involved."""
-    out = []
-    order = [(a, b) for k, a in enumerate(split_names) for b in split_names[k + 1:]] + [(s, s) for s in split_names]
-    for a, b in order:
-        sub = table[(table.split_a == a) & (table.split_b == b)]
-        out.append({
-            "split_a": a, "split_b": b, "scope": "within" if a == b else ("cross"),
-            "pairs": int(len(sub)),
-            "exact_text": int(sub.text_exact.notna().sum()),
-            "near_text": int((sub.text_exact.isna() & (sub.text_jaccard.notna() | sub.text_cosine.notna())).sum()),
-            "exact_image": int(sub.image_exact.notna().sum()),
-            "near_image": int((sub.image_exact.isna() & (sub.image_phash.notna() | sub.image_cosine.notna())).sum()),
-            "confounders": int(sub.kind.isin(pairs.CONFOUNDER_KINDS).sum()),
-            "label_flips": int((sub.label_relation == "flip").sum()),
-            "labelled": a in labelled_splits and b in labelled_splits,
-        })
-    return out

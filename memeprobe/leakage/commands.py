@@ -60,8 +60,9 @@ def leakage():
 @click.option("--train-split", default="train", show_default=True, help="The split eval splits must not leak from.")
 @click.option("--no-images", is_flag=True, help="Skip decoding images (text checks and store embeddings only).")
 @click.option("--max-group-pairs", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Member pairs listed in full per set of identical texts/images; beyond, each member is "
-                   "paired with one anchor per split and label (the group still lists every member).")
+              help="Member pairs listed in full per set of identical texts/images, and near-duplicate pairs per "
+                   "group; beyond, each member is paired with one anchor per split and label, or listed with one "
+                   "near duplicate per split and label relation (groups list every member and count every pair).")
 @click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
 @replace_option
 def report(data, dataset_options, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,

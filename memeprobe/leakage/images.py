@@ -59,29 +59,41 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     pixel, phash, ok = [""] * n, np.zeros((n, 64), np.uint8), np.zeros(n, bool)
     problems: dict[int, str] = {}
     given = [None] * n if phash_given is None else list(phash_given)
+    todo = [i for i in range(n) if paths[i] is not None]  # (no thread hop for rows without an image)
     with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        for i, (digest, bits, problem) in enumerate(pool.map(_hash_one, paths, given)):
-            if problem is not None:
-                problems[i] = problem
-                continue
-            pixel[i], phash[i], ok[i] = digest, bits, True
+        done = dict(zip(todo, pool.map(_hash_one, [paths[i] for i in todo], [given[i] for i in todo])))
+    for i in range(n):
+        digest, bits, problem = done.pop(i) if i in done else _hash_one(None, None)
+        if problem is not None:
+            problems[i] = problem
+            continue
+        pixel[i], phash[i], ok[i] = digest, bits, True
     return ImageHashes(pixel, phash, ok, problems)
 
 
-def phash_pairs(bits: np.ndarray, max_distance: int, rows=None):
-    """Pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss binary range search)."""
+def hamming(bits: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distance of the 64-bit hashes of rows ``a`` and ``b`` (what ``phash_blocks`` thresholds)."""
+    return (bits[a] != bits[b]).sum(axis=1)
+
+
+def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int | None = None):
+    """Blocks of pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss
+    binary range search, ``block`` queries at a time, by default as many as give at most ~1M pairs when
+    every hash is near every other: memory bounded however many pairs there are)."""
     import faiss
 
     rows = np.arange(len(bits)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        return
+    block = block or max(16, (1 << 20) // len(rows))
     packed = np.packbits(bits[rows].astype(np.uint8), axis=1)
     index = faiss.IndexBinaryFlat(64)
     index.add(packed)
-    lims, dist, nbr = index.range_search(packed, max_distance + 1)  # faiss keeps distance < radius
-    q = np.repeat(np.arange(len(rows)), np.diff(lims).astype(np.int64))
-    keep = q < nbr
-    return rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
+    for start in range(0, len(rows), block):
+        lims, dist, nbr = index.range_search(packed[start:start + block], max_distance + 1)  # faiss keeps < radius
+        q = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
+        keep = q < nbr
+        yield rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
 
 
 def thumbnail_jpeg(path, size: int = 160) -> bytes | None:

@@ -24,6 +24,8 @@ EXACT_LIMIT = 25_000  # indexed rows up to which the exact path beats IVF (measu
 TILE = 1 << 24  # similarity values per exact tile (64 MiB of float32)
 BF16_MIN_ROWS = 16_384  # indexed rows from which the bfloat16 pre-filter is used when torch is not loaded yet
 BF16_MARGIN = 1 / 64  # bfloat16 pre-filter threshold slack (> the 0.006 worst-case error on unit vectors)
+HITS = 1 << 20  # similarities thresholded at a time within a tile (bounds the pairs held when most are near)
+RESCORE = 4096  # pre-filtered pairs re-scored in float32 at a time
 
 
 def bf16_matmul_is_fast() -> bool:
@@ -119,26 +121,24 @@ class CosineIndex:
 
     def range_search(self, source, rows=None, threshold: float = 0.9):
         """Pairs ``(query_row, indexed_row, cosine)`` with cosine >= ``threshold`` (self-matches included)."""
+        return _joined(self.range_search_blocks(source, rows, threshold))
+
+    def range_search_blocks(self, source, rows=None, threshold: float = 0.9):
+        """:meth:`range_search` as blocks (one per block of query rows); ``query_skipped_`` is set at the end."""
         rows = np.arange(source.shape[0]) if rows is None else np.sort(np.asarray(rows, dtype=np.int64))
-        qs, bs, ss, skipped = [], [], [], []
+        skipped = []
         for sel, x, valid in iter_blocks(source, rows, self.block):
             skipped.append(sel[~valid])
             if not valid.any():
                 continue
             if self.exact_:
                 for q, b, d in self._exact_range(x[valid], threshold):
-                    qs.append(sel[valid][q])
-                    bs.append(self.ids_[b])
-                    ss.append(d)
+                    yield sel[valid][q], self.ids_[b], np.minimum(d, 1.0)
                 continue
             lims, dist, nbr = self.index_.range_search(x[valid], float(threshold))
-            qs.append(np.repeat(sel[valid], np.diff(lims).astype(np.int64)))
-            bs.append(self.ids_[nbr])
-            ss.append(dist.astype(np.float32))
+            yield (np.repeat(sel[valid], np.diff(lims).astype(np.int64)), self.ids_[nbr],
+                   np.minimum(dist.astype(np.float32), 1.0))
         self.query_skipped_ = np.concatenate(skipped) if skipped else np.zeros(0, np.int64)
-        if not qs:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return np.concatenate(qs), np.concatenate(bs), np.minimum(np.concatenate(ss), 1.0)
 
     def search(self, source, rows=None, k: int = 10):
         """Top-``k`` neighbours: ``(query_rows (m,), neighbour_rows (m, k), cosines (m, k))``; -1 pads missing ones."""
@@ -176,29 +176,35 @@ class CosineIndex:
             first = lo if upper else 0
             if fast is None:
                 s = x[lo:hi] @ self.base_[first:].T
-                q, b = np.nonzero(s >= threshold)
             else:
                 import torch
 
-                approx = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
-                q, b = (t.numpy() for t in torch.nonzero(approx >= threshold - BF16_MARGIN, as_tuple=True))
-            if upper:
-                keep = b > q
-                q, b = q[keep], b[keep]
-            if fast is None:
-                yield q + lo, b + first, s[q, b]
-                continue
-            cos = np.einsum("ij,ij->i", x[lo + q], self.base_[first + b])
-            keep = cos >= threshold
-            yield q[keep] + lo, b[keep] + first, cos[keep]
+                s = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
+            step = max(1, HITS // max(1, len(self.base_) - first))  # rows whose pairs are looked at together
+            for sub in range(0, hi - lo, step):
+                if fast is None:
+                    q, b = np.nonzero(s[sub:sub + step] >= threshold)
+                else:
+                    q, b = (t.numpy() for t in torch.nonzero(s[sub:sub + step] >= threshold - BF16_MARGIN,
+                                                             as_tuple=True))
+                q = q + sub
+                if upper:
+                    keep = b > q
+                    q, b = q[keep], b[keep]
+                if fast is None:
+                    yield q + lo, b + first, s[q, b]
+                    continue
+                for c in range(0, len(q), RESCORE):  # float32 re-scoring, a bounded gather at a time
+                    qc, bc = q[c:c + RESCORE], b[c:c + RESCORE]
+                    cos = np.einsum("ij,ij->i", x[lo + qc], self.base_[first + bc])
+                    keep = cos >= threshold
+                    yield qc[keep] + lo, bc[keep] + first, cos[keep]
 
-    def self_pairs(self, threshold: float):
-        """Pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows (exact only)."""
-        parts = list(self._exact_range(self.base_, threshold, upper=True))
-        if not parts:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        q, b, s = (np.concatenate(p) for p in zip(*parts))
-        return self.ids_[q], self.ids_[b], np.minimum(s, 1.0)
+    def self_pair_blocks(self, threshold: float):
+        """Blocks of pairs ``(i, j, cosine)``, ``i < j`` by position in ``ids_``, within the indexed rows
+        (exact only)."""
+        for q, b, s in self._exact_range(self.base_, threshold, upper=True):
+            yield self.ids_[q], self.ids_[b], np.minimum(s, 1.0)
 
     def _exact_top_k(self, x, k):
         """FAISS-style ``(cosines, positions)`` of the ``k`` best base rows per query, -1 padded."""
@@ -218,6 +224,27 @@ class CosineIndex:
         return dist, nbr
 
 
+def cosine_pair_blocks(source, threshold: float, rows_a=None, rows_b=None, skipped: set | None = None,
+                       **index_params):
+    """:func:`cosine_pairs` as blocks, never all pairs at once (a self-join through IVF may give a pair in
+    both directions, as ``(min, max)`` each time). Rows with zero or non-finite vectors are added to
+    ``skipped`` once the blocks are consumed."""
+    rows_a = np.arange(source.shape[0]) if rows_a is None else np.asarray(rows_a, dtype=np.int64)
+    index = CosineIndex(**index_params).fit(source, rows_a if rows_b is None else rows_b)
+    skipped = set() if skipped is None else skipped
+    if rows_b is None and index.exact_:
+        yield from index.self_pair_blocks(threshold)
+        skipped.update(index.skipped_.tolist())
+        return
+    for i, j, s in index.range_search_blocks(source, rows_a, threshold):
+        if rows_b is None:
+            keep = i != j
+            i, j, s = np.minimum(i, j)[keep], np.maximum(i, j)[keep], s[keep]
+        yield i, j, s
+    skipped.update(index.skipped_.tolist())
+    skipped.update(index.query_skipped_.tolist())
+
+
 def cosine_pairs(source, threshold: float, rows_a=None, rows_b=None, **index_params):
     """Near-duplicate pairs by cosine >= ``threshold``.
 
@@ -225,18 +252,18 @@ def cosine_pairs(source, threshold: float, rows_a=None, rows_b=None, **index_par
     Otherwise: cross pairs ``(i in rows_a, j in rows_b)``; ``rows_b`` is indexed, ``rows_a`` queried.
     Returns ``(i, j, cosine, skipped_rows)``.
     """
-    rows_a = np.arange(source.shape[0]) if rows_a is None else np.asarray(rows_a, dtype=np.int64)
-    base = rows_a if rows_b is None else rows_b
-    index = CosineIndex(**index_params).fit(source, base)
-    if rows_b is None and index.exact_:
-        i, j, s = index.self_pairs(threshold)
-        return i, j, s, index.skipped_
-    i, j, s = index.range_search(source, rows_a, threshold)
-    skipped = np.union1d(index.skipped_, index.query_skipped_)
-    if rows_b is not None:
-        return i, j, s, skipped
-    keep = i != j
-    a, b, s = np.minimum(i, j)[keep], np.maximum(i, j)[keep], s[keep]
-    key = a * (int(source.shape[0]) + 1) + b
-    _, first = np.unique(key, return_index=True)
-    return a[first], b[first], s[first], skipped
+    skipped: set = set()
+    i, j, s = _joined(cosine_pair_blocks(source, threshold, rows_a, rows_b, skipped, **index_params))
+    if rows_b is None:
+        key = i * (int(source.shape[0]) + 1) + j
+        _, first = np.unique(key, return_index=True)
+        i, j, s = i[first], j[first], s[first]
+    return i, j, s, np.array(sorted(skipped), dtype=np.int64)
+
+
+def _joined(blocks):
+    """One ``(i, j, score)`` from blocks of them."""
+    parts = list(blocks)
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return tuple(np.concatenate(p) for p in zip(*parts))

@@ -1,4 +1,5 @@
-"""Pair records: the evidence of every detector merged per row pair, classified by kind and label relation.
+"""Pair records: the evidence of every detector per row pair, classified by kind, scope and label relation
+(as codes for blocks of the pair stream, as a table for the listed pairs).
 
 Kinds (what is duplicated):
 - ``same_text_same_image``: text and image both duplicated;
@@ -16,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from memeprobe.leakage import classes
+
 TEXT_EVIDENCE = ("text_exact", "text_jaccard", "text_cosine")
 IMAGE_EVIDENCE = ("image_exact", "image_phash", "image_cosine")
 EVIDENCE = TEXT_EVIDENCE + IMAGE_EVIDENCE
@@ -23,6 +26,7 @@ KINDS = ("same_text_same_image", "same_text_other_image", "same_image_other_text
          "same_text_image_unchecked", "same_image_text_unchecked")
 CONFOUNDER_KINDS = ("same_text_other_image", "same_image_other_text")
 SCOPES = ("train-eval", "eval-eval", "within")
+RELATIONS = ("", "agree", "flip")
 
 
 def merge_evidence(detections: dict, n_rows: int) -> pd.DataFrame:
@@ -47,6 +51,54 @@ def merge_evidence(detections: dict, n_rows: int) -> pd.DataFrame:
     return wide
 
 
+def evidence(a: np.ndarray, b: np.ndarray, tcls: np.ndarray, icls: np.ndarray, near: dict,
+             known: dict | None = None) -> dict:
+    """Which detectors fire on each row pair: ``{evidence: (hit mask, score of the hits)}``; exact text and
+    image from the classes ``tcls`` / ``icls`` (score 1), near ones from ``near`` (name -> links), or from
+    ``known`` (name -> ``(hit, score or NaN)`` per pair) where a look-up was already made."""
+    found = {}
+    for name, cls in (("text_exact", tcls), ("image_exact", icls)):
+        hit = classes.same_class(cls, a, b)
+        found[name] = (hit, np.ones(int(hit.sum())))
+    for name, links in near.items():
+        if known and name in known:
+            hit, value = known[name]
+            found[name] = (hit, value[hit])
+        else:
+            found[name] = links.lookup(a, b)
+    return found
+
+
+def kind_codes(found: dict, both_images: np.ndarray, both_texts: np.ndarray) -> np.ndarray:
+    """Index into ``KINDS`` per pair (-1: no evidence) from :func:`evidence`."""
+    n = len(both_images)
+    text_dup = np.zeros(n, bool)
+    image_dup = np.zeros(n, bool)
+    for name, (hit, _) in found.items():
+        if name in TEXT_EVIDENCE:
+            text_dup |= hit
+        else:
+            image_dup |= hit
+    return np.select([text_dup & image_dup, text_dup & both_images, text_dup, image_dup & both_texts, image_dup],
+                     [0, 1, 3, 2, 4], default=-1).astype(np.int8)
+
+
+def relation_codes(a: np.ndarray, b: np.ndarray, label: np.ndarray, labels=None) -> np.ndarray:
+    """Index into ``RELATIONS`` per pair: 0 unlabelled, 1 labels agree, 2 labels differ."""
+    la, lb = label[a], label[b]
+    labelled = (la >= 0) & (lb >= 0)
+    differ = la != lb
+    if labels is not None:
+        labelled = (labels[a] >= 0).all(axis=1) & (labels[b] >= 0).all(axis=1)
+        differ = (labels[a] != labels[b]).any(axis=1)
+    return np.where(labelled, np.where(differ, 2, 1), 0).astype(np.int8)
+
+
+def scope_codes(order_a: np.ndarray, order_b: np.ndarray) -> np.ndarray:
+    """Index into ``SCOPES`` per pair from the splits' positions in the split order (train first, at 0)."""
+    return np.where(order_a == order_b, 2, np.where(np.minimum(order_a, order_b) == 0, 0, 1)).astype(np.int8)
+
+
 def classify(pairs: pd.DataFrame, *, ids, splits, split_order, train_split, image_ok, text_ok,
              label, labels=None) -> pd.DataFrame:
     """Add ids, splits (train first, then ``split_order``), scope, kind, labels and label relation to merged pairs."""
@@ -62,28 +114,14 @@ def classify(pairs: pd.DataFrame, *, ids, splits, split_order, train_split, imag
     p.insert(3, "id_b", np.asarray(ids, dtype=object)[b])
     p.insert(4, "split_a", np.asarray(splits, dtype=object)[a])
     p.insert(5, "split_b", np.asarray(splits, dtype=object)[b])
-    cross = p.split_a != p.split_b
-    has_train = (p.split_a == train_split) | (p.split_b == train_split)
-    p.insert(6, "scope", np.where(~cross, "within", np.where(has_train, "train-eval", "eval-eval")))
-    text_dup = p[list(TEXT_EVIDENCE)].notna().any(axis=1).to_numpy()
-    image_dup = p[list(IMAGE_EVIDENCE)].notna().any(axis=1).to_numpy()
-    both_images = image_ok[a] & image_ok[b]
-    both_texts = text_ok[a] & text_ok[b]
-    kind = np.select(
-        [text_dup & image_dup, text_dup & both_images, text_dup,
-         image_dup & both_texts, image_dup],
-        ["same_text_same_image", "same_text_other_image", "same_text_image_unchecked",
-         "same_image_other_text", "same_image_text_unchecked"], default="")
-    p.insert(7, "kind", kind)
+    p.insert(6, "scope", np.asarray(SCOPES, dtype=object)[scope_codes(sa, sb)])
+    found = {name: (p[name].notna().to_numpy(), None) for name in EVIDENCE}
+    kind = kind_codes(found, image_ok[a] & image_ok[b], text_ok[a] & text_ok[b])
+    p.insert(7, "kind", np.asarray(KINDS + ("",), dtype=object)[kind])
     la, lb = label[a], label[b]
-    labelled = (la >= 0) & (lb >= 0)
-    differ = la != lb
-    if labels is not None:
-        labelled = (labels[a] >= 0).all(axis=1) & (labels[b] >= 0).all(axis=1)
-        differ = (labels[a] != labels[b]).any(axis=1)
     p["label_a"] = np.where(la >= 0, la, -1)
     p["label_b"] = np.where(lb >= 0, lb, -1)
-    p["label_relation"] = np.where(labelled, np.where(differ, "flip", "agree"), "")
+    p["label_relation"] = np.asarray(RELATIONS, dtype=object)[relation_codes(a, b, label, labels)]
     p["strength"] = strength(p)
     return p.sort_values(by=["scope", "kind", "label_relation", "strength"], key=_sort_key,
                          ascending=[True, True, True, False], ignore_index=True, kind="stable")

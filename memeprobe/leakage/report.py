@@ -99,9 +99,10 @@ def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
 
     paths = {r: ds.image_path(ds.memes[r]) for r in rows}
     paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
+    distinct = list(dict.fromkeys(paths.values()))  # a picture many memes share is decoded once
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        done = dict(zip(paths, pool.map(lambda p: images.thumbnail_jpeg(p, size), paths.values())))
-    return {r: jpeg for r, jpeg in done.items() if jpeg}
+        done = dict(zip(distinct, pool.map(lambda p: images.thumbnail_jpeg(p, size), distinct)))
+    return {r: done[p] for r, p in paths.items() if done[p]}
 
 
 def _scores(p) -> list[str]:
@@ -138,7 +139,8 @@ def html_data(result, ds, thumb_size: int = 120) -> dict:
     by_key = {(ds.memes[r].split, ds.memes[r].id): local[r] for r in rows}
     groups = [{"group": g["group"], "size": g["size"], "splits": g["splits"], "kinds": g["kinds"],
                "flip": g["label_flip"], "pairs": g["pairs"], "representative": by_key[tuple(g["representative"])],
-               "members": [by_key[tuple(m)] for m in g["members"]]} for g in result.groups]
+               "members": [by_key[tuple(m)] for m in g["members"]],
+               **({"found": g["pairs_found"]} if "pairs_found" in g else {})} for g in result.groups]
     return {"memes": memes, "thumbs": [base64.b64encode(thumbs[r]).decode("ascii") for r in order],
             "pairs": data_pairs, "groups": groups, "kinds": list(pairs_mod.KINDS), "scopes": list(pairs_mod.SCOPES)}
 
@@ -163,6 +165,7 @@ def render_html(result, ds, thumb_size: int = 120) -> str:
         version=__version__, summary=result.summary(), evals=evals, sources=result.sources,
         thresholds={k: v for k, v in asdict(result.config).items()}, skipped=result.skipped,
         warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
+        n_found=sum(s["pairs"] for s in result.summary()), max_group_pairs=result.config.max_group_pairs,
         n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)))
 
 

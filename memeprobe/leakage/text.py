@@ -17,12 +17,24 @@ import numpy as np
 from scipy import sparse
 
 _SPACE = re.compile(r"\s+")
+CANDIDATES = 1 << 22  # candidate pairs of one prefix product (bounds its memory when most texts share tokens)
+
+
+class _Punctuation(dict):
+    """``str.translate`` table: punctuation (category ``P*``) to a space, anything else to itself; filled in
+    per character on first sight."""
+
+    def __missing__(self, c: int):
+        self[c] = " " if unicodedata.category(chr(c)).startswith("P") else c
+        return self[c]
+
+
+_PUNCTUATION = _Punctuation()
 
 
 def normalize_text(text: str) -> str:
     """The normalised form two texts must share to count as exact duplicates."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -37,44 +49,57 @@ def tokens(text: str) -> set[str]:
     return set(normalize_text(text).split())
 
 
-def jaccard_pairs(texts, threshold: float, rows=None, block: int = 4096):
-    """Pairs ``(i, j, jaccard)``, ``i < j``, whose token sets have Jaccard similarity >= ``threshold``.
+class TokenSets:
+    """The token sets of ``texts[rows]`` as a sparse 0/1 matrix: the exact Jaccard self-join and Jaccard
+    of any pairs of them."""
 
-    Exact, with prefix filtering: two sets with Jaccard >= t share at least one of their
-    ``|A| - ceil(t |A|) + 1`` rarest tokens, so candidates come from a sparse product of those
-    prefixes (block by block, memory bounded) and are then checked against the full token sets.
-    Empty token sets are skipped.
-    """
-    rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
-    sets = [tokens(texts[r]) for r in rows]
-    vocab: dict[str, int] = {}
-    for t in sets:
-        for w in t:
-            vocab.setdefault(w, len(vocab))
-    freq = np.zeros(max(len(vocab), 1), np.int64)
-    coded = [np.array(sorted(vocab[w] for w in t), dtype=np.int64) for t in sets]
-    for c in coded:
-        freq[c] += 1
-    full, prefix = _csr(coded, len(freq)), _csr(
-        [c[np.argsort(freq[c], kind="stable")][: len(c) - int(np.ceil(threshold * len(c) - 1e-9)) + 1]
-         for c in coded], len(freq))
-    sizes = np.diff(full.indptr).astype(np.float64)
-    prefix_t = prefix.T.tocsc()
-    out_i, out_j, out_s = [], [], []
-    for start in range(0, len(rows), block):
-        cand = (prefix[start:start + block] @ prefix_t).tocoo()
-        a, b = cand.row + start, cand.col
-        keep = a < b
-        a, b = a[keep], b[keep]
-        inter = np.asarray(full[a].multiply(full[b]).sum(axis=1)).ravel()
-        jac = inter / (sizes[a] + sizes[b] - inter)
-        hit = jac >= threshold - 1e-9
-        out_i.append(rows[a[hit]])
-        out_j.append(rows[b[hit]])
-        out_s.append(jac[hit].astype(np.float32))
-    if not out_i:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
+    def __init__(self, texts, rows=None):
+        self.rows = np.arange(len(texts)) if rows is None else np.asarray(rows, dtype=np.int64)
+        sets = [tokens(texts[r]) for r in self.rows]
+        vocab: dict[str, int] = {}
+        for t in sets:
+            for w in t:
+                vocab.setdefault(w, len(vocab))
+        self.freq = np.zeros(max(len(vocab), 1), np.int64)
+        self.coded = [np.array(sorted(vocab[w] for w in t), dtype=np.int64) for t in sets]
+        for c in self.coded:
+            self.freq[c] += 1
+        self.full = _csr(self.coded, len(self.freq))
+        self.sizes = np.diff(self.full.indptr).astype(np.float64)
+
+    def jaccard(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Jaccard similarity (float64) of the sets at positions ``a`` and ``b`` (empty sets: NaN)."""
+        inter = np.asarray(self.full[a].multiply(self.full[b]).sum(axis=1)).ravel()
+        with np.errstate(invalid="ignore"):
+            return inter / (self.sizes[a] + self.sizes[b] - inter)
+
+    def join(self, threshold: float, chunk: int = 1 << 18):
+        """Blocks of pairs ``(row_i, row_j, jaccard)``, ``i < j``, with Jaccard >= ``threshold``.
+
+        Exact, with prefix filtering: two sets with Jaccard >= t share at least one of their
+        ``|A| - ceil(t |A|) + 1`` rarest tokens, so candidates come from a sparse product of those
+        prefixes (as many rows at a time as give at most ~``CANDIDATES`` candidates) and are checked
+        against the full token sets about ``chunk`` at a time (whole rows): memory stays bounded however
+        many pairs there are. Empty token sets are skipped.
+        """
+        rare_first = [c[np.argsort(self.freq[c], kind="stable")] for c in self.coded]
+        prefix = _csr([c[: len(c) - int(np.ceil(threshold * len(c) - 1e-9)) + 1] for c in rare_first], len(self.freq))
+        prefix_t = prefix.T.tocsc()
+        bound = np.cumsum(prefix @ np.bincount(prefix.indices, minlength=prefix.shape[1]))  # candidates, at most
+        start = 0
+        while start < len(self.rows):
+            stop = max(start + 1, int(np.searchsorted(bound, (bound[start - 1] if start else 0) + CANDIDATES, "right")))
+            cand = (prefix[start:stop] @ prefix_t).tocoo()
+            keep = cand.row + start < cand.col
+            a_all, b_all = cand.row[keep] + start, cand.col[keep]
+            del cand
+            ends = np.searchsorted(a_all, a_all[chunk::chunk], "right") if len(a_all) else []  # whole rows
+            for lo, hi in zip(np.concatenate([[0], ends]).astype(np.int64), [*ends, len(a_all)]):
+                a, b = a_all[lo:hi], b_all[lo:hi]
+                jac = self.jaccard(a, b)
+                hit = jac >= threshold - 1e-9
+                yield self.rows[a[hit]], self.rows[b[hit]], jac[hit].astype(np.float32)
+            start = stop
 
 
 def _csr(coded, width):
