@@ -24,7 +24,8 @@ from pathlib import Path
 
 from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import parse_json, read_json, read_jsonl, read_table
-from memeprobe.data.options import did_you_mean, split_element
+from memeprobe.data.options import split_element
+from memeprobe.registry import did_you_mean
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import DatasetError
 

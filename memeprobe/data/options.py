@@ -2,7 +2,6 @@
 command that reads a dataset uses. Python keyword names = CLI option names (``id_col`` = ``--id-col``)."""
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from dataclasses import asdict, dataclass, fields
@@ -11,17 +10,12 @@ from pathlib import Path
 import click
 
 from memeprobe.errors import DatasetError
+from memeprobe.registry import did_you_mean
 
 GENERIC_ONLY = ("id_col", "text_col", "image_col", "label_col", "split_col", "label_names", "positive_label",
                 "label_map", "sep")
 _ELEMENT = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
 _SEPS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-
-
-def did_you_mean(value: str, choices) -> str:
-    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``""``."""
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def split_element(column: str) -> tuple[str, int | None]:

@@ -13,13 +13,12 @@ Spec grammar (``FAMILY[:MODEL[:WEIGHTS]]``)::
 """
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from memeprobe.data.options import did_you_mean
+from memeprobe.registry import did_you_mean, resolve
 from memeprobe.errors import MemeprobeError
 
 class Family(NamedTuple):
@@ -136,8 +135,7 @@ def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
 def create_featurizer(spec: Spec | str, options: Options | None = None):
     """Build the featurizer object for ``spec`` (cheap: weights load later, in ``.load(device)``)."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    module, _, cls = REGISTRY[spec.family].target.partition(":")
-    return getattr(importlib.import_module(module), cls)(spec, options or Options())
+    return resolve(REGISTRY[spec.family].target)(spec, options or Options())
 
 
 def _is_path(value: str) -> bool:

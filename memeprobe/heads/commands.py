@@ -6,7 +6,6 @@ when a command runs or shows its help, so ``memeprobe --help`` stays fast.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import shlex
 
@@ -14,6 +13,7 @@ import click
 
 from memeprobe.errors import ConfigError, MemeprobeError
 from memeprobe.outputs import reading, replace_option
+from memeprobe.registry import resolve
 
 
 class RegistryChoice(click.Choice):
@@ -26,8 +26,7 @@ class RegistryChoice(click.Choice):
     @property
     def choices(self):
         if self._values is None:
-            module, _, attr = self.spec.partition(":")
-            self._values = (*getattr(importlib.import_module(module), attr), *self.extra)
+            self._values = (*resolve(self.spec), *self.extra)
         return self._values
 
     @choices.setter

@@ -4,9 +4,8 @@
 the CLI's choices derive from it."""
 from __future__ import annotations
 
-import importlib
-
 from memeprobe.errors import ConfigError
+from memeprobe.registry import resolve
 
 HEADS = {
     "logreg": "memeprobe.heads.logreg:LogRegHead",
@@ -20,8 +19,7 @@ HEAD_NAMES = tuple(HEADS)
 def head_class(name: str):
     if name not in HEADS:
         raise ConfigError(f"unknown head {name!r}; choose one of {', '.join(HEAD_NAMES)}")
-    module, _, cls = HEADS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return resolve(HEADS[name])
 
 
 def head_config(name: str) -> dict:

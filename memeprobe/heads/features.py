@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memeprobe.errors import MemeprobeError, StoreError
+from memeprobe.registry import did_you_mean as closest
 
 TARGETS = ("auto", "label", "labels", "all")
 
@@ -63,8 +64,6 @@ def resolve(store, ref: str) -> tuple[str, list[str]]:
 
 def did_you_mean(ref: str, names) -> str:
     """`` (did you mean 'st-minilm'?)`` for the name closest to ``ref`` (``st:minilm``, ``st-minlm``...), else ``""``."""
-    from memeprobe.data.options import did_you_mean as closest
-
     names = list(names)
     # a featurizer spec (``st:minilm``) names its feature set with a dash (``st-minilm``)
     for guess in (ref.replace(":", "-").replace("/", "-"), parse_ref(ref)[0]):
