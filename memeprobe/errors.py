@@ -37,3 +37,11 @@ class ConfigError(MemeprobeError):
 class OutputError(MemeprobeError):
     """An output cannot be written where asked: it would replace an input of the run or a memeprobe file of
     another kind, leave its folder, or the path is not writable."""
+
+
+class ModelError(MemeprobeError):
+    """A model file is missing, is not a memeprobe model, is damaged, or does not fit the data it meets."""
+
+
+class ReportError(MemeprobeError):
+    """A leakage report or clean-id list cannot be read, or does not belong to the data it is used with."""
