@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from memeprobe.cli import main
 from memeprobe.data import load_dataset
 from memeprobe.data.loading import load_with
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
 from memeprobe.errors import MemeprobeError
 from tests.test_data_adapters import write_jsonl, write_table
 

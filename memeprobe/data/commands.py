@@ -1,6 +1,6 @@
 """Click commands of memeprobe.data (registered by memeprobe.cli): ``data summary``, ``make-sample``.
 
-Every command that reads a dataset takes its options from :func:`memeprobe.data.options.dataset_options`.
+Every command that reads a dataset takes its options from :func:`memeprobe.data.cli_options.dataset_options`.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from memeprobe.data.loading import load_dataset, load_with
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
 
 
 @click.group("data")

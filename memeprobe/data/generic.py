@@ -20,16 +20,23 @@ value is an error. Then:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import parse_json, read_json, read_jsonl, read_table
-from memeprobe.data.options import split_element
 from memeprobe.registry import did_you_mean
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import DatasetError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+_ELEMENT = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
+
+
+def split_element(column: str) -> tuple[str, int | None]:
+    """``"labels[0]"`` → ``("labels", 0)``; a plain column name → ``(name, None)``."""
+    m = _ELEMENT.match(column)
+    return (m["name"], int(m["index"])) if m else (column, None)
 
 
 def split_files(path: Path) -> list[Path]:
