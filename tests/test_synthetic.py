@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.leakage.text import normalize_text
 from memeprobe.errors import MemeprobeError
 
