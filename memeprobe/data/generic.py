@@ -58,9 +58,12 @@ def _rows(path: Path, sep: str | None) -> tuple[set[str], list[tuple[str, dict]]
         rows = [(f"{path} line {n}", r) for n, r in read_jsonl(path)]
     elif suffix == ".json":
         data = read_json(path)
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        if not isinstance(data, list):
             raise DatasetError(f"{path}: expected a JSON array of objects (or use .jsonl, one object per line)")
         rows = [(f"{path} record {i}", r) for i, r in enumerate(data, start=1)]
+        bad = next(((where, r) for where, r in rows if not isinstance(r, dict)), None)
+        if bad:
+            raise DatasetError(f"{bad[0]}: expected a JSON object, got {type(bad[1]).__name__}")
     else:
         header, table = read_table(path, sep)
         rows = [(f"{path} line {n}", r) for n, r in table]
