@@ -163,7 +163,8 @@ def _generic(root, bad=None, suffix=".jsonl"):
                 rows[1]["label"] = {"not": "a label"} if suffix in (".jsonl", ".json") else "[1, "
             elif suffix in (".csv", ".tsv"):
                 rows[1]["extra"] = "one field too many"
-            where = f"{path} {'record' if suffix == '.json' else 'line'} {2 if suffix in ('.jsonl', '.json') else 3}"
+            # the second row: line 2 of a .jsonl, record 2 of a .json, line 3 of a table (after its header)
+            where = {".jsonl": f"{path} line 2", ".json": f"{path} record 2"}.get(suffix, f"{path} line 3")
         if suffix == ".jsonl":
             lines = [json.dumps(r) for r in rows]
             if bad == "record" and split == "dev":

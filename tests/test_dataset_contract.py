@@ -63,10 +63,11 @@ def test_every_format_loads_and_round_trips_ids_splits_and_labels(tmp_path, name
 @pytest.mark.parametrize("name, variant", FORMAT_CASES)
 def test_every_format_refuses_a_bad_row_in_one_line_naming_file_and_row(tmp_path, name, variant, bad):
     sample = format_sample(name, variant, tmp_path / "d", bad)
-    with pytest.raises(DatasetError) as e:
-        load_dataset(sample.path)
-    msg = str(e.value)
-    assert msg.startswith(sample.bad_at) and msg[len(sample.bad_at)] in ": " and "\n" not in msg, msg
+    for fmt in (None, name):
+        with pytest.raises(DatasetError) as e:
+            load_dataset(sample.path, format=fmt)
+        msg = str(e.value)
+        assert msg.startswith(sample.bad_at) and msg[len(sample.bad_at)] in ": " and "\n" not in msg, msg
     out = cli("data", "summary", sample.path, code=2).output
     assert out.startswith(f"error: {msg}") and out.count("\n") == 1, out
 
