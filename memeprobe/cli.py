@@ -6,7 +6,13 @@ import sys
 import click
 
 from memeprobe import __version__
+from memeprobe.data import commands as data
+from memeprobe.demo import commands as demo
 from memeprobe.errors import MemeprobeError
+from memeprobe.featurize import commands as featurize
+from memeprobe.heads import commands as heads
+from memeprobe.leakage import commands as leakage
+from memeprobe.store import commands as store
 
 
 class _Group(click.Group):
@@ -44,19 +50,11 @@ def main():
     """Featurize memes once with frozen encoders, find cross-split leakage, train light heads on a CPU."""
 
 
-def _register():
-    from memeprobe.data import commands as data
-    from memeprobe.featurize import commands as featurize
-    from memeprobe.heads import commands as heads
-    from memeprobe.leakage import commands as leakage
-    from memeprobe.store import commands as store
-
-    from memeprobe.demo import demo
-
-    for module in (data, store, featurize, leakage, heads):
+def _register(*packages):
+    """Add the click commands of each package's ``commands`` module (its ``COMMANDS``) to ``main``."""
+    for module in packages:
         for command in module.COMMANDS:
             main.add_command(command)
-    main.add_command(demo)
 
 
-_register()
+_register(data, store, featurize, leakage, heads, demo)

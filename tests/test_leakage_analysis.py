@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from memeprobe.cli import main
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.errors import MemeprobeError
 from memeprobe.leakage.analysis import LeakageConfig, analyze
 

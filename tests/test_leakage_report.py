@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.errors import MemeprobeError
 from memeprobe.heads.experiment import read_clean_ids
 from memeprobe.leakage.analysis import analyze

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
 from memeprobe.outputs import check_output, reading, replace_option
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)

@@ -8,7 +8,7 @@ import functools
 
 import click
 
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
 from memeprobe.outputs import replace_option
 
 
