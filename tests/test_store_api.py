@@ -36,7 +36,7 @@ def test_load_takes_the_cli_feature_syntax(tmp_path):
         assert store.load("f").blocks == [6, 4]  # SET alone: its *_embed arrays, as on the command line
         with pytest.raises(MemeprobeError, match="has no feature set 'g'"):
             store.load("g/text_embed")
-        with pytest.raises(MemeprobeError, match="has no array nope"):
+        with pytest.raises(MemeprobeError, match="has no array 'nope'"):
             store.load("f:nope")
         assert store.feature_sets() == ["f"] and store.splits() == ["train", "dev_seen", "dev_unseen", "test_unseen"]
 

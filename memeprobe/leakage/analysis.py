@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, MemeprobeError
 from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
+from memeprobe.store.features import parse_ref, resolve_set
+from memeprobe.store.schema import DONE
 
 
 STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
@@ -100,18 +102,17 @@ def _check_store(store, ds) -> None:
 
 
 def pick_array(store, modality: str, name: str | None, feature_sets=None) -> tuple[str, str] | None:
-    """``(feature_set, array)`` to use: ``name`` ("set/array") if given, else the first ``*_embed`` array
-    of that modality (``pixels`` statistics only when named: their cosine does not mean near-duplicate)."""
+    """``(feature_set, array)`` to use: ``name`` (a feature reference to one array, "set/array") if given, else
+    the first ``*_embed`` array of that modality (``pixels`` statistics only when named: their cosine does not mean
+    near-duplicate)."""
     if name:
-        fs, _, array = name.partition("/")
-        if not array:
-            raise MemeprobeError(f"--{modality}-array {name!r}: give FEATURE_SET/ARRAY, e.g. st-minilm/text_embed")
-        specs = store.arrays(fs)  # MemeprobeError naming the store when the set is missing
-        if array not in specs:
-            raise MemeprobeError(f"store {store.path}: feature set {fs!r} has no array {array!r} "
-                                 f"(it has: {', '.join(specs)})")
-        if specs[array].modality != modality:
-            raise MemeprobeError(f"{fs}/{array} holds {specs[array].modality} features, not {modality}")
+        fs, arrays = parse_ref(name)
+        if arrays is None or len(arrays) != 1:
+            raise ConfigError(f"--{modality}-array {name!r}: give FEATURE_SET/ARRAY, e.g. st-minilm/text_embed")
+        fs, (array,) = resolve_set(store, fs, arrays, ref=name)
+        held = store.arrays(fs)[array].modality
+        if held != modality:
+            raise ConfigError(f"{fs}/{array} holds {held} features, not {modality}")
         return fs, array
     for fs in feature_sets or store.feature_sets():
         if fs == "pixels":
@@ -183,7 +184,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     if store is not None:
         _check_store(store, ds)
         if check_images and "pixels" in store.feature_sets() and "image_phash" in store.arrays("pixels"):
-            done = store.status("pixels", "image") == 1
+            done = store.status("pixels", "image") == DONE
             phash_given = np.where(done[:, None], store.read("pixels", "image_phash").reshape(n, -1), 0)
             sources["image_phash"] = "store pixels/image_phash (computed for rows not done)"
     paths = [ds.image_path(m) if check_images else None for m in memes]
@@ -222,7 +223,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             pick = pick_array(store, modality, name, feature_sets)
             if pick is not None:
                 source = _StoreSource(store, *pick)
-                done = store.status(pick[0], modality) == 1
+                done = store.status(pick[0], modality) == DONE
                 if (~done[rows]).any():
                     skipped[f"{modality}_not_featurized"] = int((~done[rows]).sum())
                     notes.append(f"{int((~done[rows]).sum())} rows have no {pick[0]}/{pick[1]} vectors yet "

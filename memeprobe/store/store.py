@@ -22,6 +22,7 @@ from memeprobe.atomic import fsync_dir
 from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
 from memeprobe.store import layout
 from memeprobe.store import spans as span_table
+from memeprobe.store.features import resolve_target, target_values
 from memeprobe.store.lock import WriterLock
 from memeprobe.store.schema import (
     CHECKSUM, DONE, FAILED, IDENTITY_KEYS, LEGACY_CHECKSUM, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES, TODO,
@@ -629,8 +630,8 @@ class FeatureStore:
             splits = [splits]
         unknown = [s for s in splits if s not in set(self.split_names())]
         if unknown:
-            raise MemeprobeError(f"store {self.path} has no split {', '.join(unknown)}; "
-                                 f"its splits are {', '.join(self.split_names())}")
+            raise StoreError(f"store {self.path} has no split {', '.join(unknown)} "
+                             f"(it has: {', '.join(self.split_names())})")
         return np.flatnonzero(np.isin(self.splits, list(splits)))
 
     # ------------------------------------------------------------------ feature sets
@@ -663,6 +664,15 @@ class FeatureStore:
             return layout.read_arrays(self._raw(name), name)
         except ValueError as e:
             raise self._damage([str(e)], REBUILD_SET) from None
+
+    def array_specs(self, name: str, arrays) -> dict[str, ArraySpec]:
+        """The specs of ``arrays`` of feature set ``name``; StoreError naming those it does not have."""
+        spec = self.arrays(name)
+        missing = [a for a in arrays if a not in spec]
+        if missing:
+            raise StoreError(f"feature set {name!r} has no array {', '.join(map(repr, missing))} "
+                             f"(it has: {', '.join(spec)})")
+        return {a: spec[a] for a in arrays}
 
     @_damaged_guard
     def modalities(self, name: str) -> list[str]:
@@ -883,10 +893,7 @@ class FeatureStore:
         ``check``: done rows must match the checksum written with them, or in a set written before checksums
         hold no NaN/inf (StoreError naming the rows if not); a set that lost its checksums is refused."""
         g = self._group(name)
-        spec = self.arrays(name)
-        if array not in spec:
-            raise MemeprobeError(f"feature set {name!r} has no array {array!r} (it has: {', '.join(spec)})")
-        modality = spec[array].modality
+        modality = self.array_specs(name, [array])[array].modality
         # status before values: a row done by then was written (and flushed) before it, even with a live writer
         done = self.status(name, modality) == DONE if check else None
         values = _read_rows(g[array], rows)
@@ -938,10 +945,7 @@ class FeatureStore:
     @_damaged_guard
     def done(self, name: str, arrays: list[str]) -> np.ndarray:
         """Boolean (n,): rows done in every modality that ``arrays`` belong to."""
-        spec = self.arrays(name)
-        unknown = [a for a in arrays if a not in spec]
-        if unknown:
-            raise MemeprobeError(f"feature set {name!r} has no array {', '.join(unknown)} (it has: {', '.join(spec)})")
+        spec = self.array_specs(name, arrays)
         ok = np.ones(self.n, dtype=bool)
         for mod in sorted({spec[a].modality for a in arrays}):
             ok &= self.status(name, mod) == DONE
@@ -981,33 +985,21 @@ class FeatureStore:
         """Like :meth:`load`, plus the store row index of every returned row: ``(X, ids, y, rows)``."""
         if isinstance(arrays, str):
             arrays = [arrays]
-        y_all = self._target(target)
+        resolve_target(self, target)
         rows = self.select_rows(name, arrays, splits, missing)  # status first, then values (see SCHEMA.md)
         spec = self.arrays(name)
         parts = [self.read(name, a, rows, check).reshape(len(rows), int(np.prod(spec[a].shape))).astype(np.float32)
                  for a in arrays]
-        return np.hstack(parts), self.ids[rows], y_all[rows], rows
+        return np.hstack(parts), self.ids[rows], target_values(self, target, rows), rows
 
     def load(self, name: str, arrays: list[str], splits=None, target: str = "auto", missing: str = "error",
              check: bool = True):
         """``(X float32 (m, D), ids (m,), y)``: ``arrays`` flattened per row and concatenated, rows in store order.
 
-        ``y``: binary (m,) for target="label", multi-hot (m, K) for "labels"; "auto" = binary when the dataset has
-        binary labels, else multi-hot; -1 = unlabeled. ``missing``: "error" refuses rows not done, "drop" skips them.
+        ``y``: binary (m,) for target="label", multi-hot (m, K) for "labels", both for "all"; "auto" = binary when
+        the dataset has binary labels, else multi-hot; -1 = unlabeled (:mod:`~memeprobe.store.features`). ``missing``: "error" refuses rows not done, "drop" skips them.
         ``check``: verify each done row against its checksum (see :meth:`read`)."""
         return self.load_rows(name, arrays, splits, target, missing, check)[:3]
-
-    def _target(self, target: str) -> np.ndarray:
-        if target == "auto":
-            has_binary = self.binary_name is not None or (self.label >= 0).any()
-            target = "label" if has_binary or not self.label_names else "labels"
-        if target == "label":
-            return self.label
-        if target == "labels":
-            if not self.label_names:
-                raise MemeprobeError(f"store {self.path} has no multi-label classes; use target='label'")
-            return self.labels
-        raise MemeprobeError(f"target must be 'auto', 'label' or 'labels', not {target!r}")
 
     # ------------------------------------------------------------------ inspection
     @_damaged_guard
