@@ -19,8 +19,8 @@ import numpy as np
 from memeprobe.data.records import fingerprint_rows
 from memeprobe.errors import MemeprobeError
 from memeprobe.store import spans as span_table
-from memeprobe.store.schema import (IDENTITY_KEYS, LEGACY_CHECKSUM, REASON_BYTES, STATUS_NAMES, ArraySpec,
-                                    check_array_name)
+from memeprobe.store.schema import (IDENTITY_KEYS, LEGACY_CHECKSUM, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES,
+                                    ArraySpec, check_array_name)
 
 MAX_JSON_CHARS = 1 << 20  # a JSON attribute longer than this is not one memeprobe wrote
 MAX_JSON_DEPTH = 32  # nor one nested deeper (json.dumps of a 1000-deep value overflows the stack)
@@ -350,3 +350,15 @@ def unknown_status(values: np.ndarray) -> np.ndarray:
 def rows_named(table, rows, k: int = 5) -> str:
     """``split/id`` of the first ``k`` of ``rows``."""
     return ", ".join(f"{table.splits[r]}/{table.ids[r]}" for r in rows[:k])
+
+
+# ---------------------------------------------------------------- older schemas
+def upgrade(f: h5py.File) -> None:
+    """Bring the open store ``f`` (a copy being written) from an older schema to :data:`SCHEMA_VERSION`, keeping
+    every feature set."""
+    if int(f.attrs["schema_version"]) < 2:
+        span_table.migrate_v1(f)
+    for g in f["features"].values():  # schema 2 checksummed rows with xxh3-64: name it, keep verifying it
+        if "_checksum" in g and "algorithm" not in g["_checksum"].attrs:
+            g["_checksum"].attrs["algorithm"] = LEGACY_CHECKSUM
+    f.attrs["schema_version"] = SCHEMA_VERSION
