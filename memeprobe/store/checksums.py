@@ -8,7 +8,7 @@ import numpy as np
 import xxhash
 
 from memeprobe.store.files import read_rows
-from memeprobe.store.schema import CHECKSUM, DONE, LEGACY_CHECKSUM
+from memeprobe.store.schema import ALGORITHM, CHECKSUM, CHECKSUM_GROUP, DONE, LEGACY_CHECKSUM, STATUS_GROUP
 
 
 def nonfinite_rows(values: np.ndarray) -> np.ndarray:
@@ -29,9 +29,9 @@ def nonfinite_done(values: np.ndarray, rows, done: np.ndarray, n: int) -> np.nda
 
 def checksums(g):
     """(``_checksum`` group, its row checksum function) of a checked feature set group; (None, None) without."""
-    if "_checksum" not in g:
+    if CHECKSUM_GROUP not in g:
         return None, None
-    return g["_checksum"], ROW_CHECKSUMS[g["_checksum"].attrs.get("algorithm", LEGACY_CHECKSUM)]
+    return g[CHECKSUM_GROUP], ROW_CHECKSUMS[g[CHECKSUM_GROUP].attrs.get(ALGORITHM, LEGACY_CHECKSUM)]
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
@@ -87,6 +87,6 @@ def checksum_failures(g, array, modality, values, rows, done) -> np.ndarray:
         rows, values = rows[done], values[done]
     bad = rows[checksum(values) != read_rows(sums[array], rows)]
     if len(bad):  # a writer may have re-written those rows meanwhile: read them again, status first
-        bad = bad[g["_status"][modality][()][bad] == DONE]
+        bad = bad[g[STATUS_GROUP][modality][()][bad] == DONE]
         bad = bad[checksum(read_rows(g[array], bad)) != read_rows(sums[array], bad)]
     return np.unique(bad)

@@ -14,7 +14,8 @@ import numpy as np
 
 from memeprobe.atomic import fsync_dir
 from memeprobe.errors import MemeprobeError, StoreError
-from memeprobe.store.schema import CHECKSUM, REASON_BYTES, TODO, ArraySpec, chunk_rows
+from memeprobe.store.schema import (ALGORITHM, CHECKSUM, CHECKSUM_GROUP, FEATURES, MEMES, REASON_BYTES, REASON_GROUP,
+                                    STATUS_GROUP, TODO, ArraySpec, chunk_rows)
 
 
 def h5open(path: Path, mode: str) -> h5py.File:
@@ -51,14 +52,14 @@ def create_set(g: h5py.Group, n: int, arrays: dict[str, ArraySpec], attrs: dict)
     for a, spec in arrays.items():
         create(g, a, n, spec).attrs["modality"] = spec.modality
     for mod in sorted({s.modality for s in arrays.values()}):
-        create(g.require_group("_status"), mod, n, ArraySpec((), mod, "uint8"), TODO)
-        reasons = g.require_group("_reason").create_dataset(
+        create(g.require_group(STATUS_GROUP), mod, n, ArraySpec((), mod, "uint8"), TODO)
+        reasons = g.require_group(REASON_GROUP).create_dataset(
             mod, shape=(n,), dtype=f"S{REASON_BYTES}", track_times=False,
             dcpl=dcpl((n,), (max(1, min(n, 4096)),), None))
         reasons.attrs["encoding"] = "utf-8"
-    g.create_group("_checksum").attrs["algorithm"] = CHECKSUM
+    g.create_group(CHECKSUM_GROUP).attrs[ALGORITHM] = CHECKSUM
     for a in arrays:
-        g["_checksum"].create_dataset(a, shape=(n,), dtype=np.uint64, track_times=False,
+        g[CHECKSUM_GROUP].create_dataset(a, shape=(n,), dtype=np.uint64, track_times=False,
                                       dcpl=dcpl((n,), (max(1, min(n, 8192)),), None))
 
 
@@ -150,11 +151,11 @@ def copy_without(source: Path, f: h5py.File, drop: str) -> None:
     """Copy the store file ``source`` into the empty open file ``f``, leaving out feature set ``drop``."""
     with h5py.File(source, "r", locking=False) as src:
         f.attrs.update(dict(src.attrs))
-        src.copy(src["memes"], f, "memes")
-        f.create_group("features")
-        for name in src["features"]:
+        src.copy(src[MEMES], f, MEMES)
+        f.create_group(FEATURES)
+        for name in src[FEATURES]:
             if name != drop:
-                src.copy(src["features"][name], f["features"], name)
+                src.copy(src[FEATURES][name], f[FEATURES], name)
 
 
 def commit(path: Path, build, need_bytes: int, source: Path | None = None) -> None:

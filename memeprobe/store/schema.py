@@ -22,6 +22,16 @@ CHUNK_BYTES = 1 << 20  # target size of one row-chunk
 CHECKSUM = "mulsum64"  # row checksum of new feature sets
 LEGACY_CHECKSUM = "xxh3-64"  # the row checksum of sets written by schema 2 (their `_checksum` group does not name it)
 
+# the names of the layout (SCHEMA.md), their one home: groups, then attributes
+MEMES, FEATURES = "memes", "features"  # root groups: the meme table; one group per feature set
+SPANS = "spans"  # the span table, in MEMES
+STATUS_GROUP, REASON_GROUP = "_status", "_reason"  # in a feature set: status and failure reason, one per modality
+CHECKSUM_GROUP = "_checksum"  # in a feature set: the row checksums, one per array
+KIND, VERSION = "kind", "schema_version"  # root attributes: MAGIC, and the schema the file was written with
+ARRAYS, IDENTITY, PROVENANCE, CREATED = "arrays", "identity", "provenance", "created"  # a feature set's attributes
+CHECKSUMMED = "row_checksums"  # feature set attribute (1) of sets written with row checksums: they must keep them
+ALGORITHM = "algorithm"  # attribute of CHECKSUM_GROUP: its row checksum (absent: LEGACY_CHECKSUM)
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ARRAY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int16", "int32", "int64", "bool")

@@ -25,9 +25,10 @@ from memeprobe.store.features import resolve_target, target_values
 from memeprobe.store.files import (clean_temps, commit, copy_without, create_set, damaged_guard, describe_os_error,
                                    first_line, h5open, read_rows, real, set_bytes, write_runs)
 from memeprobe.store.lock import WriterLock
-from memeprobe.store.schema import (DONE, FAILED, IDENTITY_KEYS, MAGIC, REASON_BYTES, SCHEMA_VERSION, STATUS_NAMES,
-                                    TODO, ArraySpec, check_array_name, check_feature_set_name, dumps,
-                                    library_versions, now)
+from memeprobe.store.schema import (ARRAYS, CHECKSUMMED, CREATED, DONE, FAILED, FEATURES, IDENTITY, IDENTITY_KEYS,
+                                    KIND, MAGIC, PROVENANCE, REASON_BYTES, REASON_GROUP, SCHEMA_VERSION, STATUS_GROUP,
+                                    STATUS_NAMES, TODO, VERSION, ArraySpec, check_array_name, check_feature_set_name,
+                                    dumps, library_versions, now)
 from memeprobe.store.table import check_dataset, label_arrays, read_table, write_labels, write_new
 
 _FIX = ("use a new --store path, or --overwrite to rebuild it")
@@ -102,7 +103,7 @@ class FeatureStore:
         fp = dataset.fingerprint()
         if st._attr("dataset_fingerprint") == fp:
             try:
-                if int(st._attr("schema_version")) < SCHEMA_VERSION:
+                if int(st._attr(VERSION)) < SCHEMA_VERSION:
                     st._migrate()
                 st.label_update = st._update_labels(dataset)
             except BaseException:
@@ -140,7 +141,7 @@ class FeatureStore:
             lock.release()
             raise
         try:
-            if int(st._attr("schema_version")) < SCHEMA_VERSION:
+            if int(st._attr(VERSION)) < SCHEMA_VERSION:
                 st._migrate()
         except BaseException:
             st.close()
@@ -219,10 +220,10 @@ class FeatureStore:
             pass
 
     def _check_schema(self) -> None:
-        if self._f.attrs.get("kind") != MAGIC:
+        if self._f.attrs.get(KIND) != MAGIC:
             raise MemeprobeError(f"{self.path} is an HDF5 file but not a memeprobe store (no kind={MAGIC!r} "
                                  "attribute); give a store written by `memeprobe featurize`")
-        version = self._f.attrs.get("schema_version")
+        version = self._f.attrs.get(VERSION)
         if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)) or version < 1:
             raise self._damage([f"root attribute 'schema_version' is {version!r}, not a schema number"], verify=False)
         self.schema_version = int(version)
@@ -356,15 +357,15 @@ class FeatureStore:
     # ------------------------------------------------------------------ feature sets
     @damaged_guard
     def feature_sets(self) -> list[str]:
-        return sorted(self._f["features"])
+        return sorted(self._f[FEATURES])
 
     def _raw(self, name: str):
         """The HDF5 object of feature set ``name``, unchecked (see :meth:`_group`)."""
-        if name not in self._f["features"]:
+        if name not in self._f[FEATURES]:
             have = ", ".join(self.feature_sets()) or "none"
             raise MemeprobeError(f"store {self.path} has no feature set {name!r} (it has: {have}); "
                                  "run `memeprobe featurize` first")
-        return self._f["features"][name]
+        return self._f[FEATURES][name]
 
     def _group(self, name: str) -> h5py.Group:
         """Feature set ``name``, its layout checked on first use (and the meme table's contents before that)."""
@@ -399,7 +400,7 @@ class FeatureStore:
 
     @damaged_guard
     def provenance(self, name: str) -> dict:
-        return layout.parse_json(self._group(name).attrs["provenance"])
+        return layout.parse_json(self._group(name).attrs[PROVENANCE])
 
     def add_feature_set(self, name: str, arrays: dict[str, ArraySpec], provenance: dict, overwrite: bool = False) -> None:
         """Declare feature set ``name``; a no-op when it exists with the same arrays and identity (resume)."""
@@ -415,11 +416,11 @@ class FeatureStore:
         dumps(provenance)
         spec_json = dumps({a: s.to_json() for a, s in arrays.items()})
         identity = dumps({k: provenance.get(k) for k in IDENTITY_KEYS})
-        exists = name in self._f["features"]
+        exists = name in self._f[FEATURES]
         if exists:
-            g = self._f["features"][name]
+            g = self._f[FEATURES][name]
             damaged = layout.set_problems(g, name, self.n, ROW_CHECKSUMS)
-            if not damaged and g.attrs["arrays"] == spec_json and g.attrs["identity"] == identity:
+            if not damaged and g.attrs[ARRAYS] == spec_json and g.attrs[IDENTITY] == identity:
                 return
             if damaged and not overwrite:
                 raise self._damage(damaged, REBUILD_SET)
@@ -431,9 +432,9 @@ class FeatureStore:
         stamp = now()
         provenance.update({"library_versions": library_versions(), "memeprobe_version": __version__,
                            "created": stamp})
-        attrs = {"arrays": spec_json, "identity": identity, "provenance": dumps(provenance), "created": stamp,
-                 layout.CHECKSUMMED: np.int8(1)}
-        self._restructure(lambda f: create_set(f["features"].create_group(name), self.n, arrays, attrs),
+        attrs = {ARRAYS: spec_json, IDENTITY: identity, PROVENANCE: dumps(provenance), CREATED: stamp,
+                 CHECKSUMMED: np.int8(1)}
+        self._restructure(lambda f: create_set(f[FEATURES].create_group(name), self.n, arrays, attrs),
                           need_bytes=set_bytes(self.n, arrays), drop=name if exists else None)
 
     # ------------------------------------------------------------------ rows
@@ -444,10 +445,10 @@ class FeatureStore:
         A status byte that is none of these is damage: a reader refuses it; a writer treats the row as to do
         (``featurize`` redoes it: values, checksum, then status)."""
         g = self._group(name)
-        if modality not in g["_status"]:
+        if modality not in g[STATUS_GROUP]:
             raise MemeprobeError(f"feature set {name!r} has no modality {modality!r} "
                                  f"(it has: {', '.join(self.modalities(name))})")
-        values = g["_status"][modality][()]
+        values = g[STATUS_GROUP][modality][()]
         bad = layout.unknown_status(values)
         if len(bad) and not self.writable:
             raise StoreError(f"store {self.path} is damaged: feature set {name!r} status {modality!r} holds values "
@@ -481,7 +482,7 @@ class FeatureStore:
         data = {a: self._prepare(name, a, s, values[a], rows, order) for a, s in spec.items()}
         if not len(rows):
             return
-        status = g["_status"][modality]
+        status = g[STATUS_GROUP][modality]
         sums, checksum = checksums(g)
         if layout.lost_checksums(g):
             raise self._damage([f"feature set {name!r}: {layout.LOST}"], REBUILD_SET)
@@ -561,10 +562,10 @@ class FeatureStore:
         rows = rows[order]
         try:
             self._check_writer()
-            write_runs(g["_reason"][modality], rows, enc)
+            write_runs(g[REASON_GROUP][modality], rows, enc)
             self._sync()
             self._check_writer()
-            write_runs(g["_status"][modality], rows, np.full(len(rows), FAILED, np.uint8))
+            write_runs(g[STATUS_GROUP][modality], rows, np.full(len(rows), FAILED, np.uint8))
             self._sync()
         except (OSError, RuntimeError) as e:
             raise MemeprobeError(describe_os_error(self.path, e)) from None
@@ -575,9 +576,9 @@ class FeatureStore:
         g = self._group(name)
         out = []
         for mod in self.modalities(name):
-            status = g["_status"][mod][()]
+            status = g[STATUS_GROUP][mod][()]
             rows = np.flatnonzero(status == FAILED)
-            reasons = read_rows(g["_reason"][mod], rows)
+            reasons = read_rows(g[REASON_GROUP][mod], rows)
             out += [(int(r), mod, bytes(x).decode("utf-8", "replace")) for r, x in zip(rows, reasons)]
         return sorted(out)
 

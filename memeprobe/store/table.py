@@ -14,7 +14,7 @@ from memeprobe.errors import MemeprobeError
 from memeprobe.store import layout
 from memeprobe.store import spans as span_table
 from memeprobe.store.files import commit
-from memeprobe.store.schema import MAGIC, SCHEMA_VERSION, dumps, now
+from memeprobe.store.schema import FEATURES, KIND, MAGIC, MEMES, SCHEMA_VERSION, SPANS, VERSION, dumps, now
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -31,8 +31,8 @@ def label_arrays(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def write_labels(f: h5py.File, dataset: Dataset) -> None:
     """Write (or replace) the labels, spans, label names and dataset options of the meme table."""
-    g = f["memes"]
-    for key in ("label", "labels", "spans"):
+    g = f[MEMES]
+    for key in ("label", "labels", SPANS):
         if key in g:
             del g[key]
     label, labels = label_arrays(dataset)
@@ -72,14 +72,14 @@ def write_new(path: Path, dataset: Dataset) -> None:
 
     def build(f: h5py.File):
         f.attrs.update({
-            "kind": MAGIC, "schema_version": SCHEMA_VERSION, "memeprobe_version": __version__,
+            KIND: MAGIC, VERSION: SCHEMA_VERSION, "memeprobe_version": __version__,
             "created": now(), "dataset_format": dataset.format, "dataset_root": str(dataset.root),
             "dataset_fingerprint": dataset.fingerprint()})
-        g = f.create_group("memes")
+        g = f.create_group(MEMES)
         for key, values in columns.items():
             g.create_dataset(key, data=np.array(values, dtype=object), dtype=_STR, track_times=False)
         write_labels(f, dataset)
-        f.create_group("features")
+        f.create_group(FEATURES)
 
     commit(path, build, need_bytes=2 * text_bytes + len(memes) * (4 * 48 + 1 + k) + (1 << 20)
            + span_table.span_bytes(memes))
@@ -88,7 +88,7 @@ def write_new(path: Path, dataset: Dataset) -> None:
 def read_table(f: h5py.File) -> SimpleNamespace:
     """The meme table of the open store ``f`` (its layout checked before): ``splits``, ``ids``, ``texts``,
     ``images`` (str arrays), ``label``, ``labels``, ``spans`` and the ``fingerprint`` of its rows."""
-    m = f["memes"]
+    m = f[MEMES]
     columns = {k: m[key].asstr()[()] for k, key in (("splits", "split"), ("ids", "id"), ("texts", "text"),
                                                      ("images", "image"))}  # object arrays of str
     t = SimpleNamespace(**{k: np.array(v, dtype=str) for k, v in columns.items()},

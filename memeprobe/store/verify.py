@@ -11,7 +11,7 @@ import numpy as np
 
 from memeprobe.store import layout
 from memeprobe.store.checksums import ROW_CHECKSUMS, checksum_failures, nonfinite_rows
-from memeprobe.store.schema import DONE, FAILED, STATUS_NAMES, TODO
+from memeprobe.store.schema import CHECKSUM_GROUP, DONE, FAILED, FEATURES, STATUS_GROUP, STATUS_NAMES, TODO
 
 
 def info(st, attrs) -> dict:
@@ -50,8 +50,8 @@ def verify(f: h5py.File, table, n_labels: int, schema_version: int) -> list[str]
     if len(set(keys)) != len(keys):
         dup = [k for k, c in Counter(keys).items() if c > 1][:5]
         problems.append(f"meme table: duplicate (split, id): {', '.join(f'{s}/{i}' for s, i in dup)}")
-    for name in sorted(f["features"]):
-        problems += _verify_set(f["features"][name], name, table)
+    for name in sorted(f[FEATURES]):
+        problems += _verify_set(f[FEATURES][name], name, table)
     return problems
 
 
@@ -64,15 +64,15 @@ def _verify_set(g, name: str, table) -> list[str]:
     except ValueError:
         return problems
     done = {}
-    for mod in sorted({s.modality for s in spec.values()} & {m for part, m in sound if part == "_status"}):
-        st = g["_status"][mod][()]
+    for mod in sorted({s.modality for s in spec.values()} & {m for part, m in sound if part == STATUS_GROUP}):
+        st = g[STATUS_GROUP][mod][()]
         if len(layout.unknown_status(st)):
             problems.append(f"feature set {name!r}: status {mod!r} holds values other than 0, 1, 2")
         done[mod] = st == DONE
     for a, s in spec.items():
         if ("array", a) not in sound or s.modality not in done:
             continue
-        ds, checked = g[a], ("_checksum", a) in sound
+        ds, checked = g[a], (CHECKSUM_GROUP, a) in sound
         bad, mismatch = 0, []
         step = max((ds.chunks or (1,))[0], (64 << 20) // max(1, ds.dtype.itemsize * int(np.prod(s.shape))))
         for lo in range(0, n, step):
@@ -97,5 +97,5 @@ def unchecked_rows(g, name: str, spec: dict, n: int) -> int:
     """Done rows of feature set ``name`` (``g``: its group, ``spec``: its arrays), summed over arrays, that carry
     no checksum: written before checksums existed."""
     _, sound = layout.check_set(g, name, n, ROW_CHECKSUMS)
-    return sum(int((g["_status"][s.modality][()] == DONE).sum()) for a, s in spec.items()
-               if ("_checksum", a) not in sound and ("_status", s.modality) in sound)
+    return sum(int((g[STATUS_GROUP][s.modality][()] == DONE).sum()) for a, s in spec.items()
+               if (CHECKSUM_GROUP, a) not in sound and (STATUS_GROUP, s.modality) in sound)
