@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from memeprobe.errors import ConfigError, MemeprobeError
+from memeprobe.errors import ConfigError, MemeprobeError, StoreError
 from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
 from memeprobe.store.features import parse_ref, resolve_set
 from memeprobe.store.schema import DONE
@@ -96,7 +96,7 @@ def _check_store(store, ds) -> None:
     ids = [m.id for m in ds.memes]
     splits = [m.split for m in ds.memes]
     if store.n != len(ids) or list(store.ids) != ids or list(store.splits) != splits:
-        raise MemeprobeError(
+        raise StoreError(
             f"store {store.path} was built from another dataset ({store.n} rows vs {len(ids)} memes in "
             f"{ds.root}); pass the store made from this dataset or re-run `memeprobe featurize`")
 
@@ -155,8 +155,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     splits = np.array([m.split for m in memes], dtype=object)
     split_names = ds.splits()
     if config.train_split not in split_names:
-        raise MemeprobeError(f"{ds.root}: no split named {config.train_split!r} (splits: {', '.join(split_names)}); "
-                             "pass --train-split")
+        raise ConfigError(f"{ds.root}: no split named {config.train_split!r} (splits: {', '.join(split_names)}); "
+                          "pass --train-split")
     split_names = [config.train_split] + [s for s in split_names if s != config.train_split]  # train first
     label = np.array([-1 if m.label is None else int(m.label) for m in memes], dtype=np.int64)
     multi = None
@@ -216,8 +216,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         if given is not None:
             source = np.asarray(given)
             if source.shape[0] != n:
-                raise MemeprobeError(f"{modality} vectors have {source.shape[0]} rows but the dataset {ds.root} "
-                                     f"has {n} memes; give one row per meme in dataset order")
+                raise ConfigError(f"{modality} vectors have {source.shape[0]} rows but the dataset {ds.root} "
+                                  f"has {n} memes; give one row per meme in dataset order")
             sources[f"{modality}_cosine"] = "vectors given"
         elif store is not None:
             pick = pick_array(store, modality, name, feature_sets)

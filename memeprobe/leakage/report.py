@@ -16,7 +16,7 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import OutputError
 from memeprobe.leakage import images, manifest, pairs as pairs_mod
 from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
@@ -176,13 +176,13 @@ def _fmt(x):
 def _check_out_dir(out_dir: Path) -> None:
     """The folder is replaced as a whole: refuse one holding anything but an earlier report's files."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise MemeprobeError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
+        raise OutputError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
     foreign = manifest.foreign_files(out_dir) if out_dir.is_dir() else []
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise MemeprobeError(f"{out_dir} holds files that are not part of a leakage report ({', '.join(foreign[:3])}"
-                             f"{more}); the report replaces its output folder as a whole: move them or choose "
-                             "a new or empty folder")
+        raise OutputError(f"{out_dir} holds files that are not part of a leakage report ({', '.join(foreign[:3])}"
+                          f"{more}); the report replaces its output folder as a whole: move them or choose "
+                          "a new or empty folder")
 
 
 def write_report(result, ds, out_dir) -> dict[str, Path]:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memeprobe.atomic import atomic_dir, atomic_write
-from memeprobe.errors import MemeprobeError, OutputError
+from memeprobe.errors import OutputError
 from memeprobe.outputs import check_output, guarded
 from memeprobe.store.features import resolve_set
 from memeprobe.store.store import FeatureStore
@@ -46,7 +46,7 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
     values = {a: st.read(name, a, rows) for a in arrays}
     clash = set(values) & set(columns)
     if clash:
-        raise MemeprobeError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
+        raise OutputError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
     if folder:
         with atomic_dir(out, "datasets") as tmp:
             _write_hf(tmp, _arrow_table(st, name, columns, values))

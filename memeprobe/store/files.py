@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from memeprobe.atomic import fsync_dir
-from memeprobe.errors import MemeprobeError, StoreError
+from memeprobe.errors import MemeprobeError, OutputError, StoreError
 from memeprobe.store.schema import (ALGORITHM, CHECKSUM, CHECKSUM_GROUP, FEATURES, MEMES, REASON_BYTES, REASON_GROUP,
                                     STATUS_GROUP, TODO, ArraySpec, chunk_rows)
 
@@ -189,7 +189,7 @@ def commit(path: Path, build, need_bytes: int, source: Path | None = None) -> No
         raise
     except (OSError, RuntimeError, ValueError) as e:
         tmp.unlink(missing_ok=True)
-        raise MemeprobeError(describe_os_error(path, e)) from None
+        raise OutputError(describe_os_error(path, e)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from memeprobe.data.records import fingerprint_rows
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError
 from memeprobe.store import spans as span_table
 from memeprobe.store.schema import (ALGORITHM, ARRAYS, CHECKSUM_GROUP, CHECKSUMMED, CREATED, FEATURES, IDENTITY,
                                     IDENTITY_KEYS, LEGACY_CHECKSUM, MEMES, PROVENANCE, REASON_BYTES, REASON_GROUP,
@@ -105,7 +105,7 @@ def parse_arrays(value) -> dict[str, ArraySpec]:
             if not isinstance(d["shape"], list) or not all(type(s) is int for s in d["shape"]):
                 raise ValueError(f"array {name!r} has a shape that is not a list of integers")
             out[name] = ArraySpec.from_json(d)
-        except (MemeprobeError, TypeError) as e:
+        except (ConfigError, TypeError) as e:
             raise ValueError(str(e)) from None
     return out
 

@@ -9,7 +9,7 @@ from importlib import metadata
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError
 
 SCHEMA_VERSION = 3  # 2: the meme table gained /memes/spans; 3: row checksums name their algorithm (older: migrated on write)
 MAGIC = "memeprobe.store"  # value of the root attribute "kind": marks a file as a memeprobe store
@@ -51,11 +51,11 @@ class ArraySpec:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
         if any(s < 1 for s in self.shape):
-            raise MemeprobeError(f"array shape {self.shape} has a dimension < 1; every dimension must be >= 1")
+            raise ConfigError(f"array shape {self.shape} has a dimension < 1; every dimension must be >= 1")
         if self.dtype not in _DTYPES:
-            raise MemeprobeError(f"array dtype {self.dtype!r} is not supported; use one of {', '.join(_DTYPES)}")
+            raise ConfigError(f"array dtype {self.dtype!r} is not supported; use one of {', '.join(_DTYPES)}")
         if not _ARRAY.match(self.modality):
-            raise MemeprobeError(f"modality {self.modality!r} is not a plain name such as 'image' or 'text'")
+            raise ConfigError(f"modality {self.modality!r} is not a plain name such as 'image' or 'text'")
 
     def to_json(self) -> dict:
         return {"shape": list(self.shape), "modality": self.modality, "dtype": self.dtype}
@@ -67,12 +67,12 @@ class ArraySpec:
 
 def check_feature_set_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise MemeprobeError(f"feature set name {name!r} must be letters, digits and . _ + - (e.g. 'clip-ViT-B-32-openai')")
+        raise ConfigError(f"feature set name {name!r} must be letters, digits and . _ + - (e.g. 'clip-ViT-B-32-openai')")
 
 
 def check_array_name(name: str) -> None:
     if not isinstance(name, str) or not _ARRAY.match(name):
-        raise MemeprobeError(f"array name {name!r} must start with a letter and hold letters, digits, _ (e.g. 'image_embed')")
+        raise ConfigError(f"array name {name!r} must start with a letter and hold letters, digits, _ (e.g. 'image_embed')")
 
 
 def now() -> str:
@@ -96,7 +96,7 @@ def dumps(obj) -> str:
     try:
         return json.dumps(obj, sort_keys=True, ensure_ascii=False)
     except TypeError as e:
-        raise MemeprobeError(f"provenance must hold JSON values only (str, number, bool, None, list, dict): {e}") from None
+        raise ConfigError(f"provenance must hold JSON values only (str, number, bool, None, list, dict): {e}") from None
 
 
 def chunk_rows(n: int, spec: ArraySpec) -> int:

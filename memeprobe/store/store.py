@@ -16,7 +16,7 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.data.records import Dataset
-from memeprobe.errors import MemeprobeError, StoreError, StoreLockedError
+from memeprobe.errors import ConfigError, MemeprobeError, OutputError, StoreError, StoreLockedError
 from memeprobe.store import layout
 from memeprobe.store import spans as span_table
 from memeprobe.store import verify as checks
@@ -61,7 +61,7 @@ class FeatureStore:
         lock = WriterLock(real(path))
         try:
             if path.exists() and not overwrite:
-                raise MemeprobeError(f"store {path} already exists; use another --store path or --overwrite")
+                raise OutputError(f"store {path} already exists; use another --store path or --overwrite")
             clean_temps(real(path))
             write_new(real(path), dataset)
             return cls(path, writable=True, lock=lock)
@@ -115,7 +115,7 @@ class FeatureStore:
                    f"({st.n} memes, fingerprint {st._attr('dataset_fingerprint')[:12]}), not {dataset.format} at "
                    f"{dataset.root} ({len(dataset.memes)} memes, fingerprint {fp[:12]}); {_FIX}")
             st.close()
-            raise MemeprobeError(msg)
+            raise StoreError(msg)
         st._f.close()
         st._f = None
         try:
@@ -153,7 +153,7 @@ class FeatureStore:
         """Reader: never takes the lock, never blocks or crashes while a writer appends."""
         path = Path(path)
         if not path.exists():
-            raise MemeprobeError(f"store {path} does not exist; create it with `memeprobe featurize ... --store {path}`")
+            raise StoreError(f"store {path} does not exist; create it with `memeprobe featurize ... --store {path}`")
         return cls(path, writable=False)
 
     def close(self) -> None:
@@ -186,10 +186,10 @@ class FeatureStore:
             self._f = h5open(self._real, "r+" if self.writable else "r")
         except (OSError, ValueError) as e:
             if self.writable and not os.access(self.path, os.W_OK):
-                raise MemeprobeError(f"cannot write store {self.path}: permission denied; "
-                                     "choose a writable --store path") from None
-            raise MemeprobeError(f"{self.path} is not a readable HDF5 file ({str(e).splitlines()[0]}); "
-                                 "is it a memeprobe store?") from None
+                raise OutputError(f"cannot write store {self.path}: permission denied; "
+                                  "choose a writable --store path") from None
+            raise StoreError(f"{self.path} is not a readable HDF5 file ({str(e).splitlines()[0]}); "
+                             "is it a memeprobe store?") from None
         self._checked: set[str] = set()  # feature sets whose layout was checked since this open
         self._content_checked = False
         try:
@@ -221,14 +221,14 @@ class FeatureStore:
 
     def _check_schema(self) -> None:
         if self._f.attrs.get(KIND) != MAGIC:
-            raise MemeprobeError(f"{self.path} is an HDF5 file but not a memeprobe store (no kind={MAGIC!r} "
-                                 "attribute); give a store written by `memeprobe featurize`")
+            raise StoreError(f"{self.path} is an HDF5 file but not a memeprobe store (no kind={MAGIC!r} "
+                             "attribute); give a store written by `memeprobe featurize`")
         version = self._f.attrs.get(VERSION)
         if not isinstance(version, (int, np.integer)) or isinstance(version, (bool, np.bool_)) or version < 1:
             raise self._damage([f"root attribute 'schema_version' is {version!r}, not a schema number"], verify=False)
         self.schema_version = int(version)
         if version > SCHEMA_VERSION:
-            raise MemeprobeError(
+            raise StoreError(
                 f"store {self.path} was written by a newer memeprobe (schema {version} > {SCHEMA_VERSION}, "
                 f"written by memeprobe {self._attr('memeprobe_version')}); upgrade memeprobe")
 
@@ -363,8 +363,8 @@ class FeatureStore:
         """The HDF5 object of feature set ``name``, unchecked (see :meth:`_group`)."""
         if name not in self._f[FEATURES]:
             have = ", ".join(self.feature_sets()) or "none"
-            raise MemeprobeError(f"store {self.path} has no feature set {name!r} (it has: {have}); "
-                                 "run `memeprobe featurize` first")
+            raise StoreError(f"store {self.path} has no feature set {name!r} (it has: {have}); "
+                             "run `memeprobe featurize` first")
         return self._f[FEATURES][name]
 
     def _group(self, name: str) -> h5py.Group:
@@ -407,11 +407,11 @@ class FeatureStore:
         self._need_writer()
         check_feature_set_name(name)
         if not arrays:
-            raise MemeprobeError(f"feature set {name!r} needs at least one array")
+            raise ConfigError(f"feature set {name!r} needs at least one array")
         for a, spec in arrays.items():
             check_array_name(a)
             if not isinstance(spec, ArraySpec):
-                raise MemeprobeError(f"array {a!r} of feature set {name!r}: expected an ArraySpec, got {spec!r}")
+                raise ConfigError(f"array {a!r} of feature set {name!r}: expected an ArraySpec, got {spec!r}")
         provenance = dict(provenance)
         dumps(provenance)
         spec_json = dumps({a: s.to_json() for a, s in arrays.items()})
@@ -425,7 +425,7 @@ class FeatureStore:
             if damaged and not overwrite:
                 raise self._damage(damaged, REBUILD_SET)
             if not overwrite:
-                raise MemeprobeError(
+                raise StoreError(
                     f"store {self.path} already has feature set {name!r} with other arrays or identity "
                     f"(stored {g.attrs['identity']}, given {identity}); use another feature set name, "
                     "another --store path, or --overwrite to replace it")
@@ -446,8 +446,8 @@ class FeatureStore:
         (``featurize`` redoes it: values, checksum, then status)."""
         g = self._group(name)
         if modality not in g[STATUS_GROUP]:
-            raise MemeprobeError(f"feature set {name!r} has no modality {modality!r} "
-                                 f"(it has: {', '.join(self.modalities(name))})")
+            raise StoreError(f"feature set {name!r} has no modality {modality!r} "
+                             f"(it has: {', '.join(self.modalities(name))})")
         values = g[STATUS_GROUP][modality][()]
         bad = layout.unknown_status(values)
         if len(bad) and not self.writable:
@@ -461,9 +461,9 @@ class FeatureStore:
     def _check_rows(self, rows) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
         if len(rows) and (rows.min() < 0 or rows.max() >= self.n):
-            raise MemeprobeError(f"store {self.path}: row indices must be in [0, {self.n}); got {rows.min()}..{rows.max()}")
+            raise StoreError(f"store {self.path}: row indices must be in [0, {self.n}); got {rows.min()}..{rows.max()}")
         if len(np.unique(rows)) != len(rows):
-            raise MemeprobeError(f"store {self.path}: row indices given to write must be unique")
+            raise StoreError(f"store {self.path}: row indices given to write must be unique")
         return rows
 
     def write_rows(self, name: str, rows, values: dict[str, np.ndarray], modality: str) -> None:
@@ -472,10 +472,10 @@ class FeatureStore:
         g = self._group(name)
         spec = {a: s for a, s in self.arrays(name).items() if s.modality == modality}
         if not spec:
-            raise MemeprobeError(f"feature set {name!r} has no arrays of modality {modality!r}")
+            raise StoreError(f"feature set {name!r} has no arrays of modality {modality!r}")
         if set(values) != set(spec):
-            raise MemeprobeError(f"write_rows({name!r}, modality={modality!r}) needs exactly the arrays "
-                                 f"{sorted(spec)}; got {sorted(values)}")
+            raise StoreError(f"write_rows({name!r}, modality={modality!r}) needs exactly the arrays "
+                             f"{sorted(spec)}; got {sorted(values)}")
         rows = self._check_rows(rows)
         order = np.argsort(rows, kind="stable")
         rows = rows[order]
@@ -500,24 +500,24 @@ class FeatureStore:
             write_runs(status, rows, np.full(len(rows), DONE, np.uint8))
             self._sync()
         except (OSError, RuntimeError) as e:
-            raise MemeprobeError(describe_os_error(self.path, e) + " (the rows of this batch are not marked done)") from None
+            raise OutputError(describe_os_error(self.path, e) + " (the rows of this batch are not marked done)") from None
 
     def _prepare(self, name, array, spec: ArraySpec, value, rows, order) -> np.ndarray:
         v = np.asarray(value)
         want = (len(rows), *spec.shape)
         if v.shape != want:
-            raise MemeprobeError(f"feature set {name!r} array {array!r}: values have shape {v.shape}, expected {want}")
+            raise StoreError(f"feature set {name!r} array {array!r}: values have shape {v.shape}, expected {want}")
         with np.errstate(over="ignore", invalid="ignore"):
             out = v[order].astype(spec.dtype)
         if out.dtype.kind == "f":
             bad = nonfinite_rows(out)
             if bad.any():
                 first = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[bad][:5])
-                raise MemeprobeError(
+                raise StoreError(
                     f"feature set {name!r} array {array!r}: {int(bad.sum())} rows hold NaN/inf after conversion to "
                     f"{spec.dtype} (e.g. {first}); mark them failed, or store the array as float32")
         elif not np.array_equal(out, v[order]):
-            raise MemeprobeError(f"feature set {name!r} array {array!r}: values do not fit {spec.dtype} exactly")
+            raise StoreError(f"feature set {name!r} array {array!r}: values do not fit {spec.dtype} exactly")
         return out
 
     def _check_writer(self) -> None:
@@ -555,7 +555,7 @@ class FeatureStore:
         if isinstance(reasons, str):
             reasons = [reasons] * len(rows)
         if len(reasons) != len(rows):
-            raise MemeprobeError(f"mark_failed: {len(rows)} rows but {len(reasons)} reasons")
+            raise StoreError(f"mark_failed: {len(rows)} rows but {len(reasons)} reasons")
         order = np.argsort(rows, kind="stable")
         enc = np.array([str(reasons[i]).encode("utf-8")[:REASON_BYTES].decode("utf-8", "ignore").encode("utf-8")
                         for i in order], dtype=f"S{REASON_BYTES}")
@@ -568,7 +568,7 @@ class FeatureStore:
             write_runs(g[STATUS_GROUP][modality], rows, np.full(len(rows), FAILED, np.uint8))
             self._sync()
         except (OSError, RuntimeError) as e:
-            raise MemeprobeError(describe_os_error(self.path, e)) from None
+            raise OutputError(describe_os_error(self.path, e)) from None
 
     @damaged_guard
     def failures(self, name: str) -> list[tuple[int, str, str]]:
@@ -631,9 +631,9 @@ class FeatureStore:
         if isinstance(arrays, str):
             arrays = [arrays]
         if not arrays:
-            raise MemeprobeError(f"feature set {name!r}: give at least one array")
+            raise ConfigError(f"feature set {name!r}: give at least one array")
         if missing not in ("error", "drop"):
-            raise MemeprobeError(f"missing must be 'error' or 'drop', not {missing!r}")
+            raise ConfigError(f"missing must be 'error' or 'drop', not {missing!r}")
         rows = self.rows(splits)
         ok = self.done(name, arrays)[rows]
         if ok.all():
@@ -648,7 +648,7 @@ class FeatureStore:
             if parts:
                 counts.append(f"{mod}: {', '.join(parts)}")
         where = ", ".join(f"{self.splits[r]}/{self.ids[r]}" for r in rows[~ok][:5])
-        raise MemeprobeError(
+        raise StoreError(
             f"feature set {name!r}: {int((~ok).sum())} of {len(rows)} selected rows are not done "
             f"({'; '.join(counts)}), e.g. {where}; finish them with `memeprobe featurize` (`memeprobe store import` "
             "for an imported set) or load with missing='drop'")
@@ -693,5 +693,5 @@ class FeatureStore:
 
     def _need_writer(self) -> None:
         if not self.writable:
-            raise MemeprobeError(f"store {self.path} is open read-only; open it with "
-                                 "FeatureStore.open_or_create(...) to write")
+            raise StoreError(f"store {self.path} is open read-only; open it with "
+                             "FeatureStore.open_or_create(...) to write")

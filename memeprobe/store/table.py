@@ -10,7 +10,7 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.data.records import Dataset
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import DatasetError
 from memeprobe.store import layout
 from memeprobe.store import spans as span_table
 from memeprobe.store.files import commit
@@ -47,18 +47,18 @@ def write_labels(f: h5py.File, dataset: Dataset) -> None:
 def check_dataset(dataset: Dataset) -> None:
     """Refuse, before anything is written, a dataset the meme table cannot hold."""
     if not dataset.memes:
-        raise MemeprobeError(f"dataset {dataset.root} has no memes; nothing to store")
+        raise DatasetError(f"dataset {dataset.root} has no memes; nothing to store")
     seen = set()
     for m in dataset.memes:
         if (m.split, m.id) in seen:
-            raise MemeprobeError(f"dataset {dataset.root}: id {m.id} appears twice in split {m.split}; "
-                                 "fix the annotations so (split, id) is unique")
+            raise DatasetError(f"dataset {dataset.root}: id {m.id} appears twice in split {m.split}; "
+                               "fix the annotations so (split, id) is unique")
         seen.add((m.split, m.id))
     k = len(dataset.label_names)
     for m in dataset.memes:
         if m.labels is not None and len(m.labels) != k:
-            raise MemeprobeError(f"dataset {dataset.root}: meme {m.split}/{m.id} has {len(m.labels)} labels "
-                                 f"but the dataset names {k}")
+            raise DatasetError(f"dataset {dataset.root}: meme {m.split}/{m.id} has {len(m.labels)} labels "
+                               f"but the dataset names {k}")
 
 
 def write_new(path: Path, dataset: Dataset) -> None:
