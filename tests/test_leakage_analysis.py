@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from memeprobe.cli import main
 from memeprobe.data import load_dataset
 from memeprobe.data.synthetic import make_sample
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, MemeprobeError
 from memeprobe.leakage.analysis import LeakageConfig, analyze
 
 EXACT = {"exact_image", "exact_text", "confounder"}
@@ -144,10 +144,15 @@ def test_bad_options_are_refused(sample, tmp_path, args, message):
 
 
 def test_config_validates_thresholds():
-    with pytest.raises(MemeprobeError, match="jaccard"):
-        LeakageConfig(jaccard=1.5)
-    with pytest.raises(MemeprobeError, match="phash-distance"):
-        LeakageConfig(phash_distance=-1)
+    for bad, message in ((dict(jaccard=1.5), r"jaccard must be a float in the range \(0, 1\]; got 1.5"),
+                         (dict(text_threshold=float("nan")), "text-threshold must be a float"),
+                         (dict(phash_distance=-1), r"phash-distance must be an int in the range \[0, 64\]"),
+                         (dict(max_group_pairs=0), "max-group-pairs must be an int"),
+                         (dict(train_split=None), "train-split must be a str")):
+        with pytest.raises(ConfigError, match=message) as e:
+            LeakageConfig(**bad)
+        assert e.value.option == next(iter(bad))
+    assert LeakageConfig(jaccard=1, phash_distance=64).jaccard == 1  # the closed ends are allowed
 
 
 def test_missing_images_are_skipped_and_counted(sample, tmp_path):

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 
-from memeprobe.errors import ConfigError, MemeprobeError, StoreError
+from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
+from memeprobe.params import Range, check
 from memeprobe.store.features import parse_ref, resolve_set
 from memeprobe.store.schema import DONE
 
@@ -33,9 +35,12 @@ from memeprobe.store.schema import DONE
 STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
 
 
+_SIMILARITY = Range(Real, 0, 1, closed="right")
+
+
 @dataclass
 class LeakageConfig:
-    """Detection thresholds (defaults: see the module docstring)."""
+    """Detection thresholds (defaults: see the module docstring); checked against :data:`CONSTRAINTS`."""
 
     text_threshold: float = 0.9  # cosine of text embeddings
     image_threshold: float = 0.95  # cosine of image embeddings
@@ -46,14 +51,16 @@ class LeakageConfig:
     max_group_pairs: int = classes.MAX_PAIRS  # member pairs listed in full per duplicate class (see classes)
 
     def __post_init__(self):
-        for name in ("text_threshold", "image_threshold", "jaccard"):
-            value = getattr(self, name)
-            if not (0.0 < value <= 1.0) or not np.isfinite(value):
-                raise MemeprobeError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
-        if self.max_group_pairs < 1:
-            raise MemeprobeError(f"max-group-pairs must be at least 1, got {self.max_group_pairs}")
-        if not (0 <= self.phash_distance <= 64):
-            raise MemeprobeError(f"phash-distance must be in 0..64 bits, got {self.phash_distance}")
+        check(CONSTRAINTS, vars(self), "leakage")
+
+
+CONSTRAINTS = {  # LeakageConfig's options, in the vocabulary of memeprobe.params
+    "text_threshold": [_SIMILARITY], "image_threshold": [_SIMILARITY], "jaccard": [_SIMILARITY],
+    "phash_distance": [Range(Integral, 0, 64)],  # bits of a 64-bit hash
+    "train_split": [str],
+    "exact_limit": [Range(Integral, 0, None)],
+    "max_group_pairs": [Range(Integral, 1, None)],
+}
 
 
 @dataclass
