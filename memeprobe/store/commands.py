@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import functools
 
 import click
 
 from memeprobe.data.options import dataset_options
+from memeprobe.errors import ProblemsFound
 from memeprobe.outputs import replace_option
 
 
@@ -88,7 +88,7 @@ def verify(path):
         for p in problems:
             click.echo(p)
         click.echo(f"{len(problems)} problem(s) in {path}", err=True)
-        sys.exit(1)
+        raise ProblemsFound(f"{len(problems)} problem(s) in {path}")
     if unchecked:
         click.echo("ok, except that checksums could not be checked for " + ", ".join(
             f"{k} done rows of {name}" for name, k in unchecked.items())
