@@ -9,9 +9,11 @@ import base64
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from memeprobe import __version__
@@ -95,8 +97,6 @@ def _inside(ds, path) -> bool:
 
 def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
     """JPEG thumbnails of the rows' images that lie inside the dataset folder (decoded in threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     paths = {r: ds.image_path(ds.memes[r]) for r in rows}
     paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
     distinct = list(dict.fromkeys(paths.values()))  # a picture many memes share is decoded once
@@ -155,8 +155,6 @@ def _script_json(doc) -> str:
 def render_html(result, ds, thumb_size: int = 120) -> str:
     """The self-contained HTML page: summary, eval table, and every pair and group to browse (paged,
     searchable, filterable), with inlined JPEG thumbnails."""
-    import jinja2
-
     evals = [{**e, "auroc": _fmt(e["auroc"]), "auroc_covered": _fmt(e["auroc_covered"])} for e in eval_table(result)]
     env = jinja2.Environment(loader=jinja2.PackageLoader("memeprobe.leakage", "templates"),
                              autoescape=True, trim_blocks=False)
