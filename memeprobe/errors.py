@@ -1,4 +1,5 @@
-"""User-facing errors: one line naming the file/id at fault and how to fix it. The CLI prints them.
+"""User-facing errors: one line naming the file/id at fault and how to fix it. The CLI prints them and exits with
+the code :data:`EXIT_CODES` gives each class (the one place exit codes are decided).
 
 Python callers can tell the kinds apart; messages below the CLI name no command-line flags."""
 
