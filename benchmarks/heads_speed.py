@@ -262,7 +262,7 @@ def table(n, rows, ceilings, device, threads, repeats, load):
 
 
 def bench_sweep(n_configs, jobs):
-    from memeprobe.heads.features import Features
+    from memeprobe.store.features import Features
     from memeprobe.heads.sweep import DEFAULT_SPACE, configs, run_sweep
 
     data = {}

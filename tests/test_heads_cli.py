@@ -180,7 +180,7 @@ def test_feature_set_did_you_mean_and_registry_choices(hm):
 
 
 def test_feature_set_spec_suggests_the_set_name(tmp_path):
-    from memeprobe.heads.features import did_you_mean
+    from memeprobe.store.features import did_you_mean
 
     assert did_you_mean("st:minilm", ["st-minilm", "pixels"]) == " (did you mean 'st-minilm'?)"
     assert did_you_mean("pixel", ["st-minilm", "pixels"]) == " (did you mean 'pixels'?)"

@@ -11,7 +11,7 @@ from memeprobe.errors import DatasetError, MemeprobeError, WeightsError
 from memeprobe.heads.base import load_model
 from memeprobe.heads.experiment import run_experiment
 from memeprobe.heads.factory import create_head
-from memeprobe.heads.features import Features
+from memeprobe.store.features import Features
 from memeprobe.heads.metrics import baselines
 from memeprobe.heads.runs import append_runs, read_runs
 from memeprobe.heads.selection import cv_folds, duplicate_groups

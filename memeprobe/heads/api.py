@@ -49,7 +49,7 @@ def check_splits(store, splits) -> None:
 def model_meta(store, refs, target) -> dict:
     """What a model file and a run record say about the data: feature sets, identity, store, target."""
     from memeprobe import __version__
-    from memeprobe.heads.features import canonical, identity, label_names, resolve_target, store_checksum
+    from memeprobe.store.features import canonical, identity, label_names, resolve_target, store_checksum
 
     refs = canonical(store, refs)
     return {
@@ -62,13 +62,13 @@ def model_meta(store, refs, target) -> dict:
 
 
 def load_splits(store, refs, splits, target) -> dict:
-    from memeprobe.heads.features import load_features
+    from memeprobe.store.features import load_features
 
     return {s: load_features(store, refs, [s], target) for s in dict.fromkeys(splits)}
 
 
 def _shapes(store, refs) -> list[tuple]:
-    from memeprobe.heads.features import resolve
+    from memeprobe.store.features import resolve
 
     return [store.arrays(n)[a].shape for n, arrays in (resolve(store, r) for r in refs) for a in arrays]
 
@@ -244,7 +244,7 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
 
     from memeprobe.heads.base import load_model
     from memeprobe.heads.experiment import labeled
-    from memeprobe.heads.features import label_names, load_features
+    from memeprobe.store.features import label_names, load_features
     from memeprobe.heads.matching import check_match
     from memeprobe.heads.metrics import evaluate
     from memeprobe.heads.submission import formula_ids, write_submission

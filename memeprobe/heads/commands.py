@@ -113,7 +113,7 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
               help="Choose C / thresholds from 5-fold CV on train (dev stays untouched), CV on train+dev "
                    "(refit on both), or on dev (the old protocol: dev's score is then in-sample).")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
-@click.option("--target", type=RegistryChoice("memeprobe.heads.features:TARGETS"), default="auto", show_default=True,
+@click.option("--target", type=RegistryChoice("memeprobe.store.features:TARGETS"), default="auto", show_default=True,
               help="label = binary, labels = multi-hot classes, all = binary + classes (MAMI A+B).")
 @click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"),
               show_default="accuracy binary; MAMI columns two-class macro-F1; else F1, per class shrunk towards "
@@ -253,7 +253,7 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
 @click.option("--train-split", default="train", show_default=True)
 @click.option("--dev-split", help="Dev split.", show_default="dev_seen, dev or validation")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
-@click.option("--target", type=RegistryChoice("memeprobe.heads.features:TARGETS"), default="auto", show_default=True)
+@click.option("--target", type=RegistryChoice("memeprobe.store.features:TARGETS"), default="auto", show_default=True)
 @click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="Print the best N runs.")

@@ -17,7 +17,7 @@ import numpy as np
 
 from memeprobe.errors import MemeprobeError
 from memeprobe.heads.factory import create_head
-from memeprobe.heads.features import Features
+from memeprobe.store.features import Features
 from memeprobe.heads.metrics import MAMI_TYPES, baselines, evaluate
 from memeprobe.heads.selection import (CV_FOLDS, check_informative, check_two_classes, cv_folds, duplicate_groups,
                                       oof_proba)

@@ -30,8 +30,8 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
     the model's: ``refs``/``identity`` (the feature references and their identity at training), ``fingerprint``
     (the training dataset's; None in older files), ``names`` (what the model predicts) against ``store_names``
     (the store's label names for the model's target)."""
-    from memeprobe.heads.features import identity as identity_of
-    from memeprobe.heads.features import resolve
+    from memeprobe.store.features import identity as identity_of
+    from memeprobe.store.features import resolve
 
     try:
         for ref in refs:

@@ -369,7 +369,7 @@ def technique_table(result: dict, names) -> str:
 
 
 def _feature_set(store, refs) -> str:
-    from memeprobe.heads.features import parse_ref
+    from memeprobe.store.features import parse_ref
 
     names = list(dict.fromkeys(parse_ref(r)[0] for r in refs))
     if len(names) != 1:
@@ -379,7 +379,7 @@ def _feature_set(store, refs) -> str:
 
 
 def _identity(store, name: str) -> dict:
-    from memeprobe.heads.features import identity
+    from memeprobe.store.features import identity
 
     return identity(store, [f"{name}:{','.join(TOKEN_ARRAYS)}"])
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from numbers import Real
 
 from memeprobe.errors import MemeprobeError, WeightsError
-from memeprobe.heads.features import TARGETS
+from memeprobe.store.features import TARGETS
 
 META_KEYS = {"feature_sets": list, "identity": dict, "target": str, "label_names": list}
 MODEL_TARGETS = tuple(t for t in TARGETS if t != "auto")  # a saved model's target is resolved

@@ -10,19 +10,10 @@ Modules: ``text`` (normalisation, exact and Jaccard pairs), ``images`` (pixel an
 label flips, components), ``stream`` (the passes over every pair: counts, groups, clean ids, the listed
 pairs), ``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML),
 ``manifest`` (the report folder's manifest, clean-id lists), ``commands``.
-Names are imported lazily so that ``memeprobe --help`` stays fast.
 """
-import importlib
+from memeprobe.leakage.analysis import LeakageConfig, LeakageResult, analyze
+from memeprobe.leakage.neighbors import CosineIndex, cosine_pairs
+from memeprobe.leakage.report import write_report
+from memeprobe.leakage.text import normalize_text
 
-_EXPORTS = {
-    "analyze": "analysis", "LeakageConfig": "analysis", "LeakageResult": "analysis",
-    "CosineIndex": "neighbors", "cosine_pairs": "neighbors", "normalize_text": "text",
-    "write_report": "report",
-}
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"memeprobe.leakage.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'memeprobe.leakage' has no attribute {name!r}")
+__all__ = ["CosineIndex", "LeakageConfig", "LeakageResult", "analyze", "cosine_pairs", "normalize_text", "write_report"]
