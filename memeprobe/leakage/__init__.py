@@ -11,9 +11,21 @@ label flips, components), ``stream`` (the passes over every pair: counts, groups
 pairs), ``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML),
 ``manifest`` (the report folder's manifest, clean-id lists), ``commands``.
 """
-from memeprobe.leakage.analysis import LeakageConfig, LeakageResult, analyze
-from memeprobe.leakage.neighbors import CosineIndex, cosine_pairs
-from memeprobe.leakage.report import write_report
-from memeprobe.leakage.text import normalize_text
+from memeprobe.registry import resolve
 
-__all__ = ["CosineIndex", "LeakageConfig", "LeakageResult", "analyze", "cosine_pairs", "normalize_text", "write_report"]
+_EXPORTS = {  # resolved on first use: the analysis imports sklearn, pandas and faiss, the commands need none of them
+    "LeakageConfig": "memeprobe.leakage.config:LeakageConfig",
+    "LeakageResult": "memeprobe.leakage.analysis:LeakageResult",
+    "analyze": "memeprobe.leakage.analysis:analyze",
+    "CosineIndex": "memeprobe.leakage.neighbors:CosineIndex",
+    "cosine_pairs": "memeprobe.leakage.neighbors:cosine_pairs",
+    "write_report": "memeprobe.leakage.report:write_report",
+    "normalize_text": "memeprobe.data.text:normalize_text",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return resolve(_EXPORTS[name])
+    raise AttributeError(f"module 'memeprobe.leakage' has no attribute {name!r}")

@@ -20,47 +20,18 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 
 from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
-from memeprobe.params import Range, check
+from memeprobe.leakage.config import LeakageConfig
 from memeprobe.store.features import parse_ref, resolve_set
 from memeprobe.store.schema import DONE
 
 
 STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
-
-
-_SIMILARITY = Range(Real, 0, 1, closed="right")
-
-
-@dataclass
-class LeakageConfig:
-    """Detection thresholds (defaults: see the module docstring); checked against :data:`CONSTRAINTS`."""
-
-    text_threshold: float = 0.9  # cosine of text embeddings
-    image_threshold: float = 0.95  # cosine of image embeddings
-    phash_distance: int = 10  # max Hamming distance of 64-bit perceptual hashes
-    jaccard: float = 0.7  # token Jaccard of normalised texts
-    train_split: str = "train"
-    exact_limit: int = neighbors.EXACT_LIMIT  # rows searched exactly (tiled matmul); FAISS IVF beyond (measured crossover)
-    max_group_pairs: int = classes.MAX_PAIRS  # member pairs listed in full per duplicate class (see classes)
-
-    def __post_init__(self):
-        check(CONSTRAINTS, vars(self), "leakage")
-
-
-CONSTRAINTS = {  # LeakageConfig's options, in the vocabulary of memeprobe.params
-    "text_threshold": [_SIMILARITY], "image_threshold": [_SIMILARITY], "jaccard": [_SIMILARITY],
-    "phash_distance": [Range(Integral, 0, 64)],  # bits of a 64-bit hash
-    "train_split": [str],
-    "exact_limit": [Range(Integral, 0, None)],
-    "max_group_pairs": [Range(Integral, 1, None)],
-}
 
 
 @dataclass

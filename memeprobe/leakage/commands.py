@@ -11,8 +11,7 @@ from tqdm import tqdm
 
 from memeprobe.data.loading import load_with
 from memeprobe.data.cli_options import dataset_options
-from memeprobe.leakage.analysis import LeakageConfig, analyze
-from memeprobe.leakage.report import terminal_table, to_json, write_report
+from memeprobe.leakage.config import LeakageConfig
 from memeprobe.outputs import check_output, reading, replace_option
 from memeprobe.store import FeatureStore
 
@@ -78,6 +77,10 @@ def report(data, dataset_options, store, out_dir, as_json, text_threshold, image
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)
+    # the analysis imports sklearn, pandas and faiss: only once the options and paths are checked
+    from memeprobe.leakage.analysis import analyze
+    from memeprobe.leakage.report import terminal_table, to_json, write_report
+
     opened, stages = None, Stages(enabled=not no_progress)
     if store is not None:
         opened = FeatureStore.open(store)
