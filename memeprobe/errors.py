@@ -32,3 +32,7 @@ class WeightsError(MemeprobeError):
 
 class ConfigError(MemeprobeError):
     """A head, featurizer or run configuration is invalid."""
+
+
+class ClusterError(MemeprobeError):
+    """A compute cluster (Ray) failed under a run: a node, worker or object was lost."""
