@@ -37,6 +37,9 @@ from memeprobe.featurize.encoder import batch_size
 from memeprobe.featurize.reader import Batch, Collate
 
 LOCAL_OBJECT_STORE = 512 * 1024**2  # bytes of shared memory for a cluster started here (batches stream through)
+# reader workers import torch and the featurizers' pre-processing (seconds of CPU each): keep idle ones for the
+# whole run instead of Ray's 1 s (then a later job's reads would start new workers that import it all again)
+KEEP_WORKERS = {"idle_worker_killing_time_threshold_ms": 3_600_000}
 STALL_SECONDS = 600  # a pipeline that moves nothing for this long (no resources left) stops with one line
 _OUR_ERROR = re.compile(r"memeprobe\.errors\.(\w+): (.+)")
 
@@ -76,19 +79,20 @@ def _cluster_failure(e: Exception) -> ClusterError | None:
     return None
 
 
-def prepare(featurizers) -> tuple[dict, dict]:
-    """``({name: Prepared}, {name: Preprocess})`` of ``featurizers`` made ready without their weights where
-    the family allows."""
+def prepare(featurizers) -> dict:
+    """``{name: Prepared}`` of ``featurizers`` made ready without their weights where the family allows."""
     for f in featurizers:
         f.prepare()
-    return {f.name: Prepared.of(f) for f in featurizers}, {f.name: Preprocess.of(f) for f in featurizers}
+    return {f.name: Prepared.of(f) for f in featurizers}
 
 
-def prepare_specs(specs) -> tuple[dict, dict]:
-    """:func:`prepare` of featurizers given as ``(spec, options)``: the body of the Ray task that prepares them."""
+def prepare_specs(specs) -> tuple:
+    """The Ray task that prepares the featurizers given as ``(spec, options)``: ``{name: Prepared}`` (for the
+    driver and the actors), then each one's ``Preprocess`` as an object of its own (its readers fetch only it)."""
     from memeprobe.featurize.spec import create_featurizer
 
-    return prepare([create_featurizer(spec, options) for spec, options in specs])
+    featurizers = [create_featurizer(spec, options) for spec, options in specs]
+    return (prepare(featurizers), *(Preprocess.of(f) for f in featurizers))
 
 
 class Task:
@@ -99,24 +103,24 @@ class Task:
         self.job, self.payload = job, payload
 
 
-_PREPROCESS: dict = {}  # this worker process's {name: Preprocess} of the current run, fetched once
+_PREPROCESS: dict = {}  # this worker process's Preprocess per ObjectRef, fetched once
 
 
 def read_batches(batch: dict, preprocess, kinds) -> dict:
     """Reader stage on Ray (CPU tasks), as a DataLoader worker does locally: each task's items
     (:meth:`~memeprobe.featurize.runner.Job.items`, bound to their featurizer's transform) → the collated
-    :class:`~memeprobe.featurize.reader.Batch` of its job (``kinds[job]`` = (feature set, modality)),
-    tensors as numpy arrays (they pickle several times faster). ``preprocess``: the ObjectRef of the
-    prepare task's ``{name: Preprocess}``."""
+    :class:`~memeprobe.featurize.reader.Batch` of its job, tensors as numpy arrays (they pickle several times
+    faster). ``kinds[job]`` = (featurizer index, modality); ``preprocess[index]``: the ObjectRef of that
+    featurizer's Preprocess, from the prepare task."""
     import ray  # lazy: ray
+    import torch  # noqa: F401  (lazy: torch; collating needs it, imported while the prepare task may still run)
 
-    key = preprocess.hex()
-    if key not in _PREPROCESS:
-        _PREPROCESS.clear()
-        _PREPROCESS[key] = ray.get(preprocess)
     for task in batch["task"]:
-        name, modality = kinds[task.job]
-        pre = _PREPROCESS[key][name]
+        index, modality = kinds[task.job]
+        key = preprocess[index].hex()
+        if key not in _PREPROCESS:
+            _PREPROCESS[key] = ray.get(preprocess[index])
+        pre = _PREPROCESS[key]
         items = task.payload.bound(pre.transform)
         rows, inputs, failures = Collate.of(modality, pre)([items[i] for i in range(len(items))])
         task.payload = Batch(rows, None if inputs is None else {k: v.numpy() for k, v in inputs.items()}, failures)
@@ -139,17 +143,19 @@ class EncoderActor:
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // actors))
-        loaded, self.jobs, prepared = {}, [], ray.get(prepared)
+        loaded, self.jobs = {}, []
         for spec, options, modality, batch in jobs:
             if spec.text not in loaded:
-                f = loaded[spec.text] = create_featurizer(spec, options)
-                f.load(device)
-                want, got = prepared[f.name], Prepared.of(f)
-                if got != want:
-                    what = "weights or pre-processing" if got.provenance != want.provenance else "arrays"
-                    raise WeightsError(f"{f.name}: this Ray worker loads other {what} than the driver's node "
-                                       f"prepared ({got} != {want}); give every node the same files")
+                loaded[spec.text] = create_featurizer(spec, options)
+                loaded[spec.text].load(device)
             self.jobs.append(Encoder(loaded[spec.text], modality, batch, auto))
+        prepared = ray.get(prepared)  # after loading: the two overlap
+        for f in loaded.values():
+            want, got = prepared[f.name], Prepared.of(f)
+            if got != want:
+                what = "weights or pre-processing" if got.provenance != want.provenance else "arrays"
+                raise WeightsError(f"{f.name}: this Ray worker loads other {what} than the driver's node "
+                                   f"prepared ({got} != {want}); give every node the same files")
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -213,7 +219,7 @@ class RayEngine:
                 ray.init(address=self.cfg.ray_address, **kw)
             else:  # "local": a new cluster even when RAY_ADDRESS or a `ray start` cluster is around
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE,
-                         _temp_dir=self._start_reaper(), **kw)
+                         _temp_dir=self._start_reaper(), _system_config=KEEP_WORKERS, **kw)
             self.started = True
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # its INFO and WARNING lines are about its own settings
         context = ray.data.DataContext.get_current()
@@ -237,7 +243,7 @@ class RayEngine:
         declares the feature sets (``progress.declare``) before the first row, writes each task's rows as it
         arrives and ends a job with ``progress.finish`` when all its rows are in."""
         if not jobs:  # feature sets to create but no rows: nothing to encode, no cluster needed
-            progress.declare(prepare(ready)[0])
+            progress.declare(prepare(ready))
             return
         ray = self._ray()
         try:
@@ -258,15 +264,16 @@ class RayEngine:
         gpus = 1 if device.startswith("cuda") else 0
         sizes = [batch_size(cfg.batch_size, job.modality, bool(gpus)) for job in jobs]
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-        prepare_here = ray.remote(prepare_specs).options(num_returns=2, num_cpus=0, scheduling_strategy=here)
-        prepared, preprocess = prepare_here.remote([(f.spec, f.options) for f in ready])
+        prepare_here = ray.remote(prepare_specs).options(num_returns=1 + len(ready), num_cpus=0,
+                                                         scheduling_strategy=here)
+        prepared, *preprocess = prepare_here.remote([(f.spec, f.options) for f in ready])
         tasks = [Task(j, job.items(dataset, job.todo[positions]))
                  for j, job in enumerate(jobs) for positions in job.batches(dataset, sizes[j])]
         # reader tasks ask for half a core: Ray fuses map stages with equal resources into the actor, which
         # would then decode and encode in turn; apart, reading overlaps encoding as DataLoader workers do
         ds = ray.data.from_items([{"task": t} for t in tasks])
         ds = ds.map_batches(read_batches, batch_size=1, batch_format="numpy", num_cpus=0.5,
-                            fn_args=(preprocess, [(job.f.name, job.modality) for job in jobs]))
+                            fn_args=(preprocess, [(ready.index(job.f), job.modality) for job in jobs]))
         ds = ds.map_batches(EncoderActor, batch_size=1, batch_format="numpy", num_gpus=gpus,
                             num_cpus=0 if gpus else 1, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
                             fn_constructor_args=([(job.f.spec, job.f.options, job.modality, size)
