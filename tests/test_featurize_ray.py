@@ -97,3 +97,10 @@ def test_encoding_on_cuda_on_a_cluster_without_gpu_is_one_clear_error(cluster, s
                        "--device", "cuda")
     assert result.exit_code == 2
     assert "the Ray cluster has no GPU" in result.output and "Traceback" not in result.output
+
+
+def test_a_cluster_address_where_nothing_answers_is_one_line_at_once(sample, tmp_path):
+    result = featurize("image", sample, "--featurizer", "pixels", "--store", tmp_path / "s.h5", "--engine", "ray",
+                       "--ray-address", "127.0.0.1:1")
+    assert result.exit_code == 2
+    assert "no Ray cluster answers at 127.0.0.1:1" in result.output and "Traceback" not in result.output

@@ -153,3 +153,15 @@ def test_a_node_lost_mid_run_costs_no_row(cluster, sample, tmp_path):
     again = _run(sample, store, address, tmp_path / "again.log")
     assert again.wait(timeout=300) == 0, (tmp_path / "again.log").read_text()
     _same_as_clean(store, sample, tmp_path)
+
+
+def test_joining_without_the_clusters_token_is_one_line(cluster, sample, tmp_path):
+    address, _, _ = cluster
+    env = {k: v for k, v in ENV.items() if k != "RAY_AUTH_MODE"}  # an explicit address does not turn token auth on
+    result = subprocess.run([sys.executable, "-c", "from memeprobe.cli import main; main()", "featurize", "image",
+                             str(sample), "--featurizer", "pixels", "--store", str(tmp_path / "s.h5"), "--engine", "ray",
+                             "--ray-address", address], capture_output=True, text=True, env=env, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr
+    assert "cannot join the Ray cluster" in errors[0] and "RAY_AUTH_MODE=token" in errors[0], errors
+    assert "Traceback" not in result.stderr

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,33 @@ def _cluster_failure(e: Exception) -> ClusterError | None:
                                 "written so far is kept: re-run the same command to resume")
         e = getattr(e, "cause", None) or e.__cause__
     return None
+
+
+def _answers(address: str) -> None:
+    """One line at once when nothing listens at a ``HOST:PORT`` cluster address (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or "://" in address:
+        return  # "auto" and other forms: Ray resolves them
+    try:
+        socket.create_connection((host, int(port)), timeout=10).close()
+    except OSError as e:
+        raise ClusterError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one there with "
+                           f"`ray start --head --port {port}`, or give the address `ray start` printed",
+                           option="ray_address") from None
+
+
+def _join_error(address: str, e: Exception) -> ClusterError:
+    """The one line for a cluster that answers but cannot be joined (Ray hides the reason in a cause's traceback)."""
+    texts = []
+    while e is not None:
+        texts.append(str(e))
+        e = e.__cause__ or e.__context__
+    if any("InvalidAuthToken" in t or "AuthenticationError" in t for t in texts):
+        why = ("it uses token authentication and this shell has no token for it: set RAY_AUTH_MODE=token and the "
+               "cluster's token (its ~/.ray/auth_token here, or RAY_AUTH_TOKEN)")
+    else:
+        why = (texts[0].strip().splitlines() or ["no reason given"])[0][:300]
+    return ClusterError(f"cannot join the Ray cluster at {address}: {why}", option="ray_address")
 
 
 def prepare(featurizers) -> dict:
@@ -216,7 +244,11 @@ class RayEngine:
         if not ray.is_initialized():
             kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
             if self.cfg.ray_address:
-                ray.init(address=self.cfg.ray_address, **kw)
+                _answers(self.cfg.ray_address)
+                try:
+                    ray.init(address=self.cfg.ray_address, **kw)
+                except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as e:
+                    raise _join_error(self.cfg.ray_address, e) from None
             else:  # "local": a new cluster even when RAY_ADDRESS or a `ray start` cluster is around
                 ray.init(address="local", num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE,
                          _temp_dir=self._start_reaper(), _system_config=KEEP_WORKERS, **kw)

@@ -134,7 +134,7 @@ class Progress:
     def _tick(self, bar, n: int) -> None:
         if self.first is None:
             self.first = time.perf_counter()
-            self.log(f"first rows written {self.first - self.start:.1f} s after the start")
+            self.log(f"first rows written {self.first - self.start:.1f} s after the start ({n} items)")
         bar.update(n)
 
     def finish(self, j: int, how: str) -> None:
