@@ -194,3 +194,21 @@ def test_local_partial_store_resumes_with_ray_after_the_sets_exist(cluster, samp
     assert resumed.exit_code == 3, resumed.output
     assert f"{TEXT}: {N - 20} rows to do (20 done, 0 failed before)" in resumed.output
     _same_as_clean(store, clean)
+
+
+def test_ctrl_c_of_a_ray_run_saves_its_rows_and_ends_its_cluster(sample, tmp_path):
+    store = tmp_path / "s.h5"
+    args = _args(sample, store, "--engine", "ray")
+    # started from a background shell a child ignores SIGINT: restore Python's handler (as test_featurize_runner does)
+    args[2] = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); " + args[2]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in proc.stderr:
+        if line.startswith("first rows written"):
+            below = _descendants(proc.pid)
+            os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, rest
+    assert "interrupted: " in rest and "re-run the same command to resume" in rest and "Traceback" not in rest
+    assert not _alive(below), {pid: below[pid, started][:80] for pid, started in below if pid in _alive(below)}
+    assert _done(store, TEXT).sum() > 0
