@@ -15,25 +15,15 @@ import pytest
 
 from memeprobe.data.synthetic import make_sample
 from memeprobe.store import DONE, FAILED, FeatureStore
+from tests.test_featurize_ray import cluster  # noqa: F401  (fixture: a local cluster the runs join)
 from tests.test_featurize_runner import featurize
 
-ray = pytest.importorskip("ray")
+pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
 N, BATCH = 48, 8
 TEXT, IMAGE = "st-minilm/text", "timm-tf_efficientnet_lite0-packaged/image"
 SPECS = ["--featurizer", "st:minilm", "--featurizer", "timm:tf_efficientnet_lite0:packaged"]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A local Ray cluster the runs join (``--ray-address``), so that most of them skip the cluster start."""
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=256 * 1024**2, log_to_driver=False,
-             configure_logging=False)
-    try:
-        yield ray.get_runtime_context().gcs_address
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")

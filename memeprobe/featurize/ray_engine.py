@@ -34,8 +34,9 @@ from memeprobe import errors
 from memeprobe.errors import ClusterError, ConfigError, MemeprobeError, WeightsError
 from memeprobe.featurize import ray_reaper
 from memeprobe.featurize.base import Prepared, Preprocess
-from memeprobe.featurize.encoder import batch_size
+from memeprobe.featurize.encoder import Encoder, batch_size, resolve_device
 from memeprobe.featurize.reader import Batch, Collate
+from memeprobe.featurize.spec import create_featurizer
 
 LOCAL_OBJECT_STORE = 512 * 1024**2  # bytes of shared memory for a cluster started here (batches stream through)
 # reader workers import torch and the featurizers' pre-processing (seconds of CPU each): keep idle ones for the
@@ -45,38 +46,42 @@ STALL_SECONDS = 600  # a pipeline that moves nothing for this long (no resources
 _OUR_ERROR = re.compile(r"memeprobe\.errors\.(\w+): (.+)")
 
 
+def _chain(e: BaseException):
+    """``e`` and the exceptions it wraps (Ray's ``cause``, then Python's ``__cause__`` / ``__context__``)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        yield e
+        e = getattr(e, "cause", None) or e.__cause__ or e.__context__
+
+
 def _our_error(e: Exception) -> MemeprobeError | None:
     """The memeprobe error a Ray worker raised, from the (wrapped) exception Ray hands the driver."""
-    texts = []
-    while e is not None:
-        texts.append(str(e))
-        e = getattr(e, "cause", None) or e.__cause__
-    found = [m.groups() for t in texts for m in _OUR_ERROR.finditer(t)]
+    found = [m.groups() for x in _chain(e) for m in _OUR_ERROR.finditer(str(x))]
     if not found:
         return None
     name, message = found[-1]
-    cls = getattr(errors, name, MemeprobeError)
-    return cls(message.strip()) if isinstance(cls, type) and issubclass(cls, MemeprobeError) else MemeprobeError(message)
+    cls = getattr(errors, name, None)
+    return (cls if isinstance(cls, type) and issubclass(cls, MemeprobeError) else MemeprobeError)(message.strip())
 
 
 def _cluster_failure(e: Exception) -> ClusterError | None:
     """One line for a failure of the cluster itself (a lost node, actor, worker or object, or no progress at
     all), from anywhere in the exception's chain; None for other exceptions."""
-    from ray import exceptions
-    from ray.data.exceptions import ExecutionTimeoutError
+    from ray import exceptions  # lazy: ray
+    from ray.data.exceptions import ExecutionTimeoutError  # lazy: ray
 
     lost = (exceptions.NodeDiedError, exceptions.ActorDiedError, exceptions.ActorUnavailableError,
             exceptions.WorkerCrashedError, exceptions.ObjectLostError, exceptions.RaySystemError)
-    while e is not None:
-        if isinstance(e, ExecutionTimeoutError):
+    for x in _chain(e):
+        if isinstance(x, ExecutionTimeoutError):
             return ClusterError(f"the Ray cluster made no progress for {STALL_SECONDS} s (after a lost node, are "
                                 "there CPUs left for the reader tasks and the encoder actors?); every row written "
                                 "so far is kept: re-run the same command to resume")
-        if isinstance(e, lost):
-            why = (str(e).strip().splitlines() or [""])[0][:200]
-            return ClusterError(f"the Ray cluster failed under the run ({type(e).__name__}: {why}); every row "
+        if isinstance(x, lost):
+            why = (str(x).strip().splitlines() or [""])[0][:200]
+            return ClusterError(f"the Ray cluster failed under the run ({type(x).__name__}: {why}); every row "
                                 "written so far is kept: re-run the same command to resume")
-        e = getattr(e, "cause", None) or e.__cause__
     return None
 
 
@@ -86,7 +91,7 @@ def _answers(address: str) -> None:
     if not host or not port.isdigit() or "://" in address:
         return  # "auto" and other forms: Ray resolves them
     try:
-        socket.create_connection((host, int(port)), timeout=10).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
     except OSError as e:
         raise ClusterError(f"no Ray cluster answers at {address} ({e.strerror or e}); start one there with "
                            f"`ray start --head --port {port}`, or give the address `ray start` printed",
@@ -95,10 +100,7 @@ def _answers(address: str) -> None:
 
 def _join_error(address: str, e: Exception) -> ClusterError:
     """The one line for a cluster that answers but cannot be joined (Ray hides the reason in a cause's traceback)."""
-    texts = []
-    while e is not None:
-        texts.append(str(e))
-        e = e.__cause__ or e.__context__
+    texts = [str(x) for x in _chain(e)]
     if any("InvalidAuthToken" in t or "AuthenticationError" in t for t in texts):
         why = ("it uses token authentication and this shell has no token for it: set RAY_AUTH_MODE=token and the "
                "cluster's token (its ~/.ray/auth_token here, or RAY_AUTH_TOKEN)")
@@ -117,8 +119,6 @@ def prepare(featurizers) -> dict:
 def prepare_specs(specs) -> tuple:
     """The Ray task that prepares the featurizers given as ``(spec, options)``: ``{name: Prepared}`` (for the
     driver and the actors), then each one's ``Preprocess`` as an object of its own (its readers fetch only it)."""
-    from memeprobe.featurize.spec import create_featurizer
-
     featurizers = [create_featurizer(spec, options) for spec, options in specs]
     return (prepare(featurizers), *(Preprocess.of(f) for f in featurizers))
 
@@ -163,12 +163,9 @@ class EncoderActor:
     def __init__(self, jobs, prepared, device, auto, actors):
         import ray  # lazy: ray
 
-        from memeprobe.featurize.encoder import Encoder, resolve_device
-        from memeprobe.featurize.spec import create_featurizer
-
         device = resolve_device(device)
         if device.type == "cpu":  # Ray pins a 1-CPU worker to 1 thread; torch's own default is every core
-            import torch
+            import torch  # lazy: torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // actors))
         loaded, self.jobs = {}, []
@@ -186,7 +183,7 @@ class EncoderActor:
                                    f"prepared ({got} != {want}); give every node the same files")
 
     def __call__(self, batch: dict) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         for task in batch["task"]:
             rows, inputs, failures = task.payload
@@ -208,7 +205,7 @@ class RayEngine:
     def __exit__(self, *exc):
         try:
             if self.started:
-                import ray
+                import ray  # lazy: ray
 
                 ray.shutdown()
                 self.started = False
@@ -236,7 +233,7 @@ class RayEngine:
             pass
 
     def _ray(self):
-        try:
+        try:  # lazy: ray (an extra)
             import ray
             import ray.data
         except ImportError:
@@ -289,7 +286,7 @@ class RayEngine:
             raise ours from None
 
     def _run(self, ray, ready, jobs, dataset, progress) -> None:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # lazy: ray
 
         cfg = self.cfg
         device = self._device(ray)
