@@ -39,6 +39,7 @@ from memeprobe.params import Choices, to_sklearn
 # the parameters every head has
 BASE_CONSTRAINTS = {"norm": [Choices(NORMS)], "blocks": [None, "array-like"], "seed": [Integral]}
 ARGMAX = {"min_labels": 1, "max_labels": 1, "parent": -1}  # the decision rule of single-label classes
+OUTPUT_LAYOUT = ("classes_", "multilabel_", "multiclass_", "n_outputs_", "n_features_in_", "feature_names_in_")
 
 
 class HeadParameterError(ConfigError, InvalidParameterError):
@@ -95,6 +96,12 @@ class Outputs(ClassifierMixin):
         if self.multiclass_:  # one-hot outputs, argmax decision
             return np.eye(len(classes), dtype=np.float32)[codes.ravel()]
         return codes.ravel()[:, None].astype(np.float32)
+
+    def _outputs_of(self, fitted) -> None:
+        """The output layout of ``fitted`` (a wrapped or member estimator) as this estimator's own."""
+        for key in OUTPUT_LAYOUT:
+            if hasattr(fitted, key):
+                setattr(self, key, getattr(fitted, key))
 
     def _plain_decisions(self) -> None:
         """Untuned decisions for the output layout: 0.5 per output, the argmax for single-label classes."""

@@ -66,10 +66,7 @@ class EnsembleHead(Outputs, BaseEstimator):
         self.weights_ = w / w.sum()
 
     def _copy_outputs(self):
-        first = self.estimators_[0]
-        for key in ("classes_", "multilabel_", "multiclass_", "n_outputs_", "n_features_in_", "feature_names_in_"):
-            if hasattr(first, key):
-                setattr(self, key, getattr(first, key))
+        self._outputs_of(self.estimators_[0])
         self._plain_decisions()
         return self
 

@@ -25,8 +25,6 @@ from memeprobe.heads.selection import CV_FOLDS
 from memeprobe.heads.thresholds import NO_RULE, default_metric, fit_rule, tune_thresholds
 from memeprobe.params import Choices, Range, to_sklearn
 
-OUTPUTS = ("classes_", "multilabel_", "multiclass_", "n_outputs_", "n_features_in_", "feature_names_in_")
-
 
 class TunedHead(MetaEstimatorMixin, Outputs, BaseEstimator):
     """``estimator`` with thresholds and a decision rule tuned in ``fit``.
@@ -66,9 +64,7 @@ class TunedHead(MetaEstimatorMixin, Outputs, BaseEstimator):
         else:
             self.estimator_ = clone(self.estimator).fit(X, y, X_dev, y_dev) if dev else clone(self.estimator).fit(X, y)
         est = self.estimator_
-        for key in OUTPUTS:
-            if hasattr(est, key):
-                setattr(self, key, getattr(est, key))
+        self._outputs_of(est)
         self.oof_ = None
         if self.multiclass_:  # single-label classes: the argmax, nothing to tune
             self.thresholds_, self.rule_ = np.array(est.thresholds_, dtype=np.float64), dict(est.rule_)
@@ -90,9 +86,7 @@ class TunedHead(MetaEstimatorMixin, Outputs, BaseEstimator):
         """A fitted :class:`TunedHead` of a fitted ``estimator`` with the decisions a model file saved."""
         model = cls(estimator, **(tuning or {}))
         model.estimator_, model.oof_ = estimator, None
-        for key in OUTPUTS:
-            if hasattr(estimator, key):
-                setattr(model, key, getattr(estimator, key))
+        model._outputs_of(estimator)
         model.thresholds_, model.rule_ = np.asarray(thresholds, dtype=np.float64), dict(rule or {})
         return model
 
