@@ -152,7 +152,7 @@ def test_python_api_matches_the_cli(hm, tmp_path):
     """memeprobe.train_head with the CLI's defaults gives the numbers train-head prints; memeprobe.predict writes
     the same file."""
     import memeprobe as api
-    from memeprobe.heads.report import metrics_table
+    from memeprobe.heads._report import metrics_table
 
     r = run("train-head", "logreg", "--store", hm, "--feature-set", "img", "--bootstrap", 50)
     assert r.exit_code == 0, r.output

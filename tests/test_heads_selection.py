@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from memeprobe.cli import main
 from memeprobe.errors import DatasetError, MemeprobeError, ModelError
-from memeprobe.heads.experiment import run_experiment
+from memeprobe.heads._experiment import run_experiment
 from memeprobe.heads.factory import create_head
 from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import baselines

@@ -14,9 +14,9 @@ loads neither torch nor sklearn:
 
 Inside: the heads (:mod:`.base`, :mod:`.logreg`, :mod:`.training` + :mod:`.mlp` / :mod:`.fusion` / :mod:`.span`,
 :mod:`.retrieval`, :mod:`.ensemble`), :mod:`.choices` (option names as data), :mod:`.selection` (folds),
-:mod:`.thresholds`, :mod:`.metrics`, :mod:`.losses`, :mod:`.experiment` (fit + score), :mod:`.validate` (model
-file rules), :mod:`.matching` (a model against a store), :mod:`.report` (printed tables), :mod:`.runs`,
-:mod:`.sweep`, :mod:`.submission`, :mod:`.plots`; :mod:`.features` (store → arrays).
+:mod:`.thresholds`, :mod:`.metrics`, :mod:`._losses`, :mod:`._experiment` (fit + score), :mod:`.validate` (model
+file rules), :mod:`._matching` (a model against a store), :mod:`._report` (printed tables), :mod:`.runs`,
+:mod:`.sweep`, :mod:`.submission`, :mod:`._plots`; :mod:`.features` (store → arrays).
 """
 from memeprobe.registry import resolve
 

@@ -20,14 +20,14 @@ from memeprobe import __version__
 from memeprobe.atomic import atomic_write
 from memeprobe.errors import ConfigError, MemeprobeError, StoreError
 from memeprobe.heads import sweep as sw
-from memeprobe.heads.experiment import labeled, run_experiment
+from memeprobe.heads._experiment import labeled, run_experiment
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.features import (canonical, identity, label_names, load_features, parse_ref, resolve,
                                       resolve_target, store_checksum)
-from memeprobe.heads.matching import check_match
+from memeprobe.heads._matching import check_match
 from memeprobe.heads.metrics import evaluate, span_f1
 from memeprobe.heads.persist import check_meta, load_model, save_model
-from memeprobe.heads.plots import plot_all
+from memeprobe.heads._plots import plot_all
 from memeprobe.heads.runs import append_runs, best_runs, headline, new_record, of_dataset, read_runs, runs_path
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_baseline, whole_text_baseline
 from memeprobe.heads.submission import default_format, formula_ids, write_submission
@@ -343,7 +343,7 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
     task's span JSON (:class:`SpanPrediction`).
 
     The store must hold the model's features (same encoder, weights, preprocessing and shapes), dataset and label
-    names (:func:`~memeprobe.heads.matching.check_match`); ``allow_other_dataset`` / ``allow_other_features``
+    names (:func:`~memeprobe.heads._matching.check_match`); ``allow_other_dataset`` / ``allow_other_features``
     say the caller means it. Scores are printed only where the store labels what the model predicts."""
     allow = {"allow_other_dataset": allow_other_dataset, "allow_other_features": allow_other_features}
     model, meta = load_model(model_path)

@@ -16,7 +16,7 @@ from memeprobe.errors import ConfigError
 from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
 from memeprobe.heads.features import TARGETS
 from memeprobe.heads.kinds import HEAD_NAMES
-from memeprobe.heads.report import gap_line, metrics_table, per_class, span_table, technique_table
+from memeprobe.heads._report import gap_line, metrics_table, per_class, span_table, technique_table
 from memeprobe.heads.runs import best_runs, headline, read_runs, table
 from memeprobe.outputs import reading, replace_option
 

@@ -117,7 +117,7 @@ class TorchHead(Head):
     def _train(self, X, Y, dev):
         import torch  # lazy: torch only when a torch head trains
 
-        from memeprobe.heads.losses import make_loss  # lazy: the losses are torch functions
+        from memeprobe.heads._losses import make_loss  # lazy: the losses are torch functions
 
         dev_ = self._device()
         if dev_.type == "cpu":
