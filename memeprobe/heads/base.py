@@ -234,7 +234,8 @@ class Head(Outputs, BaseEstimator):
 
     def _restore(self, layout: dict, state: dict) -> "Head":
         """A fitted head again from :meth:`_layout` (arrays as numpy) and :meth:`_state` (checked values)."""
-        self.multilabel_, self.n_outputs_, self.blocks_ = layout["multilabel"], layout["n_outputs"], list(layout["blocks"])
+        self.multilabel_, self.n_outputs_ = layout["multilabel"], layout["n_outputs"]
+        self.blocks_ = list(layout["blocks"])
         self.multiclass_ = bool(layout.get("multiclass", False))
         self.classes_ = np.asarray(layout.get("classes", list(range(self.n_outputs_ if self.multilabel_ else 2))))
         self.n_features_in_ = sum(self.blocks_)

@@ -80,8 +80,8 @@ def _plain(value, skip=None):
         return {k: _plain(v) for k, v in value.items() if k != skip}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
     return value
 
 
