@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from memeprobe.data.records import Dataset, Meme
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.featurize.runner import Summary
 from memeprobe.featurize.writer import StoreWriter
 from memeprobe.store import ArraySpec, FeatureStore

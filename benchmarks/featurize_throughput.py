@@ -31,7 +31,7 @@ import memeprobe.featurize  # noqa: F401  (torchvision shim first)
 import torch
 
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.data.images import DEFAULT_MAX_PIXELS
 from memeprobe.featurize.encoder import resolve_device, to_device
 from memeprobe.featurize.reader import Collate, ImageItems

@@ -262,9 +262,9 @@ def table(n, rows, ceilings, device, threads, repeats, load):
 
 
 def bench_sweep(n_configs, jobs):
-    from memeprobe.heads.features import Features
     from memeprobe.heads.choices import DEFAULT_SPACE
     from memeprobe.heads.sweep import configs, run_sweep
+    from memeprobe.store.features import Features
 
     data = {}
     for split, n, seed in (("train", 8500, 0), ("dev", 500, 1)):

@@ -43,7 +43,7 @@ def main() -> int:
         import warnings
 
         from memeprobe.data import load_dataset
-        from memeprobe.data.synthetic import make_sample
+        from memeprobe.demo.synthetic import make_sample
         from memeprobe.leakage.analysis import analyze
         from memeprobe.leakage.report import write_report
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.store import ArraySpec, FeatureStore
-from memeprobe.store.store import ROW_CHECKSUMS
+from memeprobe.store.checksums import ROW_CHECKSUMS
 
 
 def build(path: Path, rows: int, dim: int) -> None:

@@ -1,4 +1,6 @@
 """memeprobe: featurize memes once with frozen encoders, probe cross-split leakage, train light heads on a CPU."""
+import importlib
+
 from memeprobe._compat import install_import_hook
 
 __version__ = "0.1.0"
@@ -11,9 +13,8 @@ __all__ = list(_API)  # the notebook API
 
 
 def __getattr__(name):
-    """The notebook API, imported on first use (``import memeprobe`` stays light for the CLI)."""
+    """The notebook API, imported on first use: this file runs before every memeprobe module, so it imports none
+    of the layers above it (and ``import memeprobe`` stays light for the CLI)."""
     if name in _API:
-        import importlib
-
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'memeprobe' has no attribute {name!r}")

@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from memeprobe.data import load_dataset
-from memeprobe.heads.features import Features, load_features, resolve
 from memeprobe.store import FeatureStore
+from memeprobe.store.features import Features, load_features, resolve
 
 __all__ = ["Store", "open_store", "load_dataset"]
 
@@ -50,7 +51,7 @@ class Store:
     def load(self, features, splits=None, target: str = "auto") -> Features:
         """The arrays ``features`` names (one reference or a list, concatenated in order) for the rows of
         ``splits`` (a name or list; None = all), every row checked against its checksum. Returns
-        :class:`~memeprobe.heads.features.Features`: ``X`` float32 (m, D), ``ids``, ``y`` (target "auto",
+        :class:`~memeprobe.store.features.Features`: ``X`` float32 (m, D), ``ids``, ``y`` (target "auto",
         "label", "labels" or "all", as ``train-head --target``; -1 = unlabeled), store ``rows``."""
         refs = [features] if isinstance(features, str) else list(features)
         return load_features(self.store, refs, self._splits(splits), target)
@@ -59,8 +60,6 @@ class Store:
         """A DataFrame of the meme table (id, split, text, image, label, one ``label:NAME`` column per class;
         labels are nullable integers, missing = unlabeled) plus one column per feature value of ``features``,
         named ``SET/ARRAY/j``. With features, every selected row must be done."""
-        import pandas as pd
-
         st = self.store
         refs = [features] if isinstance(features, str) else list(features)
         rows = st.rows(self._splits(splits))
@@ -85,6 +84,4 @@ class Store:
 
 
 def _nullable(values: np.ndarray):
-    import pandas as pd
-
     return pd.array(np.where(values < 0, None, values).tolist(), dtype="Int8")

@@ -6,12 +6,19 @@ import sys
 import click
 
 from memeprobe import __version__
-from memeprobe.errors import MemeprobeError
+from memeprobe.data import commands as data
+from memeprobe.demo import commands as demo
+from memeprobe.errors import MemeprobeError, Outcome, exit_code
+from memeprobe.featurize import commands as featurize
+from memeprobe.heads import commands as heads
+from memeprobe.leakage import commands as leakage
+from memeprobe.store import commands as store
 
 
 class _Group(click.Group):
-    """Turns MemeprobeError into one clear line on stderr and exit code 2 (no traceback); an error that names
-    the option fixing it gets that CLI option as a hint, when the command that ran has that option."""
+    """Turns MemeprobeError into one clear line on stderr (no traceback), and it or a command's Outcome into the
+    exit code of :data:`memeprobe.errors.EXIT_CODES`; an error that names the option fixing it gets that CLI option
+    as a hint, when the command that ran has that option."""
 
     def parse_args(self, ctx, args):
         ctx.meta["memeprobe.args"] = list(args)
@@ -24,7 +31,9 @@ class _Group(click.Group):
             flag = _params(ctx).get(getattr(e, "option", None))
             hint = f" ({flag})" if flag else ""
             click.echo(f"error: {e}{hint}", err=True)
-            sys.exit(2)
+            sys.exit(exit_code(e))
+        except Outcome as e:  # the command reported it already
+            sys.exit(exit_code(e))
 
 
 def _params(ctx) -> dict[str, str]:
@@ -44,19 +53,11 @@ def main():
     """Featurize memes once with frozen encoders, find cross-split leakage, train light heads on a CPU."""
 
 
-def _register():
-    from memeprobe.data import commands as data
-    from memeprobe.featurize import commands as featurize
-    from memeprobe.heads import commands as heads
-    from memeprobe.leakage import commands as leakage
-    from memeprobe.store import commands as store
-
-    from memeprobe.demo import demo
-
-    for module in (data, store, featurize, leakage, heads):
+def _register(*packages):
+    """Add the click commands of each package's ``commands`` module (its ``COMMANDS``) to ``main``."""
+    for module in packages:
         for command in module.COMMANDS:
             main.add_command(command)
-    main.add_command(demo)
 
 
-_register()
+_register(data, store, featurize, leakage, heads, demo)

@@ -5,6 +5,8 @@ A cell starting with ``= + - @``, tab or CR is read as a formula by Excel, Libre
 files for machines (report.json, clean-id lists, competition submissions) keep the exact text."""
 from __future__ import annotations
 
+import pandas as pd
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -20,8 +22,6 @@ def safe_cell(value):
 
 def spreadsheet_safe(table):
     """A copy of the pandas DataFrame ``table`` whose text cells are :func:`safe_cell`."""
-    import pandas as pd
-
     out = table.copy()
     for col in out.columns:
         if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):

@@ -1,42 +1,11 @@
 """Adapters on small annotation files written by the tests: ids, splits, labels, image paths, detection."""
-import csv
 import json
 
 import pytest
 
 from memeprobe.data import FORMATS, detect_format, load_dataset
 from memeprobe.data.semeval2021_task6 import techniques
-
-
-def write_jsonl(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def write_table(path, header, rows, delimiter="\t"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f, delimiter=delimiter)
-        w.writerow(header)
-        w.writerows(rows)
-
-
-def make_hm(root):
-    write_jsonl(root / "train.jsonl", [
-        {"id": "01235", "img": "img/01235.png", "label": 1, "text": "a zero padded id"},
-        {"id": 42953, "img": "img/42953.png", "label": 0, "text": "an int id"},
-        {"id": 1236, "img": "img/01236.png", "label": "1", "text": "int id, padded file"},
-    ])
-    write_jsonl(root / "dev_seen.jsonl", [
-        {"id": "00001", "img": "img/00001.png", "label": 0, "text": "shared a"},
-        {"id": "00002", "img": "img/00002.png", "label": 1, "text": "shared b"},
-    ])
-    write_jsonl(root / "dev_unseen.jsonl", [
-        {"id": "00001", "img": "img/00001.png", "label": 0, "text": "shared a"},
-        {"id": "00002", "img": "img/00002.png", "label": 1, "text": "shared b"},
-        {"id": "00003", "img": "img/00003.png", "label": 1, "text": "only unseen"},
-    ])
-    write_jsonl(root / "test_unseen.jsonl", [{"id": "00009", "img": "img/00009.png", "text": "no label"}])
+from tests.helpers import make_hm, write_jsonl, write_table
 
 
 def test_hateful_memes_ids_splits_labels_and_overlap_note(tmp_path):

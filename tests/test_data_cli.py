@@ -1,16 +1,11 @@
 """``memeprobe data summary`` (tables and --json) and ``memeprobe make-sample`` through the CLI."""
 import json
 
-from click.testing import CliRunner
-
-from memeprobe.cli import main
-from tests.test_data_adapters import make_hm, write_jsonl
+from tests.helpers import cli, make_hm, write_jsonl
 
 
 def run(*args):
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    assert res.exit_code == 0, res.output
-    return res.output
+    return cli(*args).output
 
 
 def test_summary_json_counts(tmp_path):

@@ -5,12 +5,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from memeprobe.cli import main
 from memeprobe.data import load_dataset
 from memeprobe.data.loading import load_with
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
 from memeprobe.errors import MemeprobeError
-from tests.test_data_adapters import write_jsonl, write_table
+from tests.helpers import cli, write_jsonl, write_table
 
 
 def hm_rows(n=3, **over):
@@ -22,9 +21,8 @@ def hm_rows(n=3, **over):
 
 def cli_error(args):
     """Runs the CLI, checks exit 2 + ``error:`` + no traceback; returns the message."""
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    assert res.exit_code == 2, res.output
-    assert isinstance(res.exception, SystemExit) and "Traceback" not in res.output
+    res = cli(*args, code=2)
+    assert isinstance(res.exception, SystemExit)
     assert res.output.startswith("error: "), res.output
     return res.output
 
@@ -70,8 +68,7 @@ def test_empty_text_refused_listing_ids_then_kept_on_request(tmp_path):
     assert e.value.option == "allow_empty_text"
     ds = load_dataset(tmp_path, allow_empty_text=True)
     assert len(ds.memes) == 4 and "2 meme(s) have empty text (kept)" in ds.notes
-    res = CliRunner().invoke(main, ["data", "summary", str(tmp_path), "--json"])
-    assert res.exit_code == 0 and json.loads(res.output)["splits"]["train"]["empty_text"] == 2
+    assert json.loads(cli("data", "summary", tmp_path, "--json").output)["splits"]["train"]["empty_text"] == 2
 
 
 def test_allow_empty_text_flag_of_shared_dataset_options(tmp_path):
@@ -94,8 +91,7 @@ def test_duplicate_id_within_split_named_with_file(tmp_path):
     with pytest.raises(MemeprobeError, match=r"train\.jsonl line 3: duplicate id '00000' in split 'train' "
                                              r"\(first at .*line 1\)"):
         load_dataset(tmp_path)
-    res = CliRunner().invoke(main, ["data", "summary", str(tmp_path), "--json"])
-    assert res.exit_code == 0 and json.loads(res.output)["splits"]["train"]["duplicate_ids"] == 1
+    assert json.loads(cli("data", "summary", tmp_path, "--json").output)["splits"]["train"]["duplicate_ids"] == 1
 
 
 def test_unknown_label_values(tmp_path):

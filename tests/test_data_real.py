@@ -8,17 +8,13 @@ import json
 import os
 from collections import Counter
 
-from click.testing import CliRunner
-
-from memeprobe.cli import main
 from memeprobe.data import load_dataset
 from memeprobe.data.semeval2021_task6 import techniques
+from tests.helpers import cli
 
 
 def summary_json(path):
-    res = CliRunner().invoke(main, ["data", "summary", str(path), "--json"])
-    assert res.exit_code == 0, res.output
-    return json.loads(res.output)
+    return json.loads(cli("data", "summary", path, "--json").output)
 
 
 def test_hateful_memes_summary(shared_data):

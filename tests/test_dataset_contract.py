@@ -1,7 +1,10 @@
-"""One dataset contract: every command that reads a dataset takes the same options (through the CLI), and
-the Python loader takes the same names; data written by the tests in the layouts users have."""
+"""One dataset contract: every registered format loads, round-trips its ids, splits and labels and refuses a bad
+row in one line naming file and row (a sample of each format from tests/helpers.py); every command that reads
+a dataset takes the same options (through the CLI), and the Python loader takes the same names; data written
+by the tests in the layouts users have."""
 import inspect
 import json
+from collections import Counter
 
 import click
 import pytest
@@ -9,23 +12,64 @@ from click.testing import CliRunner
 from PIL import Image
 
 from memeprobe.cli import main
-from memeprobe.data import load_dataset
+from memeprobe.data import FORMATS, detect_format, load_dataset
 from memeprobe.errors import DatasetError
-from tests.test_data_adapters import write_jsonl
+from tests.helpers import BAD_ROWS, FORMAT_SAMPLES, cli, write_jsonl
 
 HARM = [("not harmful", "none"), ("somewhat harmful", "individual"), ("very harmful", "organization"),
         ("not harmful", "none"), ("somewhat harmful", "community"), ("not harmful", "none")]
 
 
 def run(args, code=0):
-    res = CliRunner().invoke(main, [str(a) for a in args])
-    assert res.exit_code == code, res.output
-    assert "Traceback" not in res.output
+    res = cli(*args, code=code)
     return res.stdout if code == 0 else res.output
 
 
 def summary(args):
     return json.loads(run(["data", "summary", *args, "--json"]))
+
+
+# every registered format (a format without a sample in tests/helpers.py fails here until it has one)
+FORMAT_CASES = [pytest.param(name, variant, id=f"{name}-{variant}")
+                for name in FORMATS for variant in FORMAT_SAMPLES.get(name, {None: None})]
+
+
+def format_sample(name, variant, root, bad=None):
+    if name not in FORMAT_SAMPLES:
+        pytest.fail(f"dataset format {name!r} is registered but has no sample: add one to FORMAT_SAMPLES in "
+                    "tests/helpers.py")
+    root.mkdir()
+    return FORMAT_SAMPLES[name][variant](root, bad)
+
+
+def test_every_format_sample_is_of_a_registered_format():
+    assert set(FORMAT_SAMPLES) <= set(FORMATS)
+
+
+@pytest.mark.parametrize("name, variant", FORMAT_CASES)
+def test_every_format_loads_and_round_trips_ids_splits_and_labels(tmp_path, name, variant):
+    sample = format_sample(name, variant, tmp_path / "d")
+    assert detect_format(sample.path) == name
+    for fmt in (None, name):
+        ds = load_dataset(sample.path, format=fmt)
+        assert ds.format == name and ds.options == {"format": name}
+        assert [(m.split, m.id, m.text, m.label, m.labels, m.spans) for m in ds.memes] == sample.memes
+        assert ds.splits() == list(dict.fromkeys(split for split, *_ in sample.memes))
+    counts = json.loads(cli("data", "summary", sample.path, "--json").stdout)["splits"]
+    assert {split: v["n"] for split, v in counts.items()} == Counter(split for split, *_ in sample.memes)
+
+
+@pytest.mark.parametrize("bad", BAD_ROWS)
+@pytest.mark.parametrize("name, variant", FORMAT_CASES)
+def test_every_format_refuses_a_bad_row_in_one_line_naming_file_and_row(tmp_path, name, variant, bad):
+    sample = format_sample(name, variant, tmp_path / "d", bad)
+    for fmt in (None, name):
+        with pytest.raises(DatasetError) as e:
+            load_dataset(sample.path, format=fmt)
+        msg = str(e.value)
+        assert msg.startswith(sample.bad_at) and msg[len(sample.bad_at)] in ": " and "\n" not in msg, msg
+    out = cli("data", "summary", sample.path, code=2).output
+    assert out.startswith(f"error: {msg}") and out.count("\n") == 1, out
 
 
 def annotations_and_images(root):

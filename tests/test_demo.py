@@ -3,16 +3,12 @@ import csv
 import json
 import re
 
-from click.testing import CliRunner
-
-from memeprobe.cli import main
+from tests.helpers import cli
 
 
 def test_demo_runs_end_to_end_and_fusion_beats_each_modality(tmp_path):
     out = tmp_path / "demo"
-    result = CliRunner().invoke(main, ["demo", str(out)])  # the defaults a user gets (1000 memes)
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
+    result = cli("demo", out)  # the defaults a user gets (1000 memes)
 
     auroc = {m.group(1).strip(): float(m.group(2))
              for m in re.finditer(r"^(text only \(logreg\)|image only \(logreg\)|text\+image \([^)]*\))\s+([0-9.]+)",

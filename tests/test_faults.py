@@ -34,7 +34,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from memeprobe.cli import main  # noqa: E402
 from memeprobe.data import load_dataset  # noqa: E402
-from memeprobe.data.synthetic import make_sample  # noqa: E402
+from memeprobe.demo.synthetic import make_sample  # noqa: E402
 from memeprobe.errors import MemeprobeError  # noqa: E402
 from memeprobe.store import FeatureStore  # noqa: E402
 

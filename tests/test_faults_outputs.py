@@ -162,7 +162,7 @@ def test_store_export_and_sweep_space_are_inputs(lab):
 
 
 def test_make_sample_never_replaces_another_kind(lab):
-    from memeprobe.data.synthetic import make_sample
+    from memeprobe.demo.synthetic import make_sample
 
     d = lab.root / "sample_kind"
     d.mkdir()

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.store import DONE, FeatureStore
 from tests.test_featurize_images import write_bad_images
 from tests.test_featurize_runner import featurize

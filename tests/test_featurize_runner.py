@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from memeprobe.cli import main
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.store import DONE, FAILED, TODO, FeatureStore
 from tests.test_featurize_encoders import save_tiny_clip
 from tests.test_featurize_images import write_bad_images

@@ -180,7 +180,7 @@ def test_feature_set_did_you_mean_and_registry_choices(hm):
 
 
 def test_feature_set_spec_suggests_the_set_name(tmp_path):
-    from memeprobe.heads.features import did_you_mean
+    from memeprobe.store.features import did_you_mean
 
     assert did_you_mean("st:minilm", ["st-minilm", "pixels"]) == " (did you mean 'st-minilm'?)"
     assert did_you_mean("pixel", ["st-minilm", "pixels"]) == " (did you mean 'pixels'?)"
@@ -314,7 +314,7 @@ def test_create_head_fit_predict_decides_as_the_saved_model(tmp_path, kind, args
     """A Python user's create_head(...).fit(X, y).predict(X) on the rows train-head trained on, with the same seed,
     gives the saved model's thresholds, decision rule and decisions."""
     from memeprobe.heads import create_head, load_model
-    from memeprobe.heads.features import label_names, load_features
+    from memeprobe.store.features import label_names, load_features
 
     store = make_store(tmp_path / "s.h5", fmt="mami", binary="misogynous",
                        classes=("shaming", "stereotype", "objectification", "violence"))

@@ -5,9 +5,9 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from memeprobe.errors import MemeprobeError
+from memeprobe.heads._losses import bce, focal, make_loss
 from memeprobe.heads.ensemble import EnsembleHead
 from memeprobe.heads.factory import create_head, head_config
-from memeprobe.heads._losses import bce, focal, make_loss
 from memeprobe.heads.persist import load_model, save_model
 from memeprobe.heads.thresholds import tune_thresholds
 from memeprobe.heads.tuned import TunedHead

@@ -10,13 +10,13 @@ from memeprobe.cli import main
 from memeprobe.errors import DatasetError, MemeprobeError, ModelError
 from memeprobe.heads._experiment import run_experiment
 from memeprobe.heads.factory import create_head
-from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import baselines
 from memeprobe.heads.persist import load_model, save_model
 from memeprobe.heads.runs import append_runs, read_runs
 from memeprobe.heads.selection import cv_folds, duplicate_groups
 from memeprobe.heads.submission import read_submission, write_mami
 from memeprobe.heads.thresholds import decide, fit_rule, tune_thresholds
+from memeprobe.store.features import Features
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from memeprobe.cli import main
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
-from memeprobe.errors import MemeprobeError
+from memeprobe.demo.synthetic import make_sample
+from memeprobe.errors import ConfigError, MemeprobeError, StoreError
 from memeprobe.leakage.analysis import LeakageConfig, analyze
 
 EXACT = {"exact_image", "exact_text", "confounder"}
@@ -144,10 +144,15 @@ def test_bad_options_are_refused(sample, tmp_path, args, message):
 
 
 def test_config_validates_thresholds():
-    with pytest.raises(MemeprobeError, match="jaccard"):
-        LeakageConfig(jaccard=1.5)
-    with pytest.raises(MemeprobeError, match="phash-distance"):
-        LeakageConfig(phash_distance=-1)
+    for bad, message in ((dict(jaccard=1.5), r"jaccard must be a float in the range \(0, 1\]; got 1.5"),
+                         (dict(text_threshold=float("nan")), "text-threshold must be a float"),
+                         (dict(phash_distance=-1), r"phash-distance must be an int in the range \[0, 64\]"),
+                         (dict(max_group_pairs=0), "max-group-pairs must be an int"),
+                         (dict(train_split=None), "train-split must be a str")):
+        with pytest.raises(ConfigError, match=message) as e:
+            LeakageConfig(**bad)
+        assert e.value.option == next(iter(bad))
+    assert LeakageConfig(jaccard=1, phash_distance=64).jaccard == 1  # the closed ends are allowed
 
 
 def test_missing_images_are_skipped_and_counted(sample, tmp_path):
@@ -206,6 +211,12 @@ def test_store_embeddings_are_used(sample, tmp_path):
         assert result.skipped["text_not_featurized"] == 5 and result.skipped["text_vectors_invalid"] == 1
         hit = result.pairs[(result.pairs.a == 7) & (result.pairs.b == 250)]
         assert len(hit) == 1 and hit.text_cosine.iloc[0] > 0.99
+        by_colon = quiet_analyze(ds, st, text_array="st-fake:text_embed", check_images=False)  # one reference grammar
+        assert by_colon.sources["text_cosine"] == "store st-fake/text_embed" and by_colon.pairs.equals(result.pairs)
+        with pytest.raises(ConfigError, match="give FEATURE_SET/ARRAY"):
+            analyze(ds, st, text_array="st-fake", check_images=False)
+        with pytest.raises(ConfigError, match="holds text features, not image"):
+            analyze(ds, st, image_array="st-fake/text_embed", check_images=False)
     res = CliRunner().invoke(main, ["leakage", "report", str(root), "--store", str(path), "--no-images",
                                     "--out", str(tmp_path / "r"), "--text-array", "st-fake/nope"])
     assert res.exit_code == 2 and "has no array 'nope'" in res.output
@@ -223,7 +234,7 @@ def test_store_of_another_dataset_is_refused(sample, tmp_path):
     assert other
     with FeatureStore.create(tmp_path / "o.h5", load_dataset(tmp_path / "other")):
         pass
-    with FeatureStore.open(tmp_path / "o.h5") as st, pytest.raises(MemeprobeError, match="another dataset"):
+    with FeatureStore.open(tmp_path / "o.h5") as st, pytest.raises(StoreError, match="another dataset"):
         analyze(ds, st, check_images=False)
 
 

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.leakage.analysis import analyze
 from memeprobe.leakage.report import write_report
 from tests.test_leakage_groups import CAPTION, crowd

@@ -6,8 +6,8 @@ import warnings
 import pytest
 
 from memeprobe.data import load_dataset
-from memeprobe.data.synthetic import make_sample
-from memeprobe.errors import MemeprobeError
+from memeprobe.demo.synthetic import make_sample
+from memeprobe.errors import MemeprobeError, ReportError
 from memeprobe.leakage.manifest import read_clean_ids
 from memeprobe.leakage.analysis import analyze
 from memeprobe.leakage.manifest import file_sha256
@@ -55,7 +55,7 @@ def test_stale_clean_ids_beside_a_new_report_are_refused(sample, tmp_path):
     _report(tmp_path / "b", tmp_path / "new")
     stale = tmp_path / "new" / "clean_ids" / "dev_seen.txt"
     shutil.copy(tmp_path / "old" / "clean_ids" / "dev_seen.txt", stale)
-    with pytest.raises(MemeprobeError, match="dev_seen.txt .* does not match .*manifest.json"):
+    with pytest.raises(ReportError, match="dev_seen.txt .* does not match .*manifest.json"):
         read_clean_ids(tmp_path / "new", ["dev_seen"])
     with pytest.raises(MemeprobeError, match="does not match"):
         read_clean_ids(tmp_path / "new" / "clean_ids", ["dev_seen"])

@@ -80,7 +80,7 @@ def test_multilabel_table_and_target(tmp_path):
         x, ids, y = st.load("f", ["text_embed"], splits=["train"])
         assert y.shape == (len(ids), 3) and y.dtype == np.int8
         assert y.tolist() == [list(m.labels) for m in ds.memes if m.split == "train"]
-        with pytest.raises(MemeprobeError, match="target must be 'auto', 'label' or 'labels'"):
+        with pytest.raises(MemeprobeError, match="unknown target 'bogus'; choose one of auto, label, labels, all"):
             st.load("f", ["text_embed"], target="bogus")
 
 

@@ -8,8 +8,9 @@ import pytest
 
 import memeprobe
 from memeprobe.data import load_dataset
-from memeprobe.errors import MemeprobeError, StoreError
-from memeprobe.store import FeatureStore
+from memeprobe.data.records import Dataset, Meme
+from memeprobe.errors import ConfigError, DatasetError, MemeprobeError, OutputError, StoreError
+from memeprobe.store import ArraySpec, FeatureStore
 from tests.test_store import ARRAYS, _dataset, _values
 
 
@@ -36,7 +37,7 @@ def test_load_takes_the_cli_feature_syntax(tmp_path):
         assert store.load("f").blocks == [6, 4]  # SET alone: its *_embed arrays, as on the command line
         with pytest.raises(MemeprobeError, match="has no feature set 'g'"):
             store.load("g/text_embed")
-        with pytest.raises(MemeprobeError, match="has no array nope"):
+        with pytest.raises(MemeprobeError, match="has no array 'nope'"):
             store.load("f:nope")
         assert store.feature_sets() == ["f"] and store.splits() == ["train", "dev_seen", "dev_unseen", "test_unseen"]
 
@@ -84,3 +85,45 @@ def test_load_dataset_passes_the_cli_options_through(tmp_path):
     assert ds.fingerprint() == load_dataset(path, **opts).fingerprint()
     with pytest.raises(MemeprobeError, match="nope"):
         memeprobe.load_dataset(path, format="generic", id_col="nope")
+
+
+def test_the_store_raises_the_specific_error_class(tmp_path):
+    """``except StoreError`` catches what the store lacks; a bad reference or option is a ConfigError, a path that
+    cannot take a new store an OutputError, a dataset the meme table cannot hold a DatasetError."""
+    path = _store(tmp_path / "s.h5")
+    with pytest.raises(StoreError, match="does not exist"):
+        FeatureStore.open(tmp_path / "none.h5")
+    with pytest.raises(OutputError, match="already exists"):
+        FeatureStore.create(path, _dataset())
+    memes = [Meme(id="1", split="train", text="a"), Meme(id="1", split="train", text="b")]
+    with pytest.raises(DatasetError, match="id 1 appears twice in split train"):
+        FeatureStore.create(tmp_path / "d.h5", Dataset(tmp_path, "hateful_memes", memes))
+    with pytest.raises(ConfigError, match="dtype 'complex64' is not supported"):
+        ArraySpec((2,), "text", "complex64")
+    with memeprobe.open_store(path) as store, FeatureStore.open(path) as st:
+        with pytest.raises(ConfigError, match="bad feature reference 'f:'"):
+            store.load("f:")
+        with pytest.raises(StoreError, match=r"has no feature set 'ff' \(did you mean 'f'\?\)"):
+            store.load("ff")
+        with pytest.raises(StoreError, match=r"has no split nope \(it has: train, dev_seen, dev_unseen, test_unseen\)"):
+            store.load("f", splits="nope")
+        with pytest.raises(StoreError, match="has no split nope"):  # the one split check, also below the loader
+            st.load("f", ["text_embed"], splits=["nope"])
+        with pytest.raises(ConfigError, match="unknown target 'bogus'"):
+            st.load("f", ["text_embed"], target="bogus")
+        with pytest.raises(ConfigError, match="missing must be 'error' or 'drop'"):
+            st.select_rows("f", ["text_embed"], missing="skip")
+        with pytest.raises(StoreError, match="is open read-only"):
+            st.mark_failed("f", [0], "text", "x")
+
+
+def test_the_store_and_the_loader_share_one_target_rule(tmp_path):
+    path = _store(tmp_path / "m.h5", multilabel=True)
+    with memeprobe.open_store(path) as store, FeatureStore.open(path) as st:
+        for target in ("auto", "labels", "all"):
+            y = st.load("f", ["text_embed"], target=target)[2]
+            assert y.dtype == np.int8 and store.load("f/text_embed", target=target).y.tolist() == y.tolist()
+        both = st.load("f", ["text_embed"], target="all")[2]  # no binary label: no row labeled in both parts
+        assert both.shape == (st.n, 4) and (both == -1).all()
+    with FeatureStore.open(_store(tmp_path / "b.h5")) as st, pytest.raises(ConfigError, match="no multi-label classes"):
+        st.load("f", ["text_embed"], target="labels")

@@ -15,7 +15,7 @@ import xxhash
 
 from memeprobe.errors import StoreError, StoreLockedError
 from memeprobe.store import FeatureStore
-from memeprobe.store.store import row_checksums
+from memeprobe.store.checksums import row_checksums
 from tests.test_store import ARRAYS, _dataset
 
 

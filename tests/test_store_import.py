@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from memeprobe.cli import main
-from memeprobe.data.synthetic import make_sample
+from memeprobe.demo.synthetic import make_sample
 from memeprobe.store import DONE, FAILED, FeatureStore
 from tests.test_featurize_encoders import save_tiny_clip
 

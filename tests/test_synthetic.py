@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memeprobe.data.synthetic import make_sample
-from memeprobe.leakage.text import normalize_text
+from memeprobe.demo.synthetic import make_sample
+from memeprobe.data.text import normalize_text
 from memeprobe.errors import MemeprobeError
 
 SPLITS = ("train", "dev_seen", "test_unseen")

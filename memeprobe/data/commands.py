@@ -1,17 +1,17 @@
-"""Click commands of memeprobe.data (registered by memeprobe.cli): ``data summary``, ``make-sample``.
+"""Click commands of memeprobe.data (registered by memeprobe.cli): ``data summary``.
 
-Every command that reads a dataset takes its options from :func:`memeprobe.data.options.dataset_options`.
+Every command that reads a dataset takes its options from :func:`memeprobe.data.cli_options.dataset_options`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import click
 
-from memeprobe.data.loading import load_dataset, load_with
-from memeprobe.data.options import dataset_options
+from memeprobe.data.cli_options import dataset_options
+from memeprobe.data.loading import load_with
+from memeprobe.data.summary import render, summarize
 
 
 @click.group("data")
@@ -28,29 +28,9 @@ def summary_command(data, as_json, dataset_options):
 
     Empty texts and duplicate ids are counted, not refused.
     """
-    from memeprobe.data.summary import render, summarize
-
     ds = load_with(data, dataclasses.replace(dataset_options, allow_empty_text=True, allow_duplicate_ids=True))
     summary = summarize(ds)
     click.echo(json.dumps(summary, indent=2) if as_json else render(summary))
 
 
-@click.command("make-sample")
-@click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--n", default=1000, show_default=True, type=click.IntRange(min=1), help="Number of memes.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same files).")
-def make_sample_command(out_dir, n, seed):
-    """Write a synthetic Hateful-Memes-format dataset with planted leakage to OUT_DIR."""
-    from memeprobe.data.synthetic import make_sample
-
-    truth = make_sample(out_dir, n=n, seed=seed)
-    ds = load_dataset(out_dir, format="hateful_memes")
-    counts = ", ".join(f"{s} {len(ds.split(s))}" for s in ds.splits())
-    click.echo(f"wrote {len(ds.memes)} memes to {out_dir} ({counts})")
-    pairs = truth.get("counts") or {}
-    if pairs:
-        click.echo("planted pairs: " + ", ".join(f"{k} {v}" for k, v in pairs.items() if isinstance(v, int)))
-    click.echo(f"ground truth: {Path(out_dir) / 'ground_truth.json'}")
-
-
-COMMANDS: list = [data_group, make_sample_command]
+COMMANDS: list = [data_group]

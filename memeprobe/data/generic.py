@@ -20,16 +20,23 @@ value is an error. Then:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from memeprobe.data.builder import DatasetBuilder, meme_id, ordered_splits, text_value
 from memeprobe.data.readers import parse_json, read_json, read_jsonl, read_table
-from memeprobe.data.options import split_element
 from memeprobe.registry import did_you_mean
 from memeprobe.data.records import Dataset, Meme
 from memeprobe.errors import DatasetError
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
+_ELEMENT = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
+
+
+def split_element(column: str) -> tuple[str, int | None]:
+    """``"labels[0]"`` → ``("labels", 0)``; a plain column name → ``(name, None)``."""
+    m = _ELEMENT.match(column)
+    return (m["name"], int(m["index"])) if m else (column, None)
 
 
 def split_files(path: Path) -> list[Path]:
@@ -51,9 +58,12 @@ def _rows(path: Path, sep: str | None) -> tuple[set[str], list[tuple[str, dict]]
         rows = [(f"{path} line {n}", r) for n, r in read_jsonl(path)]
     elif suffix == ".json":
         data = read_json(path)
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        if not isinstance(data, list):
             raise DatasetError(f"{path}: expected a JSON array of objects (or use .jsonl, one object per line)")
         rows = [(f"{path} record {i}", r) for i, r in enumerate(data, start=1)]
+        bad = next(((where, r) for where, r in rows if not isinstance(r, dict)), None)
+        if bad:
+            raise DatasetError(f"{bad[0]}: expected a JSON object, got {type(bad[1]).__name__}")
     else:
         header, table = read_table(path, sep)
         rows = [(f"{path} line {n}", r) for n, r in table]

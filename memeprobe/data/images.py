@@ -30,6 +30,7 @@ import threading
 import warnings
 from contextlib import contextmanager, nullcontext
 
+import imagehash
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
@@ -102,8 +103,6 @@ def reduced(image: Image.Image) -> Image.Image:
 
 def phash_bits(image: Image.Image) -> np.ndarray:
     """64-bit DCT perceptual hash (``imagehash.phash`` of the reduced grey image) as uint8 0/1."""
-    import imagehash
-
     return np.asarray(imagehash.phash(reduced(image).convert("L")).hash, dtype=np.uint8).reshape(64)
 
 

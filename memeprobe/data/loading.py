@@ -4,18 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from memeprobe.data import generic, hateful_memes, mami, semeval2021_task6
+from memeprobe.data import generic
+from memeprobe.data.formats import FORMATS
 from memeprobe.data.records import Dataset
 from memeprobe.data.options import DatasetOptions
 from memeprobe.errors import DatasetError
 
-# name -> adapter module (``detect(path) -> bool``, ``load(path, **opts) -> Dataset``); detection order
-FORMATS = {
-    "hateful_memes": hateful_memes,
-    "semeval2021_task6": semeval2021_task6,
-    "mami": mami,
-    "generic": generic,
-}
 _FOLDER_FORMATS = ("hateful_memes", "semeval2021_task6", "mami")
 
 

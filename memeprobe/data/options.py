@@ -1,27 +1,17 @@
-"""How to read a dataset: :class:`DatasetOptions`, and :func:`dataset_options`, the one click decorator every
-command that reads a dataset uses. Python keyword names = CLI option names (``id_col`` = ``--id-col``)."""
+"""How to read a dataset: :class:`DatasetOptions`, checked from the keyword values a Python caller or the CLI
+(:mod:`memeprobe.data.cli_options`) gives. Python keyword names = CLI option names (``id_col`` = ``--id-col``)."""
 from __future__ import annotations
 
-import functools
-import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import click
-
+from memeprobe.data.formats import FORMATS
 from memeprobe.errors import DatasetError
 from memeprobe.registry import did_you_mean
 
 GENERIC_ONLY = ("id_col", "text_col", "image_col", "label_col", "split_col", "label_names", "positive_label",
                 "label_map", "sep")
-_ELEMENT = re.compile(r"^(?P<name>.+)\[(?P<index>-?\d+)\]$")
 _SEPS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-
-
-def split_element(column: str) -> tuple[str, int | None]:
-    """``"labels[0]"`` → ``("labels", 0)``; a plain column name → ``(name, None)``."""
-    m = _ELEMENT.match(column)
-    return (m["name"], int(m["index"])) if m else (column, None)
 
 
 def parse_label_map(value) -> dict[str, str] | None:
@@ -79,8 +69,6 @@ class DatasetOptions:
     @classmethod
     def of(cls, **kwargs) -> "DatasetOptions":
         """Checked options from keyword values as the CLI or a Python caller gives them (strings allowed)."""
-        from memeprobe.data.loading import FORMATS
-
         names = [f.name for f in fields(cls)]
         for key in kwargs:
             if key not in names:
@@ -117,60 +105,3 @@ class DatasetOptions:
         """JSON-able record of the options that are set (kept in the store as ``dataset_options``)."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
                 if v is not None and v is not False}
-
-
-class SuggestChoice(click.Choice):
-    """click.Choice that suggests the closest choice on a near miss (``what``: the kind of value, for the message)."""
-
-    def __init__(self, choices, what: str):
-        super().__init__(choices)
-        self.what = what
-
-    def convert(self, value, param, ctx):
-        if value in self.choices:
-            return value
-        self.fail(f"{value!r} is not a {self.what}{did_you_mean(value, self.choices)}; choose one of "
-                  f"{', '.join(self.choices)}", param, ctx)
-
-
-def dataset_options(allow_empty_text: bool = True):
-    """Decorator adding the dataset options to a command; it receives them as one ``dataset_options``
-    argument (:class:`DatasetOptions`). ``allow_empty_text=False`` leaves out ``--allow-empty-text``."""
-    from memeprobe.data.loading import FORMATS
-
-    def decorate(f):
-        opts = [
-            click.option("--format", "format", type=SuggestChoice(list(FORMATS), "dataset format"), default=None,
-                         show_default="detected from the files", help="Dataset format."),
-            click.option("--image-root", type=click.Path(file_okay=False), default=None, show_default="the dataset folder",
-                         help="Folder the image paths are relative to."),
-            click.option("--id-col", default=None, show_default="id", help="generic: id column."),
-            click.option("--text-col", default=None, show_default="text", help="generic: text column."),
-            click.option("--image-col", default=None, show_default="image or img", help="generic: image path column."),
-            click.option("--label-col", default=None, show_default="label or labels",
-                         help="generic: label column; 'labels[0]' = element 0 of a list."),
-            click.option("--split-col", default=None, show_default="the file name", help="generic: split column."),
-            click.option("--label-names", default=None,
-                         help="generic: comma-separated label names (multi-label, in this order)."),
-            click.option("--positive-label", default=None, help="generic: the class that is label 1 of two classes."),
-            click.option("--label-map", default=None, metavar="FROM=TO,...",
-                         help="generic: rename (or merge) label values, e.g. 'not harmful=0,very harmful=1'."),
-            click.option("--sep", default=None, show_default="sniffed",
-                         help="generic: CSV column separator (one character, or tab)."),
-            click.option("--allow-outside-root", is_flag=True,
-                         help="Follow image paths that lead (through symlinks) outside the image root."),
-        ]
-        if allow_empty_text:
-            opts.append(click.option("--allow-empty-text", is_flag=True,
-                                     help="Keep memes whose text is empty instead of failing."))
-        keys = [field.name for field in fields(DatasetOptions)]
-
-        @functools.wraps(f)
-        def command(*args, **kwargs):
-            values = {k: kwargs.pop(k) for k in keys if k in kwargs}
-            return f(*args, dataset_options=DatasetOptions.of(**values), **kwargs)
-
-        for opt in reversed(opts):
-            command = opt(command)
-        return command
-    return decorate

@@ -24,6 +24,7 @@ from memeprobe.errors import DatasetError
 
 IMAGE_ONLY = ("Transfer", "Appeal to (Strong) Emotions")  # the two techniques subtasks 1-2 leave out
 SPAN_SPLITS = ("train", "dev", "test")
+_SPAN_KEYS = {"id", "text", "labels"}
 
 
 def techniques() -> tuple[str, ...]:
@@ -47,8 +48,23 @@ def span_files(root: Path) -> list[Path]:
     return [root / f"{s}.json" for s in SPAN_SPLITS if (root / f"{s}.json").is_file()]
 
 
+def _span_layout(files: list[Path]) -> bool:
+    """Whether the first record of the first file is a subtask 1-2 record (only ``id``, ``text`` and a list of
+    span objects as ``labels``), so generic JSON files named train/dev/test are not taken for spans."""
+    try:
+        records = read_json(files[0])
+    except DatasetError:
+        return False
+    first = records[0] if isinstance(records, list) and records else None
+    if not isinstance(first, dict) or not set(first) <= _SPAN_KEYS:
+        return False
+    labels = first.get("labels", [])
+    return isinstance(labels, list) and all(isinstance(s, dict) for s in labels)
+
+
 def detect(root: Path) -> bool:
-    return bool(split_dirs(root)) or bool(span_files(root))
+    files = span_files(root)
+    return bool(split_dirs(root)) or (bool(files) and _span_layout(files))
 
 
 def _index(name, names_index: dict[str, int], where: str, mid: str) -> int:

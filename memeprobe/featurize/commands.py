@@ -10,7 +10,7 @@ import sys
 import click
 
 from memeprobe.data.loading import load_with
-from memeprobe.data.options import SuggestChoice, dataset_options
+from memeprobe.data.cli_options import SuggestChoice, dataset_options
 
 EXIT_FAILURES = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C

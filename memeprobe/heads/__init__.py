@@ -16,7 +16,7 @@ Inside: the heads (:mod:`.base`, :mod:`.logreg`, :mod:`.training` + :mod:`.mlp` 
 :mod:`.retrieval`, :mod:`.ensemble`), :mod:`.choices` (option names as data), :mod:`.selection` (folds),
 :mod:`.thresholds`, :mod:`.metrics`, :mod:`._losses`, :mod:`._experiment` (fit + score), :mod:`.validate` (model
 file rules), :mod:`._matching` (a model against a store), :mod:`._report` (printed tables), :mod:`.runs`,
-:mod:`.sweep`, :mod:`.submission`, :mod:`._plots`; :mod:`.features` (store → arrays).
+:mod:`.sweep`, :mod:`.submission`, :mod:`._plots`. The arrays come from :mod:`memeprobe.store.features`.
 """
 from memeprobe.registry import resolve
 

@@ -20,11 +20,11 @@ from memeprobe.errors import ConfigError, DatasetError
 from memeprobe.heads.choices import SELECT_ON
 from memeprobe.heads.ensemble import EnsembleHead
 from memeprobe.heads.factory import create_head
-from memeprobe.heads.features import Features
 from memeprobe.heads.metrics import baselines, evaluate
 from memeprobe.heads.selection import CV_FOLDS, check_informative, check_two_classes
 from memeprobe.heads.thresholds import decide
 from memeprobe.heads.tuned import TunedHead
+from memeprobe.store.features import Features
 
 
 def labeled(f: Features) -> np.ndarray:

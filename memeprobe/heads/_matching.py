@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 
 from memeprobe.errors import MemeprobeError, ModelError, StoreError
-from memeprobe.heads.features import identity as identity_of
-from memeprobe.heads.features import resolve
+from memeprobe.store.features import identity as identity_of
+from memeprobe.store.features import resolve
 
 
 @dataclass

@@ -21,13 +21,11 @@ from memeprobe.atomic import atomic_write
 from memeprobe.errors import ConfigError, MemeprobeError, StoreError
 from memeprobe.heads import sweep as sw
 from memeprobe.heads._experiment import labeled, run_experiment
-from memeprobe.heads.factory import create_head, head_class
-from memeprobe.heads.features import (canonical, identity, label_names, load_features, parse_ref, resolve,
-                                      resolve_target, store_checksum)
 from memeprobe.heads._matching import check_match
+from memeprobe.heads._plots import plot_all
+from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.metrics import evaluate, span_f1
 from memeprobe.heads.persist import check_meta, load_model, save_model
-from memeprobe.heads._plots import plot_all
 from memeprobe.heads.runs import append_runs, best_runs, headline, new_record, of_dataset, read_runs, runs_path
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_baseline, whole_text_baseline
 from memeprobe.heads.submission import default_format, formula_ids, write_submission
@@ -35,6 +33,8 @@ from memeprobe.heads.training import epoch_progress
 from memeprobe.leakage.manifest import read_clean_ids, report_folders
 from memeprobe.outputs import check_output, file_names, guarded
 from memeprobe.store import FeatureStore
+from memeprobe.store.features import (canonical, identity, label_names, load_features, parse_ref, resolve,
+                                      resolve_target, store_checksum)
 
 DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
 

@@ -1,7 +1,7 @@
 """Click commands of memeprobe.heads: ``train-head``, ``predict``, ``sweep``, ``runs list|best``.
 
 A thin shell over :mod:`memeprobe.heads.api`: options in, printed tables out. The choices are the light
-lists of :mod:`.choices` and :mod:`.kinds` (and the targets of :mod:`.features`), so ``--help`` loads no
+lists of :mod:`.choices` and :mod:`.kinds` (and the store's targets), so ``--help`` loads no
 torch and no sklearn; the API (which does) is imported when a command runs.
 """
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 import click
 
 from memeprobe.errors import ConfigError
-from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
-from memeprobe.heads.features import TARGETS
-from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads._report import gap_line, metrics_table, per_class, span_table, technique_table
+from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
+from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.runs import best_runs, headline, read_runs, table
 from memeprobe.outputs import reading, replace_option
+from memeprobe.store.features import TARGETS
 
 
 def _parse_param(values) -> dict:

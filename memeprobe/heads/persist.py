@@ -25,12 +25,12 @@ from memeprobe.errors import MemeprobeError, ModelError
 from memeprobe.heads.choices import METRICS
 from memeprobe.heads.ensemble import EnsembleHead
 from memeprobe.heads.factory import head_class
-from memeprobe.heads.features import TARGETS
 from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS
 from memeprobe.heads.thresholds import NO_RULE
 from memeprobe.heads.tuned import TunedHead
 from memeprobe.heads.validate import BadModel, Number, Tensor, check_entries, check_value, tensors
+from memeprobe.store.features import TARGETS
 from memeprobe.torchfiles import LOAD_ERRORS, describe, kind
 
 FORMAT = "memeprobe-head/1"

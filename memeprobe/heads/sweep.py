@@ -23,8 +23,8 @@ from joblib import Parallel, delayed
 
 from memeprobe.data.readers import parse_json
 from memeprobe.errors import ConfigError
-from memeprobe.heads.choices import SEARCHES
 from memeprobe.heads._experiment import fit_one, score
+from memeprobe.heads.choices import SEARCHES
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.training import one_thread

@@ -10,19 +10,22 @@ Modules: ``text`` (normalisation, exact and Jaccard pairs), ``images`` (pixel an
 label flips, components), ``stream`` (the passes over every pair: counts, groups, clean ids, the listed
 pairs), ``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML),
 ``manifest`` (the report folder's manifest, clean-id lists), ``commands``.
-Names are imported lazily so that ``memeprobe --help`` stays fast.
 """
-import importlib
+from memeprobe.registry import resolve
 
-_EXPORTS = {
-    "analyze": "analysis", "LeakageConfig": "analysis", "LeakageResult": "analysis",
-    "CosineIndex": "neighbors", "cosine_pairs": "neighbors", "normalize_text": "text",
-    "write_report": "report",
+_EXPORTS = {  # resolved on first use: the analysis imports sklearn, pandas and faiss, the commands need none of them
+    "LeakageConfig": "memeprobe.leakage.config:LeakageConfig",
+    "LeakageResult": "memeprobe.leakage.analysis:LeakageResult",
+    "analyze": "memeprobe.leakage.analysis:analyze",
+    "CosineIndex": "memeprobe.leakage.neighbors:CosineIndex",
+    "cosine_pairs": "memeprobe.leakage.neighbors:cosine_pairs",
+    "write_report": "memeprobe.leakage.report:write_report",
+    "normalize_text": "memeprobe.data.text:normalize_text",
 }
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"memeprobe.leakage.{_EXPORTS[name]}"), name)
+        return resolve(_EXPORTS[name])
     raise AttributeError(f"module 'memeprobe.leakage' has no attribute {name!r}")

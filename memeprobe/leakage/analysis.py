@@ -24,34 +24,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
+from memeprobe.leakage.config import LeakageConfig
+from memeprobe.store.features import parse_ref, resolve_set
+from memeprobe.store.schema import DONE
 
 
 STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
-
-
-@dataclass
-class LeakageConfig:
-    """Detection thresholds (defaults: see the module docstring)."""
-
-    text_threshold: float = 0.9  # cosine of text embeddings
-    image_threshold: float = 0.95  # cosine of image embeddings
-    phash_distance: int = 10  # max Hamming distance of 64-bit perceptual hashes
-    jaccard: float = 0.7  # token Jaccard of normalised texts
-    train_split: str = "train"
-    exact_limit: int = neighbors.EXACT_LIMIT  # rows searched exactly (tiled matmul); FAISS IVF beyond (measured crossover)
-    max_group_pairs: int = classes.MAX_PAIRS  # member pairs listed in full per duplicate class (see classes)
-
-    def __post_init__(self):
-        for name in ("text_threshold", "image_threshold", "jaccard"):
-            value = getattr(self, name)
-            if not (0.0 < value <= 1.0) or not np.isfinite(value):
-                raise MemeprobeError(f"{name.replace('_', '-')} must be in (0, 1], got {value}")
-        if self.max_group_pairs < 1:
-            raise MemeprobeError(f"max-group-pairs must be at least 1, got {self.max_group_pairs}")
-        if not (0 <= self.phash_distance <= 64):
-            raise MemeprobeError(f"phash-distance must be in 0..64 bits, got {self.phash_distance}")
 
 
 @dataclass
@@ -94,24 +74,23 @@ def _check_store(store, ds) -> None:
     ids = [m.id for m in ds.memes]
     splits = [m.split for m in ds.memes]
     if store.n != len(ids) or list(store.ids) != ids or list(store.splits) != splits:
-        raise MemeprobeError(
+        raise StoreError(
             f"store {store.path} was built from another dataset ({store.n} rows vs {len(ids)} memes in "
             f"{ds.root}); pass the store made from this dataset or re-run `memeprobe featurize`")
 
 
 def pick_array(store, modality: str, name: str | None, feature_sets=None) -> tuple[str, str] | None:
-    """``(feature_set, array)`` to use: ``name`` ("set/array") if given, else the first ``*_embed`` array
-    of that modality (``pixels`` statistics only when named: their cosine does not mean near-duplicate)."""
+    """``(feature_set, array)`` to use: ``name`` (a feature reference to one array, "set/array") if given, else
+    the first ``*_embed`` array of that modality (``pixels`` statistics only when named: their cosine does not mean
+    near-duplicate)."""
     if name:
-        fs, _, array = name.partition("/")
-        if not array:
-            raise MemeprobeError(f"--{modality}-array {name!r}: give FEATURE_SET/ARRAY, e.g. st-minilm/text_embed")
-        specs = store.arrays(fs)  # MemeprobeError naming the store when the set is missing
-        if array not in specs:
-            raise MemeprobeError(f"store {store.path}: feature set {fs!r} has no array {array!r} "
-                                 f"(it has: {', '.join(specs)})")
-        if specs[array].modality != modality:
-            raise MemeprobeError(f"{fs}/{array} holds {specs[array].modality} features, not {modality}")
+        fs, arrays = parse_ref(name)
+        if arrays is None or len(arrays) != 1:
+            raise ConfigError(f"--{modality}-array {name!r}: give FEATURE_SET/ARRAY, e.g. st-minilm/text_embed")
+        fs, (array,) = resolve_set(store, fs, arrays, ref=name)
+        held = store.arrays(fs)[array].modality
+        if held != modality:
+            raise ConfigError(f"{fs}/{array} holds {held} features, not {modality}")
         return fs, array
     for fs in feature_sets or store.feature_sets():
         if fs == "pixels":
@@ -154,8 +133,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     splits = np.array([m.split for m in memes], dtype=object)
     split_names = ds.splits()
     if config.train_split not in split_names:
-        raise MemeprobeError(f"{ds.root}: no split named {config.train_split!r} (splits: {', '.join(split_names)}); "
-                             "pass --train-split")
+        raise ConfigError(f"{ds.root}: no split named {config.train_split!r} (splits: {', '.join(split_names)}); "
+                          "pass --train-split")
     split_names = [config.train_split] + [s for s in split_names if s != config.train_split]  # train first
     label = np.array([-1 if m.label is None else int(m.label) for m in memes], dtype=np.int64)
     multi = None
@@ -183,7 +162,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     if store is not None:
         _check_store(store, ds)
         if check_images and "pixels" in store.feature_sets() and "image_phash" in store.arrays("pixels"):
-            done = store.status("pixels", "image") == 1
+            done = store.status("pixels", "image") == DONE
             phash_given = np.where(done[:, None], store.read("pixels", "image_phash").reshape(n, -1), 0)
             sources["image_phash"] = "store pixels/image_phash (computed for rows not done)"
     paths = [ds.image_path(m) if check_images else None for m in memes]
@@ -215,14 +194,14 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         if given is not None:
             source = np.asarray(given)
             if source.shape[0] != n:
-                raise MemeprobeError(f"{modality} vectors have {source.shape[0]} rows but the dataset {ds.root} "
-                                     f"has {n} memes; give one row per meme in dataset order")
+                raise ConfigError(f"{modality} vectors have {source.shape[0]} rows but the dataset {ds.root} "
+                                  f"has {n} memes; give one row per meme in dataset order")
             sources[f"{modality}_cosine"] = "vectors given"
         elif store is not None:
             pick = pick_array(store, modality, name, feature_sets)
             if pick is not None:
                 source = _StoreSource(store, *pick)
-                done = store.status(pick[0], modality) == 1
+                done = store.status(pick[0], modality) == DONE
                 if (~done[rows]).any():
                     skipped[f"{modality}_not_featurized"] = int((~done[rows]).sum())
                     notes.append(f"{int((~done[rows]).sum())} rows have no {pick[0]}/{pick[1]} vectors yet "

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MAX_PAIRS = 1000  # member pairs listed in full per link; beyond, member x anchor pairs
+from memeprobe.leakage.config import MAX_PAIRS
+
 BLOCK = 1 << 18  # pairs per block of the stream (about; one class or link is never split)
 
 

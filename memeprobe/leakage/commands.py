@@ -4,11 +4,16 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 
 import click
+from tqdm import tqdm
 
-from memeprobe.data.options import dataset_options
+from memeprobe.data.loading import load_with
+from memeprobe.data.cli_options import dataset_options
+from memeprobe.leakage.config import LeakageConfig
 from memeprobe.outputs import check_output, reading, replace_option
+from memeprobe.store import FeatureStore
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
 
@@ -19,8 +24,6 @@ class Stages:
     def __init__(self, enabled: bool = True):
         self.enabled, self.t0, self.bar = enabled, time.perf_counter(), None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(file=sys.stderr, leave=False, bar_format="{desc} [{elapsed}]")
 
     def __call__(self, name: str) -> None:
@@ -68,21 +71,18 @@ def leakage():
 def report(data, dataset_options, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
            text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
-    import warnings
-
-    from memeprobe.data.loading import load_with
-    from memeprobe.leakage.analysis import LeakageConfig, analyze
-    from memeprobe.leakage.report import terminal_table, to_json, write_report
-
     ds = load_with(data, dataset_options)
     with reading({"store": store, "image folder": ds.image_folders()}, trees={"dataset": data}):
         check_output(out_dir, "report")  # before the analysis: a refused folder costs nothing
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)
+    # the analysis imports sklearn, pandas and faiss: only once the options and paths are checked
+    from memeprobe.leakage.analysis import analyze
+    from memeprobe.leakage.report import terminal_table, to_json, write_report
+
     opened, stages = None, Stages(enabled=not no_progress)
     if store is not None:
-        from memeprobe.store import FeatureStore
         opened = FeatureStore.open(store)
     try:
         with warnings.catch_warnings():

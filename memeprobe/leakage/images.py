@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,8 +54,6 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     and a reason in ``problems``; ``phash_given`` (n, 64) rows that are not all-zero replace the
     computed perceptual hash.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     n = len(paths)
     pixel, phash, ok = [""] * n, np.zeros((n, 64), np.uint8), np.zeros(n, bool)
     problems: dict[int, str] = {}
@@ -80,7 +79,7 @@ def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int | No
     """Blocks of pairs ``(i, j, hamming)``, ``i < j``, of 64-bit hashes within ``max_distance`` bits (faiss
     binary range search, ``block`` queries at a time, by default as many as give at most ~1M pairs when
     every hash is near every other: memory bounded however many pairs there are)."""
-    import faiss
+    import faiss  # lazy: faiss only when hashes are compared
 
     rows = np.arange(len(bits)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) < 2:

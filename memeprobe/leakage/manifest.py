@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from memeprobe.data.readers import parse_json
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ReportError
 from memeprobe.outputs import name_problem
 
 MANIFEST = "manifest.json"
@@ -78,12 +78,12 @@ def _manifest_for(directory: Path) -> tuple[Path, dict] | None:
                 files, counts = doc["files"], doc["clean_ids"]
                 assert isinstance(files, dict) and isinstance(counts, dict)
             except (ValueError, KeyError, TypeError, AssertionError, UnicodeDecodeError):
-                raise MemeprobeError(f"{path} is not a readable leakage-report manifest; "
-                                     "re-run `memeprobe leakage report`") from None
+                raise ReportError(f"{path} is not a readable leakage-report manifest; "
+                                  "re-run `memeprobe leakage report`") from None
             return folder, doc
         if (folder / "report.json").is_file():
-            raise MemeprobeError(f"{folder} has report.json but no {MANIFEST} (an unfinished or older report); "
-                                 "re-run `memeprobe leakage report` to write a checked clean-id list")
+            raise ReportError(f"{folder} has report.json but no {MANIFEST} (an unfinished or older report); "
+                              "re-run `memeprobe leakage report` to write a checked clean-id list")
     return None
 
 
@@ -105,8 +105,8 @@ def read_clean_ids(directory, splits) -> dict[str, set[str]]:
                 out[s] = set(ids)
                 break
     if not out:
-        raise MemeprobeError(f"clean ids {directory}: no clean_ids/SPLIT.txt or SPLIT.txt for split(s) "
-                             f"{', '.join(splits)}; pass the output folder of `memeprobe leakage report`")
+        raise ReportError(f"clean ids {directory}: no clean_ids/SPLIT.txt or SPLIT.txt for split(s) "
+                          f"{', '.join(splits)}; pass the output folder of `memeprobe leakage report`")
     if found is not None:
         _verify(*found)
     return out
@@ -117,11 +117,11 @@ def _verify(folder: Path, doc: dict) -> None:
     for name, entry in doc["files"].items():
         path = folder / name
         if not path.is_file():
-            raise MemeprobeError(f"{path} is missing from the report in {folder} (listed in {MANIFEST}); "
-                                 "re-run `memeprobe leakage report`")
+            raise ReportError(f"{path} is missing from the report in {folder} (listed in {MANIFEST}); "
+                              "re-run `memeprobe leakage report`")
         if file_sha256(path) != (entry or {}).get("sha256"):
-            raise MemeprobeError(f"{path} differs from the file {folder / MANIFEST} lists: the folder mixes files "
-                                 "of two reports or was edited; re-run `memeprobe leakage report`")
+            raise ReportError(f"{path} differs from the file {folder / MANIFEST} lists: the folder mixes files "
+                              "of two reports or was edited; re-run `memeprobe leakage report`")
 
 
 def _check(path: Path, ids: list[str], split: str, folder: Path, doc: dict) -> None:
@@ -129,9 +129,9 @@ def _check(path: Path, ids: list[str], split: str, folder: Path, doc: dict) -> N
     entry = doc["files"].get(name)
     want = doc["clean_ids"].get(split)
     if entry is None or want is None:
-        raise MemeprobeError(f"{path} is not listed in {folder / MANIFEST}: it does not belong to this report; "
-                             "re-run `memeprobe leakage report`")
+        raise ReportError(f"{path} is not listed in {folder / MANIFEST}: it does not belong to this report; "
+                          "re-run `memeprobe leakage report`")
     if len(ids) != want or file_sha256(path) != entry.get("sha256"):
-        raise MemeprobeError(f"{path} ({len(ids)} ids) does not match {folder / MANIFEST} ({want} clean ids of "
-                             f"{split}): the folder mixes files of two reports or was edited; "
-                             "re-run `memeprobe leakage report`")
+        raise ReportError(f"{path} ({len(ids)} ids) does not match {folder / MANIFEST} ({want} clean ids of "
+                          f"{split}): the folder mixes files of two reports or was edited; "
+                          "re-run `memeprobe leakage report`")

@@ -32,7 +32,7 @@ def bf16_matmul_is_fast() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 / AMX): there a bfloat16 GEMM is ~5x a
     float32 one (benchmarks/README_dedup.md); elsewhere it is emulated and slower."""
     try:
-        import torch
+        import torch  # lazy: torch (0.9 s to import) only to ask the CPU about bfloat16
 
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except (ImportError, AttributeError):
@@ -92,7 +92,7 @@ class CosineIndex:
             self.base_ = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
             self.base_bf16_ = None
             if len(self.base_) and (self._auto_bf16() if self.bf16 is None else self.bf16):
-                import torch
+                import torch  # lazy: torch only for a bfloat16 search (see _auto_bf16)
 
                 self.base_bf16_ = torch.from_numpy(self.base_).to(torch.bfloat16)
         self.ids_ = np.concatenate(ids) if ids else np.zeros(0, np.int64)
@@ -100,7 +100,7 @@ class CosineIndex:
         return self
 
     def _ivf(self, source, rows, dim):
-        import faiss
+        import faiss  # lazy: faiss only beyond exact_limit rows
 
         self.nlist_ = self.nlist or int(np.clip(round(4 * math.sqrt(len(rows))), 16, 65536))
         self.quantizer_ = faiss.IndexFlatIP(dim)
@@ -177,7 +177,7 @@ class CosineIndex:
             if fast is None:
                 s = x[lo:hi] @ self.base_[first:].T
             else:
-                import torch
+                import torch  # lazy: torch only for a bfloat16 search (see _auto_bf16)
 
                 s = torch.from_numpy(x[lo:hi]).to(torch.bfloat16) @ fast[first:].T
             step = max(1, HITS // max(1, len(self.base_) - first))  # rows whose pairs are looked at together

@@ -9,14 +9,16 @@ import base64
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
+import jinja2
 import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import OutputError
 from memeprobe.leakage import images, manifest, pairs as pairs_mod
 from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
@@ -95,8 +97,6 @@ def _inside(ds, path) -> bool:
 
 def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
     """JPEG thumbnails of the rows' images that lie inside the dataset folder (decoded in threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     paths = {r: ds.image_path(ds.memes[r]) for r in rows}
     paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
     distinct = list(dict.fromkeys(paths.values()))  # a picture many memes share is decoded once
@@ -155,8 +155,6 @@ def _script_json(doc) -> str:
 def render_html(result, ds, thumb_size: int = 120) -> str:
     """The self-contained HTML page: summary, eval table, and every pair and group to browse (paged,
     searchable, filterable), with inlined JPEG thumbnails."""
-    import jinja2
-
     evals = [{**e, "auroc": _fmt(e["auroc"]), "auroc_covered": _fmt(e["auroc_covered"])} for e in eval_table(result)]
     env = jinja2.Environment(loader=jinja2.PackageLoader("memeprobe.leakage", "templates"),
                              autoescape=True, trim_blocks=False)
@@ -176,13 +174,13 @@ def _fmt(x):
 def _check_out_dir(out_dir: Path) -> None:
     """The folder is replaced as a whole: refuse one holding anything but an earlier report's files."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise MemeprobeError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
+        raise OutputError(f"{out_dir} is a file; the report is a folder: choose a new or empty folder")
     foreign = manifest.foreign_files(out_dir) if out_dir.is_dir() else []
     if foreign:
         more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
-        raise MemeprobeError(f"{out_dir} holds files that are not part of a leakage report ({', '.join(foreign[:3])}"
-                             f"{more}); the report replaces its output folder as a whole: move them or choose "
-                             "a new or empty folder")
+        raise OutputError(f"{out_dir} holds files that are not part of a leakage report ({', '.join(foreign[:3])}"
+                          f"{more}); the report replaces its output folder as a whole: move them or choose "
+                          "a new or empty folder")
 
 
 def write_report(result, ds, out_dir) -> dict[str, Path]:

@@ -10,43 +10,19 @@ Texts that normalise to ``""`` never count as duplicates of each other.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 
 import numpy as np
 from scipy import sparse
 
-_SPACE = re.compile(r"\s+")
+from memeprobe.data.text import normalize_text, tokens  # the normalisation lives with the data
+
 CANDIDATES = 1 << 22  # candidate pairs of one prefix product (bounds its memory when most texts share tokens)
-
-
-class _Punctuation(dict):
-    """``str.translate`` table: punctuation (category ``P*``) to a space, anything else to itself; filled in
-    per character on first sight."""
-
-    def __missing__(self, c: int):
-        self[c] = " " if unicodedata.category(chr(c)).startswith("P") else c
-        return self[c]
-
-
-_PUNCTUATION = _Punctuation()
-
-
-def normalize_text(text: str) -> str:
-    """The normalised form two texts must share to count as exact duplicates."""
-    text = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
-    return _SPACE.sub(" ", text).strip()
 
 
 def text_hash(text: str) -> str:
     """sha1 hex digest of the normalised text ("" when it normalises to nothing)."""
     norm = normalize_text(text)
     return hashlib.sha1(norm.encode("utf-8")).hexdigest() if norm else ""
-
-
-def tokens(text: str) -> set[str]:
-    """Word tokens of the normalised text."""
-    return set(normalize_text(text).split())
 
 
 class TokenSets:

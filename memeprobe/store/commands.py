@@ -1,15 +1,18 @@
 """Click commands of memeprobe.store (registered by memeprobe.cli): ``memeprobe store info|verify|export``."""
 from __future__ import annotations
 
-import json
-import sys
-
 import functools
+import json
 
 import click
 
-from memeprobe.data.options import dataset_options
+from memeprobe.data.loading import load_with
+from memeprobe.data.cli_options import dataset_options
+from memeprobe.errors import ProblemsFound
 from memeprobe.outputs import replace_option
+from memeprobe.store.export import export_feature_set
+from memeprobe.store.importer import ImportOptions, import_features
+from memeprobe.store.store import FeatureStore
 
 
 def store_path(command):
@@ -43,8 +46,6 @@ def store():
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def info(path, as_json):
     """Memes per split, feature sets (arrays, done/failed/todo per modality), provenance, file size."""
-    from memeprobe.store import FeatureStore
-
     with FeatureStore.open(path) as st:
         data = st.info()
     if as_json:
@@ -79,8 +80,6 @@ def info(path, as_json):
 @store_path
 def verify(path):
     """Check shapes, checksums and NaN/inf of done rows, status values, id alignment; exit 1 listing problems."""
-    from memeprobe.store import FeatureStore
-
     with FeatureStore.open(path) as st:
         problems = st.verify()
         unchecked = {name: k for name in st.feature_sets() if (k := st.unchecked_rows(name))}
@@ -88,7 +87,7 @@ def verify(path):
         for p in problems:
             click.echo(p)
         click.echo(f"{len(problems)} problem(s) in {path}", err=True)
-        sys.exit(1)
+        raise ProblemsFound(f"{len(problems)} problem(s) in {path}")
     if unchecked:
         click.echo("ok, except that checksums could not be checked for " + ", ".join(
             f"{k} done rows of {name}" for name, k in unchecked.items())
@@ -110,9 +109,6 @@ def verify(path):
 def export(path, feature_set, out, splits, arrays, missing):
     """Write id, split, text, image, label(s) and one column per array of a feature set to Parquet, NPZ or a
     Hugging Face datasets folder (datasets.load_from_disk reads it)."""
-    from memeprobe.store import FeatureStore
-    from memeprobe.store.export import export_feature_set
-
     with FeatureStore.open(path) as st:
         n = export_feature_set(st, feature_set, out, _split_list(splits), _split_list(arrays), missing)
     click.echo(f"wrote {n} rows of {feature_set} to {out}")
@@ -160,9 +156,6 @@ def import_(sources, store_path, feature_set, data, dataset_options, layout, ids
             modalities, min_match, dtype, encoder, weights, preprocessing, overwrite):
     """Import embeddings computed elsewhere (clip-retrieval folder, .npy + --ids, .npz, .pt dict, Parquet,
     datasets folder) into a feature set, matching rows to memes by id."""
-    from memeprobe.data.loading import load_with
-    from memeprobe.store.importer import ImportOptions, import_features
-
     mods = _pairs(modalities, "NAME=image or NAME=text")
     bad = {m for m in mods.values() if m not in ("image", "text")}
     if bad:

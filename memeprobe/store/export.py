@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memeprobe.atomic import atomic_dir, atomic_write
-from memeprobe.errors import MemeprobeError, OutputError
+from memeprobe.errors import OutputError
 from memeprobe.outputs import check_output, guarded
+from memeprobe.store.features import resolve_set
 from memeprobe.store.store import FeatureStore
 
 FORMATS = (".parquet", ".npz")
@@ -35,7 +36,7 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
         raise OutputError(f"cannot export to {out}: it is a folder holding other files (it would be replaced "
                           "whole); give a new or empty folder, or a datasets folder exported before")
     check_output(out, "datasets" if folder else "file")
-    arrays = list(arrays or st.arrays(name))
+    name, arrays = resolve_set(st, name, arrays or None, every=True)
     rows = st.select_rows(name, arrays, splits, missing)
     columns = {"id": st.ids[rows], "split": st.splits[rows], "text": st.texts[rows], "image": st.images[rows]}
     if st.binary_name is not None or (st.label >= 0).any():
@@ -45,7 +46,7 @@ def export_feature_set(st: FeatureStore, name: str, out, splits=None, arrays=Non
     values = {a: st.read(name, a, rows) for a in arrays}
     clash = set(values) & set(columns)
     if clash:
-        raise MemeprobeError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
+        raise OutputError(f"feature set {name!r}: array names {sorted(clash)} clash with meme table columns")
     if folder:
         with atomic_dir(out, "datasets") as tmp:
             _write_hf(tmp, _arrow_table(st, name, columns, values))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from memeprobe.data.records import Dataset
-from memeprobe.errors import ConfigError, DatasetError, MemeprobeError, StoreError
+from memeprobe.errors import ConfigError, DatasetError, StoreError
 from memeprobe.store.schema import DONE, FAILED, IDENTITY_KEYS, ArraySpec, check_array_name, dumps, now
 from memeprobe.store.sources import Source, read_source
 from memeprobe.store.store import FeatureStore
@@ -362,7 +362,7 @@ def _specs(src: Source, opts: ImportOptions) -> dict[str, tuple[str, ArraySpec]]
     for key, name in chosen.items():
         try:
             check_array_name(name)
-        except MemeprobeError as e:
+        except ConfigError as e:
             raise ConfigError(f"{src.files[0]}: {e}; rename it with --array {key}=NAME") from None
         parts = src.arrays[key]
         first = parts[0]
@@ -382,7 +382,7 @@ def _specs(src: Source, opts: ImportOptions) -> dict[str, tuple[str, ArraySpec]]
         modality = _modality(name, src, opts.modalities)
         try:
             out[name] = (key, ArraySpec(shape, modality, dtype))
-        except MemeprobeError as e:
+        except ConfigError as e:
             raise DatasetError(f"{first.file}: array {key!r}: {e}") from None
     return out
 

@@ -17,14 +17,15 @@ import h5py
 import numpy as np
 
 from memeprobe.data.records import fingerprint_rows
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError
 from memeprobe.store import spans as span_table
-from memeprobe.store.schema import (IDENTITY_KEYS, LEGACY_CHECKSUM, REASON_BYTES, STATUS_NAMES, ArraySpec,
+from memeprobe.store.schema import (ALGORITHM, ARRAYS, CHECKSUM_GROUP, CHECKSUMMED, CREATED, FEATURES, IDENTITY,
+                                    IDENTITY_KEYS, LEGACY_CHECKSUM, MEMES, PROVENANCE, REASON_BYTES, REASON_GROUP,
+                                    SCHEMA_VERSION, SPANS, STATUS_GROUP, STATUS_NAMES, VERSION, ArraySpec,
                                     check_array_name)
 
 MAX_JSON_CHARS = 1 << 20  # a JSON attribute longer than this is not one memeprobe wrote
 MAX_JSON_DEPTH = 32  # nor one nested deeper (json.dumps of a 1000-deep value overflows the stack)
-CHECKSUMMED = "row_checksums"  # feature set attribute (1) of sets written with row checksums: they must keep them
 LOST = "the '_checksum' group is missing (the set was written with row checksums)"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _JSON_NAMES = {dict: "object", list: "list", str: "string", int: "number", float: "number", bool: "boolean",
@@ -104,7 +105,7 @@ def parse_arrays(value) -> dict[str, ArraySpec]:
             if not isinstance(d["shape"], list) or not all(type(s) is int for s in d["shape"]):
                 raise ValueError(f"array {name!r} has a shape that is not a list of integers")
             out[name] = ArraySpec.from_json(d)
-        except (MemeprobeError, TypeError) as e:
+        except (ConfigError, TypeError) as e:
             raise ValueError(str(e)) from None
     return out
 
@@ -155,11 +156,11 @@ def _kind_problem(obj, want: str) -> str | None:
 
 def table_problems(f: h5py.File, n_labels: int, schema_version: int) -> list[str]:
     """The structure of ``/memes`` and ``/features``: groups, column kinds, dtypes, shapes and lengths."""
-    problems = [f"'/{g}' {why}" for g in ("memes", "features") if g in f and (why := _kind_problem(f[g], "group"))]
-    problems += [f"'/{g}' is missing" for g in ("memes", "features") if g not in f]
+    problems = [f"'/{g}' {why}" for g in (MEMES, FEATURES) if g in f and (why := _kind_problem(f[g], "group"))]
+    problems += [f"'/{g}' is missing" for g in (MEMES, FEATURES) if g not in f]
     if problems:
         return problems
-    m = f["memes"]
+    m = f[MEMES]
     lengths = {}
     for key, (kind, ndim) in TABLE.items():
         if key not in m:
@@ -184,13 +185,13 @@ def table_problems(f: h5py.File, n_labels: int, schema_version: int) -> list[str
     if "labels" in lengths and m["labels"].shape[1] != n_labels:
         problems.append(f"meme table: labels has {m['labels'].shape[1]} columns for {n_labels} label names")
     if schema_version >= 2:
-        if "spans" not in m:
+        if SPANS not in m:
             problems.append("meme table: span table 'spans' is missing (schema 2)")
-        elif why := _kind_problem(m["spans"], "group"):
+        elif why := _kind_problem(m[SPANS], "group"):
             problems.append(f"meme table: 'spans' {why}")
         else:
             for key in span_table.COLUMNS:
-                column = m["spans"].get(key)
+                column = m[SPANS].get(key)
                 if column is not None and (_kind_problem(column, "dataset") or column.ndim != 1
                                            or column.dtype.kind not in "iu" or _unstored(column)):
                     problems.append(f"meme table: span column {key!r} is not a stored 1-D integer dataset")
@@ -221,7 +222,7 @@ def label_problems(f: h5py.File, table, n_labels: int, schema_version: int) -> l
     if "labels_sha256" in f.attrs and labels_sha256(f) != f.attrs["labels_sha256"]:
         problems.append("meme table: labels or label names do not match the stored labels_sha256")
     if schema_version >= 2:
-        problems += span_table.check_table(f["memes"], table.texts, n_labels)
+        problems += span_table.check_table(f[MEMES], table.texts, n_labels)
     return problems
 
 
@@ -230,7 +231,7 @@ def labels_sha256(f: h5py.File) -> str:
     and ``binary_name`` attributes (the ``labels_sha256`` root attribute; spans are checked by their table's
     rules: inside their texts, of known techniques)."""
     h = hashlib.sha256()
-    m = f["memes"]
+    m = f[MEMES]
     for key in ("label", "labels"):
         values = np.ascontiguousarray(m[key][()], dtype=np.int8)
         h.update(repr(values.shape).encode() + values.tobytes())
@@ -243,7 +244,7 @@ def labels_sha256(f: h5py.File) -> str:
 def read_arrays(g, name: str) -> dict[str, ArraySpec]:
     """The declared arrays of feature set ``name`` (``g``: its group); ValueError with the problem line."""
     try:
-        return parse_arrays(g.attrs.get("arrays"))
+        return parse_arrays(g.attrs.get(ARRAYS))
     except ValueError as e:
         raise ValueError(f"feature set {name!r}: the 'arrays' attribute is not a valid array spec ({e})") from None
 
@@ -267,24 +268,24 @@ def check_set(g, name: str, n: int, algorithms, lost: bool = True) -> tuple[list
     except ValueError as e:
         problems.append(str(e))
     try:
-        prov = parse_json(g.attrs.get("provenance"))
+        prov = parse_json(g.attrs.get(PROVENANCE))
     except ValueError as e:
         problems.append(f"{where}: the 'provenance' attribute is not a JSON object ({e})")
-    if "identity" not in g.attrs:
+    if IDENTITY not in g.attrs:
         problems.append(f"{where}: the 'identity' attribute is missing")
     else:
         try:
-            identity = parse_json(g.attrs["identity"])
+            identity = parse_json(g.attrs[IDENTITY])
             if prov is not None and identity != {k: prov.get(k) for k in IDENTITY_KEYS}:
                 problems.append(f"{where}: the 'identity' attribute does not match the provenance's "
                                 f"{', '.join(IDENTITY_KEYS)}")
         except ValueError as e:
             problems.append(f"{where}: the 'identity' attribute is not a JSON object ({e})")
-    if not isinstance(g.attrs.get("created"), str):
+    if not isinstance(g.attrs.get(CREATED), str):
         problems.append(f"{where}: the 'created' attribute is missing or not a string")
     if spec is None:
         return problems, sound
-    for part, dtype in (("_status", np.dtype(np.uint8)), ("_reason", np.dtype(f"S{REASON_BYTES}"))):
+    for part, dtype in ((STATUS_GROUP, np.dtype(np.uint8)), (REASON_GROUP, np.dtype(f"S{REASON_BYTES}"))):
         problems += _columns(g, where, part, sorted({s.modality for s in spec.values()}), n, dtype, sound)
     for a, s in spec.items():
         if a not in g:
@@ -303,7 +304,7 @@ def check_set(g, name: str, n: int, algorithms, lost: bool = True) -> tuple[list
 
 def _columns(g, where: str, part: str, keys, n: int, dtype, sound: set) -> list[str]:
     """Problems of the group ``part`` of ``g``: one (n,) ``dtype`` dataset per key (sound ones added to ``sound``)."""
-    what = {"_status": "status", "_reason": "failure reasons", "_checksum": "checksum"}[part]
+    what = {STATUS_GROUP: "status", REASON_GROUP: "failure reasons", CHECKSUM_GROUP: "checksum"}[part]
     if part not in g:
         return [f"{where}: no {what} for {'modality' if part != '_checksum' else 'array'} {k!r}" for k in keys]
     if why := _kind_problem(g[part], "group"):
@@ -325,21 +326,22 @@ def _columns(g, where: str, part: str, keys, n: int, dtype, sound: set) -> list[
 
 
 def _checksum_problems(g, where: str, arrays: list[str], n: int, algorithms, lost: bool, sound: set) -> list[str]:
-    if "_checksum" not in g:
+    if CHECKSUM_GROUP not in g:
         return [f"{where}: {LOST}"] if lost and lost_checksums(g) else []
-    if why := _kind_problem(g["_checksum"], "group"):
+    if why := _kind_problem(g[CHECKSUM_GROUP], "group"):
         return [f"{where}: '_checksum' {why}"]
-    algorithm = g["_checksum"].attrs.get("algorithm", LEGACY_CHECKSUM)
+    algorithm = g[CHECKSUM_GROUP].attrs.get(ALGORITHM, LEGACY_CHECKSUM)
     if algorithm not in algorithms:
         return [f"{where}: names an unknown row checksum {algorithm!r}"]
     required = CHECKSUMMED in g.attrs  # sets written since then checksum every array
-    return _columns(g, where, "_checksum", [a for a in arrays if required or a in g["_checksum"]], n,
+    return _columns(g, where, CHECKSUM_GROUP, [a for a in arrays if required or a in g[CHECKSUM_GROUP]], n,
                     np.dtype(np.uint64), sound)
 
 
 def lost_checksums(g) -> bool:
-    """The set was written with row checksums (:data:`CHECKSUMMED` attribute) but its ``_checksum`` group is gone."""
-    return CHECKSUMMED in g.attrs and "_checksum" not in g
+    """The set was written with row checksums (:data:`~memeprobe.store.schema.CHECKSUMMED` attribute) but its
+    ``_checksum`` group is gone."""
+    return CHECKSUMMED in g.attrs and CHECKSUM_GROUP not in g
 
 
 def unknown_status(values: np.ndarray) -> np.ndarray:
@@ -350,3 +352,15 @@ def unknown_status(values: np.ndarray) -> np.ndarray:
 def rows_named(table, rows, k: int = 5) -> str:
     """``split/id`` of the first ``k`` of ``rows``."""
     return ", ".join(f"{table.splits[r]}/{table.ids[r]}" for r in rows[:k])
+
+
+# ---------------------------------------------------------------- older schemas
+def upgrade(f: h5py.File) -> None:
+    """Bring the open store ``f`` (a copy being written) from an older schema to :data:`SCHEMA_VERSION`, keeping
+    every feature set."""
+    if int(f.attrs[VERSION]) < 2:
+        span_table.migrate_v1(f)
+    for g in f[FEATURES].values():  # schema 2 checksummed rows with xxh3-64: name it, keep verifying it
+        if CHECKSUM_GROUP in g and ALGORITHM not in g[CHECKSUM_GROUP].attrs:
+            g[CHECKSUM_GROUP].attrs[ALGORITHM] = LEGACY_CHECKSUM
+    f.attrs[VERSION] = SCHEMA_VERSION

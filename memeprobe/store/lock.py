@@ -16,19 +16,19 @@ import stat
 import weakref
 from pathlib import Path
 
-from memeprobe.errors import StoreError, StoreLockedError
+from memeprobe.errors import OutputError, StoreError, StoreLockedError
 
 _HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
 _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
-def _cannot_write(store_path: Path, lock_path: Path, e: OSError) -> StoreError:
+def _cannot_write(store_path: Path, lock_path: Path, e: OSError) -> OutputError:
     """The one line for a lock file that cannot be created or written (a full disk says so)."""
     if e.errno in _FULL:
-        return StoreError(f"cannot write store {store_path}: the disk is full (writing its lock file {lock_path}: "
-                          f"{e.strerror}); free space or use another --store path")
-    return StoreError(f"cannot write store {store_path}: cannot create lock file {lock_path} ({e.strerror}); "
-                      "choose a writable --store path")
+        return OutputError(f"cannot write store {store_path}: the disk is full (writing its lock file {lock_path}: "
+                           f"{e.strerror}); free space or use another --store path")
+    return OutputError(f"cannot write store {store_path}: cannot create lock file {lock_path} ({e.strerror}); "
+                       "choose a writable --store path")
 
 
 def _drop_in_child() -> None:

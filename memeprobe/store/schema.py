@@ -9,7 +9,7 @@ from importlib import metadata
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError
 
 SCHEMA_VERSION = 3  # 2: the meme table gained /memes/spans; 3: row checksums name their algorithm (older: migrated on write)
 MAGIC = "memeprobe.store"  # value of the root attribute "kind": marks a file as a memeprobe store
@@ -21,6 +21,16 @@ IDENTITY_KEYS = ("encoder", "weights_sha256", "preprocessing")  # provenance key
 CHUNK_BYTES = 1 << 20  # target size of one row-chunk
 CHECKSUM = "mulsum64"  # row checksum of new feature sets
 LEGACY_CHECKSUM = "xxh3-64"  # the row checksum of sets written by schema 2 (their `_checksum` group does not name it)
+
+# the names of the layout (SCHEMA.md), their one home: groups, then attributes
+MEMES, FEATURES = "memes", "features"  # root groups: the meme table; one group per feature set
+SPANS = "spans"  # the span table, in MEMES
+STATUS_GROUP, REASON_GROUP = "_status", "_reason"  # in a feature set: status and failure reason, one per modality
+CHECKSUM_GROUP = "_checksum"  # in a feature set: the row checksums, one per array
+KIND, VERSION = "kind", "schema_version"  # root attributes: MAGIC, and the schema the file was written with
+ARRAYS, IDENTITY, PROVENANCE, CREATED = "arrays", "identity", "provenance", "created"  # a feature set's attributes
+CHECKSUMMED = "row_checksums"  # feature set attribute (1) of sets written with row checksums: they must keep them
+ALGORITHM = "algorithm"  # attribute of CHECKSUM_GROUP: its row checksum (absent: LEGACY_CHECKSUM)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _ARRAY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -41,11 +51,11 @@ class ArraySpec:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         object.__setattr__(self, "dtype", np.dtype(self.dtype).name)
         if any(s < 1 for s in self.shape):
-            raise MemeprobeError(f"array shape {self.shape} has a dimension < 1; every dimension must be >= 1")
+            raise ConfigError(f"array shape {self.shape} has a dimension < 1; every dimension must be >= 1")
         if self.dtype not in _DTYPES:
-            raise MemeprobeError(f"array dtype {self.dtype!r} is not supported; use one of {', '.join(_DTYPES)}")
+            raise ConfigError(f"array dtype {self.dtype!r} is not supported; use one of {', '.join(_DTYPES)}")
         if not _ARRAY.match(self.modality):
-            raise MemeprobeError(f"modality {self.modality!r} is not a plain name such as 'image' or 'text'")
+            raise ConfigError(f"modality {self.modality!r} is not a plain name such as 'image' or 'text'")
 
     def to_json(self) -> dict:
         return {"shape": list(self.shape), "modality": self.modality, "dtype": self.dtype}
@@ -57,12 +67,12 @@ class ArraySpec:
 
 def check_feature_set_name(name: str) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
-        raise MemeprobeError(f"feature set name {name!r} must be letters, digits and . _ + - (e.g. 'clip-ViT-B-32-openai')")
+        raise ConfigError(f"feature set name {name!r} must be letters, digits and . _ + - (e.g. 'clip-ViT-B-32-openai')")
 
 
 def check_array_name(name: str) -> None:
     if not isinstance(name, str) or not _ARRAY.match(name):
-        raise MemeprobeError(f"array name {name!r} must start with a letter and hold letters, digits, _ (e.g. 'image_embed')")
+        raise ConfigError(f"array name {name!r} must start with a letter and hold letters, digits, _ (e.g. 'image_embed')")
 
 
 def now() -> str:
@@ -86,7 +96,7 @@ def dumps(obj) -> str:
     try:
         return json.dumps(obj, sort_keys=True, ensure_ascii=False)
     except TypeError as e:
-        raise MemeprobeError(f"provenance must hold JSON values only (str, number, bool, None, list, dict): {e}") from None
+        raise ConfigError(f"provenance must hold JSON values only (str, number, bool, None, list, dict): {e}") from None
 
 
 def chunk_rows(n: int, spec: ArraySpec) -> int:

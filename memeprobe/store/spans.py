@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from memeprobe.data.records import Span
+from memeprobe.store.schema import MEMES, SPANS, VERSION
 
 COLUMNS = {"row": np.int32, "start": np.int32, "end": np.int32, "label": np.int16}
 
@@ -24,7 +25,7 @@ def write_table(memes_group: h5py.Group, memes) -> None:
     """Create ``spans`` inside ``memes_group`` from the records' ``spans`` (empty when none has any)."""
     rows = [(i, s.start, s.end, s.label) for i, m in enumerate(memes) for s in (m.spans or ())]
     table = np.array(rows, dtype=np.int64).reshape(-1, 4)
-    g = memes_group.create_group("spans", track_order=False)
+    g = memes_group.create_group(SPANS, track_order=False)
     for j, (key, dtype) in enumerate(COLUMNS.items()):
         g.create_dataset(key, data=table[:, j].astype(dtype), track_times=False)
     g.attrs["annotated"] = np.int8(any(m.spans is not None for m in memes))
@@ -32,14 +33,14 @@ def write_table(memes_group: h5py.Group, memes) -> None:
 
 def migrate_v1(f: h5py.File) -> None:
     """Schema 1 → 2: add an empty, not-annotated span table (v1 stores never held spans)."""
-    write_table(f["memes"], [])
-    f.attrs["schema_version"] = 2
+    write_table(f[MEMES], [])
+    f.attrs[VERSION] = 2
 
 
 def read_table(memes_group: h5py.Group, labelled: np.ndarray) -> list[tuple[Span, ...] | None]:
     """Per meme row: its spans, or None where unknown (not annotated, or the row is unlabelled)."""
     n = len(labelled)
-    g = memes_group.get("spans")
+    g = memes_group.get(SPANS)
     if g is None or not int(g.attrs.get("annotated", 0)):
         return [None] * n
     cols = {k: g[k][()] for k in COLUMNS}
@@ -52,7 +53,7 @@ def read_table(memes_group: h5py.Group, labelled: np.ndarray) -> list[tuple[Span
 
 def check_table(memes_group: h5py.Group, texts, n_labels: int) -> list[str]:
     """Problems of the span table (empty list = ok): columns, row order, offsets inside the texts, labels."""
-    g = memes_group.get("spans")
+    g = memes_group.get(SPANS)
     if g is None:
         return ["meme table: span table 'spans' is missing (schema 2)"]
     missing = [k for k in COLUMNS if k not in g]

@@ -23,7 +23,7 @@ Planted pairs (every meme is in at most one pair, so no transitive duplicates; "
 - ``near_image``: b's picture is a's after ``"jpeg"`` (JPEG round trip saved as PNG),
   ``"jpeg_bytes"`` (JPEG bytes inside the .png file), ``"resize"``, ``"crop"`` (a few % off the
   edges), ``"brightness"`` or ``"recolour"`` (desaturated); b has its own text.
-- ``exact_text``: b's text equals a's (``"identical"``) or equals it after :func:`memeprobe.leakage.text.normalize_text`
+- ``exact_text``: b's text equals a's (``"identical"``) or equals it after :func:`memeprobe.data.text.normalize_text`
   (``"normalised"``: case, whitespace, punctuation differ); b has its own picture.
 - ``near_text``: a's text with ``"word_changed"`` or ``"word_added"``; b has its own picture.
 - ``confounder``: b has exactly a's text and a picture of the other hue family, so a flipped label.
@@ -56,7 +56,7 @@ from memeprobe.data.images import phash_bits  # the hash the leakage report and 
 from memeprobe.atomic import atomic_dir
 from memeprobe.errors import ConfigError, DatasetError
 from memeprobe.outputs import check_output
-from memeprobe.leakage.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
+from memeprobe.data.text import tokens  # the leakage report's normalisation defines 'normalised-identical'
 
 SPLITS = (("train", 0.70), ("dev_seen", 0.15), ("test_unseen", 0.15))
 IMAGE_ATTRS = ("cool", "warm")

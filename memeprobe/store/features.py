@@ -1,6 +1,7 @@
-"""Head inputs from a feature store: array references, targets, and the features' identity.
+"""Feature references: the one grammar and resolver of a store's features (used by heads, leakage, export and
+the notebook API), and what is loaded through them: arrays, targets and the features' identity.
 
-An array reference is ``SET`` (its ``*_embed`` arrays), ``SET:a,b`` or ``SET/a`` (e.g.
+A reference is ``SET`` (its ``*_embed`` arrays), ``SET:a,b`` or ``SET/a`` (e.g.
 ``st-minilm/text_embed``). Targets: ``label`` (binary), ``labels`` (multi-hot), ``all``
 (the binary label followed by the multi-hot classes, e.g. MAMI misogynous + 4 types) and
 ``auto`` (binary when the dataset has binary labels, else multi-hot).
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError, StoreError
+from memeprobe.errors import ConfigError, StoreError
 from memeprobe.registry import did_you_mean as closest
+from memeprobe.store.schema import IDENTITY_KEYS
 
 TARGETS = ("auto", "label", "labels", "all")
 
@@ -41,25 +43,28 @@ def parse_ref(ref: str) -> tuple[str, list[str] | None]:
     else:
         if ref.strip():
             return ref.strip(), None
-    raise MemeprobeError(f"bad feature reference {ref!r}; write SET, SET:array[,array] or SET/array")
+    raise ConfigError(f"bad feature reference {ref!r}; write SET, SET:array[,array] or SET/array")
 
 
 def resolve(store, ref: str) -> tuple[str, list[str]]:
     """The feature set and arrays a reference names in ``store`` (checked)."""
-    name, arrays = parse_ref(ref)
+    return resolve_set(store, *parse_ref(ref), ref=ref)
+
+
+def resolve_set(store, name: str, arrays=None, every: bool = False, ref: str | None = None) -> tuple[str, list[str]]:
+    """Feature set ``name`` of ``store`` and its ``arrays`` (None: its ``*_embed`` arrays, or every array with
+    ``every``), checked. ``ref``: the reference they were read from, for the hint on a missing set."""
     if name not in store.feature_sets():
-        close = did_you_mean(ref, store.feature_sets())
+        close = did_you_mean(ref or name, store.feature_sets())
         raise StoreError(f"store {store.path} has no feature set {name!r}{close} (it has: "
                          f"{', '.join(store.feature_sets()) or 'none'}); run `memeprobe featurize` first")
     spec = store.arrays(name)
     if arrays is None:
-        arrays = [a for a in spec if a.endswith("_embed")]
+        arrays = list(spec) if every else [a for a in spec if a.endswith("_embed")]
         if not arrays:
-            raise MemeprobeError(f"feature set {name!r} has no *_embed array; name the arrays: {name}:{','.join(spec)}")
-    missing = [a for a in arrays if a not in spec]
-    if missing:
-        raise MemeprobeError(f"feature set {name!r} has no array {', '.join(missing)} (it has: {', '.join(spec)})")
-    return name, arrays
+            raise StoreError(f"feature set {name!r} has no *_embed array; name the arrays: {name}:{','.join(spec)}")
+    store.array_specs(name, arrays)
+    return name, list(arrays)
 
 
 def did_you_mean(ref: str, names) -> str:
@@ -89,23 +94,24 @@ def label_names(store, target: str) -> list[str]:
 
 def resolve_target(store, target: str) -> str:
     if target not in TARGETS:
-        raise MemeprobeError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        raise ConfigError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     if target == "auto":
         has_binary = store.binary_name is not None or (store.label >= 0).any()
         return "label" if has_binary or not store.label_names else "labels"
     if target in ("labels", "all") and not store.label_names:
-        raise MemeprobeError(f"store {store.path} has no multi-label classes; use the binary label target",
-                             option="target")
+        raise ConfigError(f"store {store.path} has no multi-label classes; use the binary label target",
+                          option="target")
     return target
 
 
-def _target(store, target: str, rows: np.ndarray) -> np.ndarray:
+def target_values(store, target: str, rows: np.ndarray) -> np.ndarray:
+    """The ``target`` labels of store ``rows``, as stored (int8; -1 = unlabeled)."""
     target = resolve_target(store, target)
     if target == "label":
-        return store.label[rows].astype(np.int64)
+        return store.label[rows]
     if target == "labels":
-        return store.labels[rows].astype(np.int64)
-    both = np.hstack([store.label[rows, None], store.labels[rows]]).astype(np.int64)
+        return store.labels[rows]
+    both = np.hstack([store.label[rows, None], store.labels[rows]])
     both[(both < 0).any(1)] = -1  # a row is labeled only when both parts are
     return both
 
@@ -119,23 +125,22 @@ def load_features(store, refs, splits, target="auto") -> Features:
         for a in arrays:
             X, _, _, r = store.load_rows(name, [a], splits=splits, target="auto", missing="error")
             if rows is not None and not np.array_equal(rows, r):
-                raise MemeprobeError(f"feature set {name!r} covers other rows than {refs[0]!r}")
+                raise StoreError(f"feature set {name!r} covers other rows than {refs[0]!r}")
             rows = r
             parts.append(X)
             blocks.append(X.shape[1])
             mods.append(spec[a].modality)
     if rows is None:
-        raise MemeprobeError("give at least one --feature-set")
+        raise ConfigError("give at least one --feature-set")
     if not len(rows):
-        raise MemeprobeError(f"store {store.path} has no rows in split(s) {', '.join(splits)} "
-                             f"(it has: {', '.join(store.split_names())})")
-    return Features(np.hstack(parts), store.ids[rows], _target(store, target, rows), rows, blocks, mods)
+        raise StoreError(f"store {store.path} has no rows in split(s) {', '.join(splits)} "
+                         f"(it has: {', '.join(store.split_names())})")
+    return Features(np.hstack(parts), store.ids[rows], target_values(store, target, rows).astype(np.int64), rows,
+                    blocks, mods)
 
 
 def identity(store, refs) -> dict:
     """What identifies the features of ``refs``: per set, array specs and the provenance identity keys."""
-    from memeprobe.store.schema import IDENTITY_KEYS
-
     out = {}
     for ref in refs:
         name, arrays = resolve(store, ref)

@@ -1,6 +1,8 @@
-"""``memeprobe demo``: the whole pipeline, offline, on a synthetic sample.
+"""Click commands of memeprobe.demo (registered by memeprobe.cli): ``make-sample`` and ``demo``, the whole
+pipeline, offline, on a synthetic sample.
 
-Each stage is the real CLI command run in-process, so the demo shows exactly what a user types.
+Each demo stage is the real CLI command run in-process (the root command of the running click context), so
+the demo shows exactly what a user types.
 """
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from pathlib import Path
 
 import click
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.data.loading import load_dataset
+from memeprobe.demo.synthetic import make_sample
+from memeprobe.errors import ConfigError
+from memeprobe.heads.runs import read_runs, runs_path
 
 TEXT, IMAGE = "st-minilm/text_embed", "timm-tf_efficientnet_lite0-packaged/image_embed"
 # (row label, train-head arguments): unimodal heads, then heads that see both modalities
@@ -23,22 +28,36 @@ HEADS = [
 ]
 
 
-def _stage(title: str, args: list[str]) -> None:
-    """Run one ``memeprobe`` command in-process; a failing stage stops the demo with its exit code."""
-    from memeprobe.cli import main
+@click.command("make-sample")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--n", default=1000, show_default=True, type=click.IntRange(min=1), help="Number of memes.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (same seed, same files).")
+def make_sample_command(out_dir, n, seed):
+    """Write a synthetic Hateful-Memes-format dataset with planted leakage to OUT_DIR."""
+    truth = make_sample(out_dir, n=n, seed=seed)
+    ds = load_dataset(out_dir, format="hateful_memes")
+    counts = ", ".join(f"{s} {len(ds.split(s))}" for s in ds.splits())
+    click.echo(f"wrote {len(ds.memes)} memes to {out_dir} ({counts})")
+    pairs = truth.get("counts") or {}
+    if pairs:
+        click.echo("planted pairs: " + ", ".join(f"{k} {v}" for k, v in pairs.items() if isinstance(v, int)))
+    click.echo(f"ground truth: {Path(out_dir) / 'ground_truth.json'}")
 
+
+def _stage(title: str, args: list[str]) -> None:
+    """Run one ``memeprobe`` command in-process, through the root command of the running CLI (found in the
+    click context); a failing stage stops the demo."""
+    cli = click.get_current_context().find_root().command
     click.secho(f"\n== {title}", bold=True)
     click.echo("$ memeprobe " + shlex.join(args))
     try:
-        main.main(args=args, prog_name="memeprobe", standalone_mode=False)
+        cli.main(args=args, prog_name="memeprobe", standalone_mode=False)
     except SystemExit as e:
         if e.code not in (0, None):
-            raise MemeprobeError(f"demo stage '{title}' failed (exit code {e.code}); see the message above") from None
+            raise ConfigError(f"demo stage '{title}' failed (exit code {e.code}); see the message above") from None
 
 
 def _last_run(store: Path) -> dict:
-    from memeprobe.heads.runs import read_runs, runs_path
-
     return read_runs(runs_path(store))[-1]
 
 
@@ -91,3 +110,6 @@ def demo(out_dir: Path, n: int, seed: int):
                "  memeprobe leakage report path/to/hateful_memes --store hm.h5 --out hm_leakage\n"
                "  memeprobe train-head logreg --store hm.h5 --feature-set st-minilm --clean-ids hm_leakage --out hm.pt\n"
                "  memeprobe predict hm.pt --store hm.h5 --split test_unseen --out submission.csv")
+
+
+COMMANDS: list = [make_sample_command, demo]
