@@ -18,7 +18,7 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_write
-from memeprobe.errors import ConfigError, MemeprobeError, StoreError
+from memeprobe.errors import ConfigError, MemeprobeError
 from memeprobe.heads import sweep as sw
 from memeprobe.heads._experiment import labeled, run_experiment
 from memeprobe.heads._matching import check_match
@@ -56,12 +56,6 @@ def dev_split_of(store, dev_split=None) -> str | None:
     if dev_split:
         return dev_split
     return next((s for s in DEV_SPLITS if s in store.split_names()), None)
-
-
-def check_splits(store, splits) -> None:
-    missing = [s for s in splits if s not in store.split_names()]
-    if missing:
-        raise StoreError(f"store {store.path} has no split {', '.join(missing)} (it has: {', '.join(store.split_names())})")
 
 
 def model_meta(store, refs, target) -> dict:
@@ -171,7 +165,7 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
         if select_on != "train" and not dev:
             raise ConfigError(f"selection on {select_on} needs a dev split; store {st.path} has none")
         splits = [train_split] + ([dev] if dev else []) + list(eval_splits)
-        check_splits(st, splits)
+        st.rows(splits)  # every split exists (one line naming the missing ones)
         if plots:  # the split names prefix the plots' file names: one distinct name each
             file_names(plots, [s for s in splits if s != train_split], "_")
         meta = model_meta(st, refs, target)
@@ -250,7 +244,7 @@ def train_spans(store, kind="span", feature_sets=(), *, train_split="train", dev
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)
         splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
-        check_splits(st, [train_split] + splits)
+        st.rows([train_split] + splits)  # every split exists (one line naming the missing ones)
         labels = list(st.label_names)
         t0 = time.perf_counter()
         docs = load_docs(st, name, train_split)
@@ -349,7 +343,7 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
     model, meta = load_model(model_path)
     check_meta(meta, model_path, model)
     with opened(store) as st:
-        check_splits(st, [split])
+        st.rows([split])  # every split exists (one line naming the missing ones)
         if model.task == "spans":
             return _predict_spans(model, meta, model_path, st, split, out, allow)
         try:
@@ -416,7 +410,7 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
         if not dev:
             raise ConfigError(f"store {st.path} has no dev split; a sweep needs one to rank configs")
         splits = [train_split, dev] + list(eval_splits)
-        check_splits(st, splits)
+        st.rows(splits)  # every split exists (one line naming the missing ones)
         meta = model_meta(st, list(feature_sets), target)
         data = load_splits(st, list(feature_sets), splits, target)
         path, store_path = runs_path(st.path), Path(st.path)
