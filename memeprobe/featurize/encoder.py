@@ -11,17 +11,6 @@ import numpy as np
 
 from memeprobe.errors import MemeprobeError
 
-CPU_BATCH = {"image": 32, "text": 128}  # --batch-size auto on CPU
-CUDA_START_BATCH = 1024  # --batch-size auto on CUDA: halved on out-of-memory until it fits
-
-
-def batch_size(requested, modality: str, cuda: bool) -> int:
-    """Items per batch: ``requested`` (--batch-size) or, for auto, 32/128 on CPU and CUDA_START_BATCH on CUDA."""
-    if requested != "auto":
-        return int(requested)
-    return CUDA_START_BATCH if cuda else CPU_BATCH[modality]
-
-
 def resolve_device(device: str):
     import torch
 
@@ -47,11 +36,12 @@ def to_device(inputs, device, channels_last):
 
 
 class Encoder:
-    """Runs a loaded featurizer on batches of one modality, halving the batch size on CUDA out-of-memory."""
+    """Runs a loaded featurizer on batches of one modality, halving the batch size on CUDA out-of-memory when
+    ``halve`` (:func:`~memeprobe.featurize.batching.halves`)."""
 
-    def __init__(self, featurizer, modality, batch_size, auto, channels_last=False):
+    def __init__(self, featurizer, modality, batch_size, halve, channels_last=False):
         self.f, self.modality, self.device = featurizer, modality, featurizer.device
-        self.batch_size, self.auto = batch_size, auto and self.device.type == "cuda"
+        self.batch_size, self.auto = batch_size, halve
         self.channels_last = channels_last and modality == "image" and getattr(featurizer, "model", None) is not None
         if self.channels_last:
             import torch
