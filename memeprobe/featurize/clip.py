@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, WeightsError
 from memeprobe.featurize.base import (
     Featurizer,
     ImageTransform,
@@ -49,7 +49,7 @@ def _locate_tag(spec, model: str, tag: str) -> str | None:
     cfg = get_pretrained_cfg(model, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
-        raise MemeprobeError(
+        raise WeightsError(
             f"{spec.text}: {tag!r} is neither a pretrained tag of {model} (known: {', '.join(tags) or 'none'}) "
             "nor an existing checkpoint file"
         )
@@ -156,8 +156,8 @@ class ClipFeaturizer(Featurizer):
                 tokenizer = open_clip.get_tokenizer(self.spec.model)
         except RuntimeError as e:
             if "not found in built-ins" in str(e):
-                raise MemeprobeError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
-                                     "(see open_clip.list_models())") from None
+                raise ConfigError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
+                                  "(see open_clip.list_models())") from None
             raise (torch_key_error(f"{self.spec.text} ({pretrained})", e)
                    or weights_error(self.spec.text, pretrained, f"clip:{self.spec.model}:/path/to/ckpt.pt",
                                     str(e).splitlines()[0][:200])) from None

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError
 
 def resolve_device(device: str):
     import torch  # lazy: torch
@@ -18,7 +18,7 @@ def resolve_device(device: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MemeprobeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        raise ConfigError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
     return dev
 
 
@@ -62,8 +62,8 @@ class Encoder:
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
                 if not self.auto or self.batch_size == 1:
-                    raise MemeprobeError(f"{self.f.name}: out of GPU memory at batch size {self.batch_size}; "
-                                         "use a smaller --batch-size (or --batch-size auto)") from None
+                    raise ConfigError(f"{self.f.name}: out of GPU memory at batch size {self.batch_size}; "
+                                      "use a smaller --batch-size (or --batch-size auto)") from None
                 self.batch_size //= 2
                 print(f"{self.f.name}/{self.modality}: out of GPU memory, batch size now {self.batch_size}",
                       file=sys.stderr, flush=True)

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError, WeightsError
+from memeprobe.errors import ConfigError, WeightsError
 from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
@@ -88,7 +88,7 @@ def _locate_default_weights(spec) -> tuple[str | None, bool]:
     from timm.models import get_pretrained_cfg
 
     if not timm.is_model(spec.model.split(".")[0]):
-        raise MemeprobeError(f"{spec.text}: timm has no model {spec.model!r} (see timm.list_models())")
+        raise ConfigError(f"{spec.text}: timm has no model {spec.model!r} (see timm.list_models())")
     cfg = get_pretrained_cfg(spec.model)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         raise weights_error(spec.text, "timm's pretrained registry", f"timm:{spec.model}:/path/to/weights.pth",
@@ -134,7 +134,7 @@ class TimmFeaturizer(Featurizer):
             return timm.create_model(self.spec.model, pretrained=pretrained)  # own classifier: timm loads strictly
         except RuntimeError as e:
             if "Unknown model" in str(e):
-                raise MemeprobeError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
+                raise ConfigError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
             raise torch_key_error(self.spec.text, e) or weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
                                 str(e).strip().splitlines()[0][:200]) from None
         except (OSError, ValueError) as e:
@@ -206,8 +206,8 @@ class TimmFeaturizer(Featurizer):
         if feats.ndim == 3 and grid is not None:
             gh, gw = grid
             return feats[:, -gh * gw:].reshape(len(feats), gh, gw, -1).permute(0, 3, 1, 2)
-        raise MemeprobeError(f"{self.spec.text}: cannot arrange its features {tuple(feats.shape)} into regions; "
-                             "run without --regions")
+        raise ConfigError(f"{self.spec.text}: cannot arrange its features {tuple(feats.shape)} into regions; "
+                          "run without --regions")
 
     def arrays(self) -> dict:
         return self._arrays

@@ -139,7 +139,7 @@ def dir_weights_sha256(folder) -> str:
         if f.endswith((".safetensors", ".bin", ".pt", ".pth"))
     )
     if not files:
-        raise MemeprobeError(f"no weight files (*.safetensors, *.bin, *.pt) in model folder {folder}")
+        raise WeightsError(f"no weight files (*.safetensors, *.bin, *.pt) in model folder {folder}")
     if len(files) == 1:
         return file_sha256(files[0])
     h = hashlib.sha256()
@@ -169,7 +169,7 @@ def hub_cache_dir() -> str:
     return constants.HF_HUB_CACHE
 
 
-def weights_error(spec: str, looked: str, local_hint: str, cause: str = "") -> MemeprobeError:
+def weights_error(spec: str, looked: str, local_hint: str, cause: str = "") -> WeightsError:
     """The one line shown when weights cannot be obtained."""
     why = f" ({cause})" if cause else ""
     mode = (
