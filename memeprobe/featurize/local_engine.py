@@ -8,8 +8,7 @@ from memeprobe.featurize.encoder import Encoder, resolve_device
 
 
 class LocalEngine:
-    """This process: loads each ready featurizer, then DataLoader workers read (decode / tokenise), the model
-    encodes, the store writes; one job after the other."""
+    """The local engine of ``cfg`` (a :class:`~memeprobe.featurize.config.RunConfig`)."""
 
     def __init__(self, cfg):
         self.cfg = cfg
