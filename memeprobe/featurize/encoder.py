@@ -41,7 +41,7 @@ class Encoder:
 
     def __init__(self, featurizer, modality, batch_size, halve, channels_last=False):
         self.f, self.modality, self.device = featurizer, modality, featurizer.device
-        self.batch_size, self.auto = batch_size, halve
+        self.batch_size, self.halve = batch_size, halve
         self.channels_last = channels_last and modality == "image" and getattr(featurizer, "model", None) is not None
         if self.channels_last:
             import torch  # lazy: torch
@@ -61,7 +61,7 @@ class Encoder:
                     parts.append(self.f.encode(to_device(chunk, self.device, self.channels_last), self.modality))
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                if not self.auto or self.batch_size == 1:
+                if not self.halve or self.batch_size == 1:
                     raise ConfigError(f"{self.f.name}: out of GPU memory at batch size {self.batch_size}; "
                                       "use a smaller --batch-size (or --batch-size auto)") from None
                 self.batch_size //= 2

@@ -7,9 +7,10 @@ stopped, with either engine. A bad image marks its row failed with the reason an
 
 Every run takes the same path: the store's rows to do give the jobs; the engine makes each featurizer
 that has work (or a feature set to create) ready, once: the local engine
-(:mod:`~memeprobe.featurize.local_engine`) loads it here (DataLoader workers read); the Ray engine (:mod:`~memeprobe.featurize.ray_engine`) prepares it without weights
-on the cluster while its actors load, and reads and encodes there while this process stays the only
-writer. A ready featurizer's :class:`~memeprobe.featurize.base.Prepared` declares (or checks) its
+(:mod:`~memeprobe.featurize.local_engine`) loads it here (DataLoader workers read); the Ray engine
+(:mod:`~memeprobe.featurize.ray_engine`) prepares it without weights on the cluster while its actors load,
+and reads and encodes there while this process stays the only writer. Engines are named in
+:mod:`~memeprobe.featurize.engines`, the batch policy of both in :mod:`~memeprobe.featurize.batching`. A ready featurizer's :class:`~memeprobe.featurize.base.Prepared` declares (or checks) its
 feature set before the first row is written.
 """
 from __future__ import annotations
