@@ -42,6 +42,8 @@ def test_span_f1_two_techniques_on_one_span():
     assert m["precision"] == pytest.approx(1 / 2) and m["recall"] == pytest.approx(1 / 2)
     per = m["per_technique"]
     assert per["A"]["f1"] == pytest.approx(1.0) and per["B"]["recall"] == 0 and per["C"]["precision"] == 0
+    assert per["C"]["recall"] is None and per["C"]["f1"] is None  # no gold C: no recall, no F1 (shown –)
+    assert per["B"]["precision"] is None and per["B"]["f1"] == 0  # B never predicted, but it has gold
 
 
 def test_span_f1_empty_predictions_and_other_memes():

@@ -256,7 +256,8 @@ def span_f1(gold, pred) -> dict:
     Each predicted span earns |overlap with every same-technique gold span of its meme| / |predicted span|
     (summed over those gold spans); precision = earned / number of predicted spans. Recall is the same from
     the gold side; both are micro-averaged over techniques. Returns precision, recall, f1, counts and
-    ``per_technique`` {technique: {precision, recall, f1, n_gold, n_pred}}."""
+    ``per_technique`` {technique: {precision, recall, f1, n_gold, n_pred}} (recall and F1 ``None`` for a technique
+    without gold spans, precision ``None`` for one never predicted)."""
     gold, pred = list(gold), list(pred)
     if len(gold) != len(pred):
         raise ValueError(f"span_f1: {len(gold)} gold memes but {len(pred)} predicted")
@@ -275,7 +276,9 @@ def span_f1(gold, pred) -> dict:
     per = {}
     for t in sorted(set(n_g) | set(n_p), key=str):
         p, r, f = _prf(num_p[t], n_p[t], num_r[t], n_g[t])
-        per[t] = {"precision": p, "recall": r, "f1": f, "n_gold": n_g[t], "n_pred": n_p[t]}
+        if not n_g[t]:  # no gold span of t in these memes: no recall, no F1 (as a class without positives)
+            r = f = None
+        per[t] = {"precision": p if n_p[t] else None, "recall": r, "f1": f, "n_gold": n_g[t], "n_pred": n_p[t]}
     p, r, f = _prf(sum(num_p.values()), sum(n_p.values()), sum(num_r.values()), sum(n_g.values()))
     return {"precision": p, "recall": r, "f1": f, "n_gold": sum(n_g.values()), "n_pred": sum(n_p.values()),
             "per_technique": per}
