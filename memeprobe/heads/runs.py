@@ -15,7 +15,19 @@ from memeprobe.errors import ConfigError, ReportError
 from memeprobe.outputs import write_error
 
 
-RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "target", "label_names")
+RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "dataset_format", "target",
+               "label_names")
+
+# (dataset format, target) → (the metric the dataset's task is scored by, what it is): what runs are ranked by
+OFFICIAL = {
+    ("hateful_memes", "label"): ("auroc", "AUROC (Hateful Memes)"),
+    ("mami", "label"): ("macro_f1", "task-A macro-F1 (MAMI)"),
+    ("mami", "all"): ("mami_a_f1", "task-A macro-F1 (MAMI)"),
+    ("mami", "labels"): ("mami_b_f1", "task-B weighted F1 (MAMI)"),
+    ("semeval2021_task6", "labels"): ("micro_f1", "micro-F1 (SemEval-2021 T6)"),
+    ("semeval2021_task6", "spans"): ("f1", "span F1 (SemEval-2021 T6 subtask 2)"),
+}
+OFFICIAL_NAME = "official"  # SPLIT.official: the run's official metric on SPLIT
 
 
 def new_record(meta: dict, **fields) -> dict:
@@ -90,13 +102,25 @@ def read_runs(path) -> list[dict]:
 
 
 def headline(metrics: dict) -> str:
-    """The key used to rank runs on this kind of target."""
+    """The key used to rank runs on this kind of target (where the dataset has no official metric)."""
     return "auroc" if "auroc" in metrics else "macro_f1"
 
 
+def official(run: dict) -> tuple[str, str]:
+    """``(metric, what it is)``: the run's dataset's official metric for its target (:data:`OFFICIAL`), else the
+    headline metric of its scores."""
+    found = OFFICIAL.get((run.get("dataset_format"), run.get("target")))
+    if found:
+        return found
+    key = headline(next(iter(run.get("metrics", {}).values()), {}))
+    return key, f"{key} (no official metric for {run.get('dataset_format') or 'this dataset'})"
+
+
 def metric_value(run: dict, key: str) -> float:
-    """``split.metric`` (e.g. ``dev.auroc``) of a run; NaN when absent."""
+    """``split.metric`` (e.g. ``dev.auroc``; ``cv.official``: the run's :func:`official` metric) of a run; NaN when
+    absent."""
     split, _, name = key.partition(".")
+    name = official(run)[0] if name == OFFICIAL_NAME else name
     v = run.get("metrics", {}).get(split, {}).get(name)
     return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
 
@@ -105,8 +129,16 @@ def best_runs(runs: list[dict], key: str, top: int = 1) -> list[dict]:
     """The ``top`` runs with the highest ``key`` (runs without it are left out)."""
     scored = [r for r in runs if not math.isnan(metric_value(r, key))]
     if not scored:
-        raise ConfigError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc")
+        raise ConfigError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc, "
+                          "cv.official")
     return sorted(scored, key=lambda r: -metric_value(r, key))[:top]
+
+
+def column(runs: list[dict], key: str) -> str:
+    """The header of metric ``key``'s column: ``split.official`` names the metric when the runs share one."""
+    split, _, name = key.partition(".")
+    names = {official(r)[0] for r in runs} if name == OFFICIAL_NAME else {name}
+    return f"{split}.{names.pop()}" if len(names) == 1 else key
 
 
 def table(runs: list[dict], keys: list[str]) -> str:
@@ -116,5 +148,5 @@ def table(runs: list[dict], keys: list[str]) -> str:
     rows = [{"run": r.get("run_id", ""), "time": r.get("time", "")[:19], "store": Path(r.get("store", "")).name,
              "head": r.get("head", ""),
              "features": " ".join(r.get("feature_sets", [])), "target": r.get("target", ""),
-             **{k: metric_value(r, k) for k in keys}} for r in runs]
+             **{column(runs, k): metric_value(r, k) for k in keys}} for r in runs]
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}")
