@@ -26,7 +26,8 @@ from memeprobe.heads._plots import plot_all
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.metrics import evaluate, span_f1
 from memeprobe.heads.persist import check_meta, load_model, save_model
-from memeprobe.heads.runs import append_runs, best_runs, new_record, of_dataset, official, read_runs, runs_path
+from memeprobe.heads.runs import (append_runs, best_runs, headline, new_record, of_dataset, official, read_runs,
+                                  runs_path)
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_baseline, whole_text_baseline
 from memeprobe.heads.submission import default_format, formula_ids, write_submission
 from memeprobe.heads.training import epoch_progress
@@ -467,6 +468,8 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
         if on_progress:
             on_progress(len(records), len(points), time.perf_counter() - start)
     name, what = official(records[0])
+    if name is None:  # a target that does not give the dataset's official score (MAMI's types alone)
+        name = what = headline(records[0]["metrics"]["cv"])
     key = f"cv.{name}"
     ranked = best_runs(records, key, len(records))
     best = ranked[0]

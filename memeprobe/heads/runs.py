@@ -18,15 +18,14 @@ from memeprobe.outputs import write_error
 RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "dataset_format", "target",
                "label_names")
 
-# (dataset format, target) → (the metric the dataset's task is scored by, what it is): what runs are ranked by
+# dataset format → (its official metric, {target: that metric's key in a run's scores}); a target without an
+# entry (MAMI's four types alone: task B) does not give the official score
 OFFICIAL = {
-    ("hateful_memes", "label"): ("auroc", "AUROC (Hateful Memes)"),
-    ("mami", "label"): ("macro_f1", "task-A macro-F1 (MAMI)"),
-    ("mami", "all"): ("mami_a_f1", "task-A macro-F1 (MAMI)"),
-    ("mami", "labels"): ("mami_b_f1", "task-B weighted F1 (MAMI)"),
-    ("semeval2021_task6", "labels"): ("micro_f1", "micro-F1 (SemEval-2021 T6)"),
-    ("semeval2021_task6", "spans"): ("f1", "span F1 (SemEval-2021 T6 subtask 2)"),
+    "hateful_memes": ("AUROC (Hateful Memes)", {"label": "auroc"}),
+    "mami": ("task-A macro-F1 (MAMI)", {"label": "macro_f1", "all": "mami_a_f1"}),
+    "semeval2021_task6": ("micro-F1 (SemEval-2021 T6)", {"labels": "micro_f1"}),
 }
+SPANS = ("span F1 (SemEval-2021 T6 subtask 2)", {"spans": "f1"})  # the span tagger's runs (target "spans")
 OFFICIAL_NAME = "official"  # SPLIT.official: the run's official metric on SPLIT
 
 
@@ -106,12 +105,12 @@ def headline(metrics: dict) -> str:
     return "auroc" if "auroc" in metrics else "macro_f1"
 
 
-def official(run: dict) -> tuple[str, str]:
-    """``(metric, what it is)``: the run's dataset's official metric for its target (:data:`OFFICIAL`), else the
-    headline metric of its scores."""
-    found = OFFICIAL.get((run.get("dataset_format"), run.get("target")))
-    if found:
-        return found
+def official(run: dict) -> tuple[str | None, str]:
+    """``(key, what it is)``: the official metric of the run's dataset (:data:`OFFICIAL`) and its key in the run's
+    scores (``None`` when the run's target does not give it); else the headline metric of its scores."""
+    what, keys = SPANS if run.get("target") == "spans" else OFFICIAL.get(run.get("dataset_format"), (None, None))
+    if what:
+        return keys.get(run.get("target")), what
     key = headline(next(iter(run.get("metrics", {}).values()), {}))
     return key, f"{key} (no official metric for {run.get('dataset_format') or 'this dataset'})"
 
@@ -121,7 +120,7 @@ def metric_value(run: dict, key: str) -> float:
     absent."""
     split, _, name = key.partition(".")
     name = official(run)[0] if name == OFFICIAL_NAME else name
-    v = run.get("metrics", {}).get(split, {}).get(name)
+    v = run.get("metrics", {}).get(split, {}).get(name) if name else None
     return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
 
 
@@ -137,7 +136,7 @@ def best_runs(runs: list[dict], key: str, top: int = 1) -> list[dict]:
 def column(runs: list[dict], key: str) -> str:
     """The header of metric ``key``'s column: ``split.official`` names the metric when the runs share one."""
     split, _, name = key.partition(".")
-    names = {official(r)[0] for r in runs} if name == OFFICIAL_NAME else {name}
+    names = {official(r)[0] for r in runs} - {None} if name == OFFICIAL_NAME else {name}
     return f"{split}.{names.pop()}" if len(names) == 1 else key
 
 
