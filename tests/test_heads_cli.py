@@ -209,7 +209,7 @@ def test_sweep_saves_the_best_model_and_prints_a_command_that_reproduces_it(tmp_
             "--search", "grid", "--jobs", 1, "--out", tmp_path / "best.pt")
     assert r.exit_code == 0, r.output
     runs = [json.loads(line) for line in (tmp_path / "runs.jsonl").read_text().splitlines()]
-    best = max(runs, key=lambda x: x["metrics"]["dev_seen"]["auroc"])
+    best = max(runs, key=lambda x: x["metrics"]["cv"]["auroc"])  # ranked out-of-fold, as train-head selects
     command = next(line for line in r.output.splitlines() if line.startswith("reproduce it with: "))
     args = shlex.split(command.removeprefix("reproduce it with: "))
     assert args[:3] == ["memeprobe", "train-head", "logreg"] and args[-2:] == ["--out", str(tmp_path / "best.pt")]
