@@ -111,7 +111,7 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--ensemble", is_flag=True, help="Average the seeds' probabilities (the saved model is the ensemble).")
 @click.option("--clean-ids", type=click.Path(file_okay=False), help="Leakage report folder: also score its leak-free ids.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write ROC/PR/calibration/per-class PNGs here.")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the AUROC CI.")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the CIs (AUROC, micro/macro/MAMI F1s).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the model here (e.g. model.pt).")
 @_head_options
 @replace_option
