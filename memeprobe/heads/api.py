@@ -447,7 +447,8 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)
         if not dev:
-            raise ConfigError(f"store {st.path} has no dev split; a sweep needs one to rank configs")
+            raise ConfigError(f"store {st.path} has no dev split; a sweep scores every config on one, untouched "
+                              "(give --dev-split SPLIT)")
         splits = [train_split, dev] + list(eval_splits)
         st.rows(splits)  # every split exists (one line naming the missing ones)
         meta = model_meta(st, list(feature_sets), target)
