@@ -45,4 +45,6 @@ def missing_note(path, root) -> str:
     """Why a meme whose picture is at ``path`` (None: it has none) has no thumbnail."""
     if path is None:
         return "no image"
+    if not Path(path).exists():
+        return "picture missing"
     return "picture not readable" if inside(root, path) else "picture outside the dataset folder: not embedded"
