@@ -354,7 +354,7 @@ def _default_keys(records) -> list[str]:
 @click.argument("model_path", type=click.Path(dir_okay=False))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--split", required=True, help="Split to explain, e.g. dev_seen (or an unlabelled one: test_unseen).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", required=True, type=click.Path(),
               help="Folder for explain.html and explain.json (replaced as a whole).")
 @click.option("--clean-ids", type=click.Path(file_okay=False),
               help="Leakage report folder: slice the split into leaked and leak-free memes by its clean ids.")

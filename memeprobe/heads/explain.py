@@ -400,8 +400,10 @@ def _write(out: Path, doc: dict) -> dict:
     html = render("memeprobe.heads", "explain.html.j2", d=doc, memes=doc["memes"], figures=figures_,
                   protocol=_protocol(doc), data_json=script_json({"memes": doc["memes"]}))
     with atomic_dir(out, "explain") as tmp:
-        (tmp / DATA).write_text(json.dumps({k: v for k, v in doc.items() if k != "memes"}, indent=1,
-                                           allow_nan=False) + "\n", encoding="utf-8")
+        memes = [{**{k: v for k, v in m.items() if k != "thumb"}, "thumbnail": m["thumb"] is not None}
+                 for m in doc["memes"]]
+        (tmp / DATA).write_text(json.dumps({**doc, "memes": memes}, indent=1, allow_nan=False) + "\n",
+                                encoding="utf-8")
         (tmp / EXPLAIN_PAGE).write_text(html, encoding="utf-8")
     return doc
 
