@@ -398,6 +398,7 @@ def _write(out: Path, doc: dict) -> dict:
     doc = _plain(doc)
     figures_ = doc.pop("figures", {})
     html = render("memeprobe.heads", "explain.html.j2", d=doc, memes=doc["memes"], figures=figures_,
+                  pictures=any(m["thumb"] for m in doc["memes"]),
                   protocol=_protocol(doc), data_json=script_json({"memes": doc["memes"]}))
     with atomic_dir(out, "explain") as tmp:
         memes = [{**{k: v for k, v in m.items() if k != "thumb"}, "thumbnail": m["thumb"] is not None}
