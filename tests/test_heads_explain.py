@@ -3,6 +3,8 @@ unlabelled split, the demo sample with pictures and a leakage report), checked a
 predictions; the page in headless Chromium (skips without it)."""
 import json
 import re
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -155,6 +157,29 @@ def test_multilabel_page_per_label_and_a_class_without_positives(tmp_path):
     assert {g["title"] for g in doc["slices"]} == {"image", "text length"}
     (image,) = [g for g in doc["slices"] if g["title"] == "image"]
     assert [r["name"] for r in image["rows"]] == ["without image"]
+
+
+def test_texts_are_shown_as_text_and_the_folder_is_replaced_as_a_whole(tmp_path):
+    evil = '</script><img src=x onerror="document.body.dataset.pwned=1"> & \u2028'
+    store = make_store(tmp_path / "hm.h5", text=evil)
+    model = trained(store, tmp_path / "lr.pt")
+    explained(model, store, "dev_seen", tmp_path / "page")
+    (tmp_path / "page" / "explain.json").unlink()  # a page folder is replaced as a whole, not patched
+    doc, page, _ = explained(model, store, "dev_seen", tmp_path / "page")
+    assert sorted(p.name for p in (tmp_path / "page").iterdir()) == ["explain.html", "explain.json"]
+    assert evil not in page and '<img src="x"' not in page and "&lt;/script&gt;&lt;img src=x onerror=" in page
+    assert _memes(page)[0]["text"].startswith(evil)
+
+
+def test_bad_input_is_refused_before_torch_is_imported(binary, tmp_path):
+    store, model = binary
+    code = ("import sys; from click.testing import CliRunner; from memeprobe.cli import main; "
+            f"r = CliRunner().invoke(main, ['explain', {str(model)!r}, '--store', {str(store)!r}, '--split', 'nope', "
+            f"'--out', {str(tmp_path / 'o')!r}]); "
+            "print(r.exit_code, [m for m in ('torch', 'sklearn') if m in sys.modules]); print(r.output)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    first, *rest = run.stdout.splitlines()
+    assert first == "2 []" and "has no split nope" in rest[0], run.stdout + run.stderr
 
 
 def _memes(page):

@@ -420,4 +420,5 @@ def _protocol(doc) -> str:
         return (f"The model was tuned on {tuned}{how}: the scores on {split} are in-sample, NOT an estimate of how "
                 "it does on new memes.")
     return (f"The model was tuned on {tuned} only; {split} was not used to train or select it, so its scores "
-            "estimate performance on memes like these.")
+            "estimate performance on memes like these, as long as what this page shows does not change the model "
+            f"(a model changed for {split}'s mistakes is tuned on {split}: estimate it on another split).")
