@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import confusion_matrix, multilabel_confusion_matrix
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
@@ -178,17 +178,15 @@ def _per_class(y, P, pred, names) -> dict:
     else:
         Y, D, S, labels = y, pred.astype(int), P, names
     out = []
-    for k, name in enumerate(labels):
-        tp = int(((D[:, k] == 1) & (Y[:, k] == 1)).sum())
-        fp = int(((D[:, k] == 1) & (Y[:, k] == 0)).sum())
-        fn = int(((D[:, k] == 0) & (Y[:, k] == 1)).sum())
+    for k, (name, counts) in enumerate(zip(labels, multilabel_confusion_matrix(Y, D, labels=range(len(labels))))):
+        tn, fp, fn, tp = (int(c) for c in counts.ravel())
         support, predicted = tp + fn, tp + fp
         p = tp / predicted if predicted else None
         r = tp / support if support else None
         f1 = None if r is None else (2 * tp / (2 * tp + fp + fn))
         a = auroc(Y[:, k], S[:, k])
         out.append({"name": name, "precision": p, "recall": r, "f1": f1, "support": support, "predicted": predicted,
-                    "tp": tp, "fp": fp, "fn": fn, "tn": int(len(Y) - tp - fp - fn),
+                    "tp": tp, "fp": fp, "fn": fn, "tn": tn,
                     "auroc": None if math.isnan(a) else a})
     covered = [c for c in out if c["support"]]
     macro = {m: (float(np.mean([c[m] or 0.0 for c in covered])) if covered else None)
