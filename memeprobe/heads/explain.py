@@ -55,7 +55,7 @@ class Explanation:
     tuned_on: list  # the splits the model's selection saw
     in_sample: bool  # this split is one of them: its scores are not an estimate
     headline: tuple | None  # (metric, value) on the labelled rows
-    doc: dict  # what explain.json holds
+    doc: dict  # what explain.json holds, and the thumbnails
     seconds: float
     notes: list = field(default_factory=list)
 
@@ -129,7 +129,7 @@ def explain(model_path, store, split, out, *, clean_ids=None, n_examples=8, n_bo
         doc.update(_labelled(f, tr, P, pred, t, ok, names, y_train, clean, memes, n_examples, n_boot, split,
                              meta, table))
     else:
-        doc.update(_unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples, table))
+        doc.update(_unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples))
     doc["memes"] = memes.render(thumb_size)
     doc = _write(out, doc)
     metric = doc.get("headline")
@@ -295,7 +295,7 @@ def _slice(name, m, y, P, pred, t, names, y_train, kind) -> dict:
 
 
 # ---------------------------------------------------------------- unlabelled splits
-def _unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples, table) -> dict:
+def _unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples) -> dict:
     P2 = P[:, None] if P.ndim == 1 else P
     D2 = pred[:, None] if pred.ndim == 1 else pred
     prior = y_train.mean(0) if len(y_train) else np.full(P2.shape[1], np.nan)
