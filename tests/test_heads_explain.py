@@ -24,7 +24,7 @@ from tests.helpers import cli
 from tests.test_heads_cli import make_store
 
 SECTIONS = {"labelled": ("protocol", "scores", "per-class", "confusion", "curves", "mistakes", "slices"),
-            "unlabelled": ("protocol", "distribution", "uncertain")}
+            "unlabelled": ("protocol", "distribution", "uncertain", "slices")}
 
 
 def trained(store, out, *extra):
@@ -110,6 +110,10 @@ def test_unlabelled_split_shows_predictions_against_the_prior(binary, tmp_path):
     margins = [x["margin"] for x in doc["uncertain"]]
     assert margins == sorted(margins) and margins[0] == pytest.approx(np.abs(p - m.thresholds_[0]).min())
     assert "metrics" not in doc and all(f'<section id="{s}">' in page for s in SECTIONS["unlabelled"])
+    for g in doc["slices"]:  # the shares of each slice add up to the split's
+        n = sum(r["n"] for r in g["rows"])
+        assert n == len(f.ids)
+        assert sum(r["n"] * r["predicted_share"][0] for r in g["rows"]) / n == pytest.approx(pred.mean())
 
 
 def _multilabel_store(path):

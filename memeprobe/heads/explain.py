@@ -6,7 +6,7 @@ shown as ``–``, for a class without gold positives; macro averages say how man
 confusion matrix (per-label counts for a multi-label target), reliability diagram, ROC and PR curves, the most
 confident mistakes of each kind with the nearest training memes by the head's features (cosine), and slices
 (leaked vs leak-free from a leakage report's clean ids, with/without image, text length). On an unlabelled split:
-the predicted labels against the training prior and the most uncertain memes. The page names the splits the
+the predicted labels against the training prior (and per slice) and the most uncertain memes. The page names the splits the
 model was tuned on; a score on one of them is marked in-sample, never shown as an estimate.
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ def explain(model_path, store, split, out, *, clean_ids=None, n_examples=8, n_bo
         doc.update(_labelled(f, tr, P, pred, t, ok, names, y_train, clean, memes, n_examples, n_boot, split,
                              meta, table))
     else:
-        doc.update(_unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples))
+        doc.update(_unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples, table, clean))
     doc["memes"] = memes.render(thumb_size)
     doc = _write(out, doc)
     metric = doc.get("headline")
@@ -295,7 +295,7 @@ def _slice(name, m, y, P, pred, t, names, y_train, kind) -> dict:
 
 
 # ---------------------------------------------------------------- unlabelled splits
-def _unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples) -> dict:
+def _unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples, table, clean) -> dict:
     P2 = P[:, None] if P.ndim == 1 else P
     D2 = pred[:, None] if pred.ndim == 1 else pred
     prior = y_train.mean(0) if len(y_train) else np.full(P2.shape[1], np.nan)
@@ -307,7 +307,10 @@ def _unlabelled(f, tr, P, pred, t, names, y_train, memes, n_examples) -> dict:
     nbs = _neighbours(f.X[idx], f.rows[idx], tr, memes)
     uncertain = [{"meme": memes.add(f.rows[i]), "margin": float(margin[i]), "predicted": _outputs(P[i], pred[i], names),
                   "neighbours": nb} for i, nb in zip(idx, nbs)]
-    return {"distribution": dist, "uncertain": uncertain,
+    slices = [{"title": title, "rows": [{"name": name, "n": int(m.sum()),
+                                          "predicted_share": D2[m].mean(0).tolist()} for name, m in parts]}
+              for title, parts in _slice_groups(f.ids, f.rows, table, clean)]
+    return {"distribution": dist, "uncertain": uncertain, "slices": slices,
             "figures": {"distribution": base64.b64encode(png(_distribution_figure(P2, t, prior, dist, names)))
                         .decode("ascii")}}
 
