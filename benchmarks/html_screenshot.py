@@ -3,8 +3,8 @@ it and list console errors.
 
     python benchmarks/html_screenshot.py REPORT_OR_EXPLAIN_DIR_OR_HTML [--out shot.png] [--kind same_text_other_image]
     python benchmarks/html_screenshot.py --sample 300     # make a sample, report it, then screenshot
-    python benchmarks/html_screenshot.py --sample 300 --explain --out docs/explain_page.png
-        # ... then featurize it (offline preset), train a logreg head, and screenshot its explain page on dev_seen
+    python benchmarks/html_screenshot.py --sample 1000 --explain mlp --out docs/explain_page.png
+        # ... then featurize it (offline preset), train a head, and screenshot its explain page on dev_seen
 
 Needs Debian's ``chromium`` (apt-get install -y chromium). Exit code 1 when the page logs console
 messages, its own error box is not empty or a picture does not load.
@@ -25,8 +25,8 @@ from tests.chromium import CHROMIUM, chromium, console  # noqa: E402  (the brows
 PAGES = ("report.html", "explain.html")
 
 
-def explain_sample(work: Path) -> Path:
-    """Featurize the sample in ``work/data`` (offline preset), train logreg on text and image features, write
+def explain_sample(work: Path, head: str) -> Path:
+    """Featurize the sample in ``work/data`` (offline preset), train ``head`` on text and image features, write
     the explain page of dev_seen with the leakage report's clean ids; returns the page."""
     from click.testing import CliRunner
 
@@ -34,7 +34,7 @@ def explain_sample(work: Path) -> Path:
 
     store, model = work / "s.h5", work / "lr.pt"
     for args in (["featurize", "all", work / "data", "--store", store, "--preset", "offline", "--no-progress"],
-                 ["train-head", "logreg", "--store", store, "--feature-set", "st-minilm", "--feature-set",
+                 ["train-head", head, "--store", store, "--feature-set", "st-minilm", "--feature-set",
                   "timm-tf_efficientnet_lite0-packaged", "--bootstrap", "0", "--out", model],
                  ["explain", model, "--store", store, "--split", "dev_seen", "--clean-ids", work / "report",
                   "--out", work / "explain"]):
@@ -49,8 +49,8 @@ def main() -> int:
     p.add_argument("report", nargs="?", type=Path)
     p.add_argument("--sample", type=int, default=None, help="build a make-sample dataset of this size and report it")
     p.add_argument("--out", type=Path, default=Path("leakage_report.png"))
-    p.add_argument("--explain", action="store_true",
-                   help="with --sample: featurize it, train logreg and screenshot the explain page of dev_seen")
+    p.add_argument("--explain", metavar="HEAD",
+                   help="with --sample: featurize it, train-head HEAD and screenshot the explain page of dev_seen")
     p.add_argument("--kind", default="", help="filter the pairs table by this kind (via the URL hash)")
     p.add_argument("--size", default="1280,2400")
     args = p.parse_args()
@@ -69,7 +69,7 @@ def main() -> int:
             warnings.simplefilter("ignore")
             html = write_report(analyze(ds), ds, work / "report")["html"]
         if args.explain:
-            html = explain_sample(work)
+            html = explain_sample(work, args.explain)
     elif args.report is not None:
         html = next((args.report / p for p in PAGES if (args.report / p).is_file()), args.report / PAGES[0]) \
             if args.report.is_dir() else args.report
