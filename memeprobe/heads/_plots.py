@@ -5,6 +5,7 @@ gets one), titles naming the split and the feature set, per-class bars with thei
 without gold positives in the split is drawn as "n/a", not as a perfect score."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,16 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="",
             for kind, fig in figures(y, p, names, thresholds, split, features, pred).items()]
 
 
+def png(fig) -> bytes:
+    """The figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
 def _save(fig, path):
     """PNG written atomically (a crash leaves the previous plot or none, never half a file)."""
-    plt = _plt()
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+        f.write(png(fig))
     return path

@@ -18,10 +18,10 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_write
-from memeprobe.errors import ConfigError, MemeprobeError
+from memeprobe.errors import ConfigError
 from memeprobe.heads import sweep as sw
 from memeprobe.heads._experiment import labeled, run_experiment
-from memeprobe.heads._matching import check_match
+from memeprobe.heads._matching import check_match, match_model
 from memeprobe.heads._plots import plot_all
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.metrics import evaluate, span_f1
@@ -200,7 +200,8 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                         seeds_summary=res.seeds, duration_s=round(seconds, 3),
                         model=str(Path(out).resolve()) if out else None)
     if out:
-        save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev})
+        save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev,
+                                    "in_sample": list(res.in_sample)})
     path = None
     if log_run:
         path = runs_path(store_path)
@@ -382,12 +383,7 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
         st.rows([split])  # every split exists (one line naming the missing ones)
         if model.task == "spans":
             return _predict_spans(model, meta, model_path, st, split, out, allow)
-        try:
-            store_names = label_names(st, meta["target"])
-        except MemeprobeError:  # the store has no classes for the model's target: what it does label
-            store_names = label_names(st, "auto")
-        match = check_match(st, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
-                            meta["label_names"], store_names, **allow)
+        match = match_model(st, model_path, meta, **allow)
         fmt = fmt or _model_format(meta, match, st, model_path)
         f = load_features(st, meta["feature_sets"], [split], meta["target"] if match.same_labels else "label")
     proba = model.positive_proba(f.X)

@@ -18,7 +18,10 @@ from memeprobe.heads._report import gap_line, metrics_table, per_class, span_tab
 from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
 from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.runs import OFFICIAL_NAME, best_runs, column, metric_value, official, read_runs, table
-from memeprobe.outputs import reading, replace_option
+from memeprobe.heads.validate import check_model_path
+from memeprobe.leakage.manifest import report_folders
+from memeprobe.outputs import check_output, reading, replace_option
+from memeprobe.store import FeatureStore
 from memeprobe.store.features import TARGETS
 
 
@@ -373,4 +376,46 @@ def _default_keys(records) -> list[str]:
     return keys
 
 
-COMMANDS = [train_head, predict, sweep, runs]
+# ---------------------------------------------------------------- explain
+@click.command("explain")
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
+@click.option("--split", required=True, help="Split to explain, e.g. dev_seen (or an unlabelled one: test_unseen).")
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Folder for explain.html and explain.json (replaced as a whole).")
+@click.option("--clean-ids", type=click.Path(file_okay=False),
+              help="Leakage report folder: slice the split into leaked and leak-free memes by its clean ids.")
+@click.option("--examples", "n_examples", type=click.IntRange(1, 100), default=8, show_default=True,
+              help="Memes shown per kind of mistake (or most uncertain memes).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=1000, show_default=True,
+              help="Bootstrap resamples for the AUROC CI.")
+@replace_option
+def explain(model_path, store_path, split, out_dir, clean_ids, n_examples, n_boot):
+    """Write a self-contained error-analysis page of a saved MODEL on SPLIT: per-class scores beside trivial
+    baselines, confusion, calibration/ROC/PR curves, the most confident mistakes with their nearest training
+    memes, slices (leaked vs leak-free, image, text length); on an unlabelled split, the predictions against the
+    training prior and the most uncertain memes.
+
+    Example: memeprobe explain hm.pt --store hm.h5 --split dev_seen --out hm_explain
+    """
+    check_model_path(model_path)
+    with reading({"model": model_path, "store": store_path},
+                 {"clean-ids folder": report_folders(clean_ids) if clean_ids else None}):
+        check_output(out_dir, "explain")
+    with FeatureStore.open(store_path) as st:
+        st.rows([split])  # the split exists (one line naming the store's splits)
+    from memeprobe.heads.explain import explain as run  # lazy: it loads torch (model files) and sklearn
+
+    e = run(model_path, store_path, split, out_dir, clean_ids=clean_ids, n_examples=n_examples, n_boot=n_boot)
+    for note in e.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"{e.page}: {e.n} {split} memes ({e.labelled} labelled) in {e.seconds:.1f} s")
+    click.echo(f"tuned on: {', '.join(e.tuned_on)}; {split} is "
+               f"{'IN-SAMPLE: its scores are not an estimate' if e.in_sample else 'untouched'}")
+    if e.headline:
+        name, value = e.headline
+        click.echo(f"{split} {name} {value:.4f}" + (" (in-sample)" if e.in_sample else "")
+                   + " (trivial baselines beside it on the page)")
+
+
+COMMANDS = [train_head, predict, sweep, runs, explain]
