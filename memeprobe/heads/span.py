@@ -128,6 +128,7 @@ class SpanHead(TorchHead):
     # the training loop's settings the tagger does not expose
     loss, label_smoothing, focal_gamma, class_weight, patience = "bce", 0.0, 2.0, None, None
     device, precision, norm, blocks, single_thread = "cpu", "fp32", "none", None, True
+    fused_adamw = False  # the per-parameter AdamW and numpy's batch order: the tagger's numbers as first published
     _parameter_constraints = to_sklearn({
         **{k: TORCH_CONSTRAINTS[k] for k in ("dropout", "lr", "weight_decay", "epochs", "batch_size", "seed")},
         "hidden": [COUNT], "folds": [Range(Integral, 2)],
@@ -151,6 +152,14 @@ class SpanHead(TorchHead):
                              nn.Dropout(self.dropout), nn.Linear(self.hidden, n_out))
 
     # ---------------------------------------------------------------- training
+    def _epoch_orders(self, n: int):
+        """Each epoch's permutation of the ``n`` token rows: numpy's, seeded by ``seed``."""
+        import torch  # lazy: torch only when a tagger trains
+
+        rng = np.random.default_rng(self.seed)
+        while True:
+            yield torch.from_numpy(rng.permutation(n))
+
     def fit_docs(self, docs: Docs, label_names) -> "SpanHead":
         """Choose the span threshold by ``folds``-fold CV span F1 over the memes ``docs``, then fit on all of them."""
         check_params(self)

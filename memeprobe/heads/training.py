@@ -96,13 +96,24 @@ class TorchHead(Head):
 
     ``single_thread``: the whole fit runs on one torch thread (a head of small matrices gains nothing from more,
     and they stall on a busy machine: the span tagger's fit took 19.6 s on two threads, 3.8 s on one, under
-    load 4.8 on 2 cores); otherwise only the optimiser step does (:func:`one_thread`)."""
+    load 4.8 on 2 cores), with denormals flushed to zero (denormal gradients slow CPU math several-fold);
+    otherwise only the optimiser step runs on one thread (:func:`one_thread`). ``fused_adamw``: AdamW's fused
+    kernel, or (False) its per-parameter loop. :meth:`_epoch_orders` gives each epoch's batch order."""
 
     single_thread = False
+    fused_adamw = True
 
     def _fit(self, X, Y, dev):
-        with one_thread() if self.single_thread else contextlib.nullcontext():
+        with _small_matrices() if self.single_thread else contextlib.nullcontext():
             self._train(X, Y, dev)
+
+    def _epoch_orders(self, n: int):
+        """Each epoch's permutation of the ``n`` training rows: torch's, seeded by ``seed``."""
+        import torch  # lazy: torch only when a torch head trains
+
+        gen = torch.Generator().manual_seed(self.seed)
+        while True:
+            yield torch.randperm(n, generator=gen)
 
     def _device(self):
         import torch
@@ -123,7 +134,7 @@ class TorchHead(Head):
         if dev_.type == "cpu":
             _reuse_freed_memory()
         torch.manual_seed(self.seed)
-        gen = torch.Generator().manual_seed(self.seed)
+        orders = self._epoch_orders(len(X))
         self.in_dim_ = X.shape[1]
         self.module_ = self._build(self.in_dim_, Y.shape[1]).to(dev_)
         Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(dev_)
@@ -133,7 +144,7 @@ class TorchHead(Head):
             pos = Y.sum(0)
             pos_weight = torch.from_numpy(np.clip((len(Y) - pos) / np.maximum(pos, 1), 0.01, 100.0).astype(np.float32)).to(dev_)
         loss_fn = make_loss(self.loss, self.label_smoothing, self.focal_gamma, pos_weight)
-        opt = _adamw(self.module_.parameters(), self.lr, self.weight_decay)
+        opt = _adamw(self.module_.parameters(), self.lr, self.weight_decay, self.fused_adamw)
         autocast = _autocast(self.precision, dev_)
         best, best_state, bad = -np.inf, None, 0
         self.history_ = []
@@ -143,7 +154,7 @@ class TorchHead(Head):
             self.module_.train()
             total = torch.zeros((), device=dev_)
             # one permutation per epoch (same batches as before); gather rows with index_select, no DataLoader
-            for idx in torch.randperm(n, generator=gen).to(dev_).split(bs):
+            for idx in next(orders).to(dev_).split(bs):
                 with autocast:
                     out = self.module_(Xt.index_select(0, idx))
                 out = out.float()
@@ -229,11 +240,13 @@ def _autocast(precision, device):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def _adamw(params, lr, weight_decay):
-    """AdamW; the fused kernel (one pass over each parameter) where this torch has it."""
+def _adamw(params, lr, weight_decay, fused=True):
+    """AdamW; the fused kernel (one pass over each parameter) where asked and this torch has it."""
     import torch
 
     params = list(params)
+    if not fused:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     try:
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
@@ -252,6 +265,19 @@ def _reuse_freed_memory(limit: int = 1 << 29):
         libc.mallopt(-1, limit)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
+
+
+@contextlib.contextmanager
+def _small_matrices():
+    """One torch thread and denormals flushed to zero, for a whole fit of small matrices."""
+    import torch
+
+    with one_thread():
+        torch.set_flush_denormal(True)
+        try:
+            yield
+        finally:
+            torch.set_flush_denormal(False)
 
 
 @contextlib.contextmanager
