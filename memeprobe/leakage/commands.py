@@ -52,11 +52,11 @@ def leakage():
               help="Folder for report.json, pairs.csv, report.html, clean_ids/ and manifest.json (replaced as a whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
 @click.option("--text-threshold", type=_COS, default=None, show_default="chosen from the data",
-              help="Min cosine of text embeddings (default: where the nearest neighbours agree with token Jaccard; "
-                   "the report says how it was chosen).")
+              help="Min cosine of text embeddings; unset: where the nearest neighbours stop agreeing with token "
+                   "Jaccard (the report says how it was chosen).")
 @click.option("--image-threshold", type=_COS, default=None, show_default="chosen from the data",
-              help="Min cosine of image embeddings (default: where the nearest neighbours agree with the perceptual "
-                   "hash; the report says how it was chosen).")
+              help="Min cosine of image embeddings; unset: where the nearest neighbours stop agreeing with the "
+                   "perceptual hash (the report says how it was chosen).")
 @click.option("--phash-distance", type=click.IntRange(0, 64), default=12, show_default=True,
               help="Max Hamming distance (bits of 64) of perceptual hashes.")
 @click.option("--jaccard", type=_COS, default=0.7, show_default=True, help="Min token Jaccard of normalised texts.")
