@@ -182,9 +182,9 @@ def test_given_vectors_wrong_length_and_bad_rows(sample):
     vec = rng.normal(size=(n, 32)).astype(np.float32)
     vec[[1, 2]] = 0.0
     vec[3, 0] = np.nan
-    vec[10] = vec[20] + 0.01  # a pair only the embedding sees
+    vec[10] = vec[20] + 0.01  # a pair only the embedding sees (its texts differ: a threshold from the data omits it)
     with pytest.warns(UserWarning) as caught:
-        result = analyze(ds, text_vectors=vec, check_images=False)
+        result = analyze(ds, config=LeakageConfig(text_threshold=0.9), text_vectors=vec, check_images=False)
     assert any("3 text vectors are all-zero or not finite" in str(w.message) for w in caught)
     assert result.skipped["text_vectors_invalid"] == 3
     hit = result.pairs[(result.pairs.a.isin([10, 20])) & (result.pairs.b.isin([10, 20]))]
@@ -205,13 +205,14 @@ def test_store_embeddings_are_used(sample, tmp_path):
     with FeatureStore.create(path, ds) as st:
         st.add_feature_set("st-fake", {"text_embed": ArraySpec((16,), "text", "float16")}, {"encoder": "test"})
         st.write_rows("st-fake", np.arange(n - 5), {"text_embed": vec[: n - 5]}, "text")
-    with FeatureStore.open(path) as st:
-        result = quiet_analyze(ds, st, check_images=False)
+    with FeatureStore.open(path) as st:  # (the planted pair's texts differ: only a given threshold keeps it)
+        result = quiet_analyze(ds, st, LeakageConfig(text_threshold=0.9), check_images=False)
         assert result.sources["text_cosine"] == "store st-fake/text_embed"
         assert result.skipped["text_not_featurized"] == 5 and result.skipped["text_vectors_invalid"] == 1
         hit = result.pairs[(result.pairs.a == 7) & (result.pairs.b == 250)]
         assert len(hit) == 1 and hit.text_cosine.iloc[0] > 0.99
-        by_colon = quiet_analyze(ds, st, text_array="st-fake:text_embed", check_images=False)  # one reference grammar
+        by_colon = quiet_analyze(ds, st, LeakageConfig(text_threshold=0.9), text_array="st-fake:text_embed",
+                                 check_images=False)  # one reference grammar
         assert by_colon.sources["text_cosine"] == "store st-fake/text_embed" and by_colon.pairs.equals(result.pairs)
         with pytest.raises(ConfigError, match="give FEATURE_SET/ARRAY"):
             analyze(ds, st, text_array="st-fake", check_images=False)

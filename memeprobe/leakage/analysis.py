@@ -1,11 +1,12 @@
 """Run every duplicate detector over a dataset (and optionally store embeddings) and collect the result.
 
-Defaults: Jaccard >= 0.7 and phash distance <= 10 find every planted near-duplicate of ``make-sample``
+Defaults: Jaccard >= 0.7 and phash distance <= 12 find every planted near-duplicate of ``make-sample``
 (near texts have Jaccard >= 0.8, edited pictures phash distance <= 8) while unrelated sample memes stay
-below (Jaccard <= 0.6, distance >= 13); cosine >= 0.9 for text embeddings (MiniLM scores the sample's
-near texts >= 0.96, with no false pair) and >= 0.95 for image embeddings. The weight-free ``pixels``
-image statistics are not used for cosine unless named (``--image-array pixels/image_embed``): colour
-histograms of unrelated memes are too similar; its ``image_phash`` is used instead.
+below (Jaccard <= 0.6, distance >= 13). Embedding cosine thresholds are chosen per feature set from the data
+(``calibrate``: where the nearest neighbours stop agreeing with the perceptual hash or token Jaccard), since
+one cosine is wrong for some encoder and dataset; each pair keeps every detector's measure as its evidence.
+The weight-free ``pixels`` image statistics are not used for cosine unless named (``--image-array
+pixels/image_embed``): colour histograms of unrelated memes are too similar; its ``image_phash`` is used instead.
 Cross-split pairs between the train split and an eval split are the leakage; eval-eval and
 within-split pairs are reported too. Clean subsets keep the eval memes with no train duplicate.
 Identical texts / images form exact-duplicate classes: near searches run on one representative per
@@ -25,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from memeprobe.errors import ConfigError, StoreError
-from memeprobe.leakage import classes, groups, images, links, neighbors, pairs, stream, text
+from memeprobe.leakage import calibrate, classes, groups, images, links, neighbors, pairs, stream, text
 from memeprobe.leakage.config import LeakageConfig
 from memeprobe.store.features import parse_ref, resolve_set
 from memeprobe.store.schema import DONE
@@ -51,6 +52,7 @@ class LeakageResult:
     labelled_splits: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     counts: list[dict] = field(default_factory=list)  # every pair found, per split pair (``stream.Tally.summary``)
+    thresholds: dict = field(default_factory=dict)  # evidence name -> how its threshold was chosen
 
     def summary(self) -> list[dict]:
         """Counts per split pair (cross-split pairs first, then within-split) over every pair found."""
@@ -65,8 +67,9 @@ class _StoreSource:
         spec = store.arrays(feature_set)[array]
         self.shape = (store.n, int(np.prod(spec.shape)))
 
-    def __getitem__(self, sl: slice):
-        rows = np.arange(*sl.indices(self.shape[0]))
+    def __getitem__(self, rows):
+        """A slice or sorted row numbers."""
+        rows = np.arange(*rows.indices(self.shape[0])) if isinstance(rows, slice) else np.asarray(rows, np.int64)
         return self.store.read(self.fs, self.array, rows).reshape(len(rows), -1)
 
 
@@ -101,13 +104,13 @@ def pick_array(store, modality: str, name: str | None, feature_sets=None) -> tup
     return None
 
 
-def _vector_links(source, rows, cls, threshold, config, what, skipped, notes):
-    """Cosine self-join over ``rows`` of a source as links of ``cls``; invalid vectors are counted and
-    warned about. Returns the links and the rows that had a usable vector.
+def _vector_links(source, rows, cls, threshold, index, what, skipped, notes):
+    """Cosine self-join over ``rows`` of a source (``index`` fitted on them) as links of ``cls``; invalid vectors
+    are counted and warned about. Returns the links and the rows that had a usable vector.
     """
     bad: set = set()
-    found = links.Links.collect(cls, neighbors.cosine_pair_blocks(source, threshold, rows, skipped=bad,
-                                                                  exact_limit=config.exact_limit))
+    found = links.Links.collect(cls, neighbors.cosine_pair_blocks(source, threshold, rows, skipped=bad, index=index),
+                                rows, source)
     if bad:
         skipped[f"{what}_vectors_invalid"] = len(bad)
         notes.append(f"{len(bad)} {what} vectors are all-zero or not finite (NaN/inf); "
@@ -183,7 +186,10 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     near["image_phash"] = links.PhashLinks(icls, hashes.phash, classes.representatives(icls, image_ok),
                                            config.phash_distance)
 
-    # embeddings, between class representatives (image vectors also count for rows whose file is not here)
+    # embeddings, between class representatives (image vectors also count for rows whose file is not here), at a
+    # threshold chosen from the data (``calibrate``) unless given
+    thresholds = {"text_jaccard": calibrate.Choice(config.jaccard, "option", "--jaccard"),
+                  "image_phash": calibrate.Choice(config.phash_distance, "option", "--phash-distance")}
     has_image = np.array([m.image is not None for m in memes])
     vcls = np.where(icls >= 0, icls, icls.max(initial=-1) + 1 + np.arange(n))  # no decoded image: own class
     for modality, given, name, threshold, ok, cls in (
@@ -212,8 +218,14 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
             progress(STAGES[2] if modality == "text" else STAGES[3])
             eligible = np.zeros(n, bool)
             eligible[rows] = True
-            near[f"{modality}_cosine"], used = _vector_links(
-                source, classes.representatives(cls, eligible), cls, threshold, config, modality, skipped, notes)
+            reps = classes.representatives(cls, eligible)
+            index = neighbors.CosineIndex(exact_limit=config.exact_limit).fit(source, reps)
+            reference = near["text_jaccard" if modality == "text" else "image_phash"]
+            choice = calibrate.given(threshold, f"--{modality}-threshold") if threshold is not None else \
+                calibrate.choose(modality, index, source, reps, reference, name=lambda r: f"{splits[r]}/{ids[r]}")
+            thresholds[f"{modality}_cosine"] = choice
+            near[f"{modality}_cosine"], used = _vector_links(source, reps, cls, choice.value, index, modality,
+                                                             skipped, notes)
             if modality == "image":
                 image_ok = image_ok.copy()
                 image_ok[used] = True  # comparable by embedding even without the file
@@ -235,7 +247,7 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     for a, b, source, known in classes.PairStream(spaces, near, cell, pd.factorize(splits)[0],
                                                   config.max_group_pairs):
         tally.add(a, b, source, known)
-    group_of_row, facts, summarised, (a, b) = tally.finish()
+    group_of_row, facts, summarised, (a, b), tree = tally.finish()
     evidence = pairs.evidence(a, b, tcls, icls, near)
     merged = pairs.merge_evidence({name: (a[hit], b[hit], score) for name, (hit, score) in evidence.items()}, n)
     table = pairs.classify(merged, ids=ids, splits=splits, split_order=split_names,
@@ -249,6 +261,8 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
                      f"(largest: {int((group_of_row == top).sum())} memes, {int(facts['found'][top]):,} pairs): "
                      "each member is listed with one partner per split and label relation; the summary counts, "
                      f"clean ids and leak-exploit estimate use all {int(tally.counts[0].sum()):,} pairs found")
+    table["found_by"] = pairs.found_by(table)
+    pairs.add_measures(table, near)
     eval_splits = [s for s in split_names if s != config.train_split]
     labelled = [s for s in split_names
                 if ((label >= 0) if multi is None else (multi >= 0).all(axis=1))[splits == s].any()]
@@ -257,11 +271,11 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         warnings.warn(note, stacklevel=2)
     return LeakageResult(
         pairs=table, groups=groups.summarize_groups(table, group_of_row, ids, splits, config.train_split,
-                                                    facts=facts, summarised=summarised),
+                                                    facts=facts, summarised=summarised, tree=tree),
         splits=split_names,
         eval_splits=eval_splits, split_sizes={s: int((splits == s).sum()) for s in split_names},
         clean_ids=tally.clean_ids(ids, splits, eval_splits), exploit=leaks, skipped=skipped, sources=sources,
         config=config, warnings=notes, labelled_splits=labelled,
-        counts=tally.summary(split_names, labelled))
+        counts=tally.summary(split_names, labelled), thresholds=thresholds)
 
 

@@ -51,9 +51,13 @@ def leakage():
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="leakage_report", show_default=True,
               help="Folder for report.json, pairs.csv, report.html, clean_ids/ and manifest.json (replaced as a whole).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables.")
-@click.option("--text-threshold", type=_COS, default=0.9, show_default=True, help="Min cosine of text embeddings.")
-@click.option("--image-threshold", type=_COS, default=0.95, show_default=True, help="Min cosine of image embeddings.")
-@click.option("--phash-distance", type=click.IntRange(0, 64), default=10, show_default=True,
+@click.option("--text-threshold", type=_COS, default=None, show_default="chosen from the data",
+              help="Min cosine of text embeddings; unset: where the nearest neighbours stop agreeing with token "
+                   "Jaccard (the report says how it was chosen).")
+@click.option("--image-threshold", type=_COS, default=None, show_default="chosen from the data",
+              help="Min cosine of image embeddings; unset: where the nearest neighbours stop agreeing with the "
+                   "perceptual hash (the report says how it was chosen).")
+@click.option("--phash-distance", type=click.IntRange(0, 64), default=12, show_default=True,
               help="Max Hamming distance (bits of 64) of perceptual hashes.")
 @click.option("--jaccard", type=_COS, default=0.7, show_default=True, help="Min token Jaccard of normalised texts.")
 @click.option("--text-array", default=None, help="Text embeddings as FEATURE_SET/ARRAY, e.g. st-minilm/text_embed.")

@@ -17,9 +17,9 @@ _SIMILARITY = Range(Real, 0, 1, closed="right")
 class LeakageConfig:
     """Detection thresholds (why these defaults: :mod:`memeprobe.leakage.analysis`); checked against :data:`CONSTRAINTS`."""
 
-    text_threshold: float = 0.9  # cosine of text embeddings
-    image_threshold: float = 0.95  # cosine of image embeddings
-    phash_distance: int = 10  # max Hamming distance of 64-bit perceptual hashes
+    text_threshold: float | None = None  # cosine of text embeddings; None: chosen from the data (calibrate)
+    image_threshold: float | None = None  # cosine of image embeddings; None: chosen from the data (calibrate)
+    phash_distance: int = 12  # max Hamming distance of 64-bit perceptual hashes
     jaccard: float = 0.7  # token Jaccard of normalised texts
     train_split: str = "train"
     exact_limit: int = EXACT_LIMIT  # rows searched exactly (tiled matmul); FAISS IVF beyond (measured crossover)
@@ -30,7 +30,7 @@ class LeakageConfig:
 
 
 CONSTRAINTS = {  # LeakageConfig's options, in the vocabulary of memeprobe.params
-    "text_threshold": [_SIMILARITY], "image_threshold": [_SIMILARITY], "jaccard": [_SIMILARITY],
+    "text_threshold": [_SIMILARITY, None], "image_threshold": [_SIMILARITY, None], "jaccard": [_SIMILARITY],
     "phash_distance": [Range(Integral, 0, 64)],  # bits of a 64-bit hash
     "train_split": [str],
     "exact_limit": [Range(Integral, 0, None)],

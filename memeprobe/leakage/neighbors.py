@@ -225,12 +225,12 @@ class CosineIndex:
 
 
 def cosine_pair_blocks(source, threshold: float, rows_a=None, rows_b=None, skipped: set | None = None,
-                       **index_params):
+                       index: CosineIndex | None = None, **index_params):
     """:func:`cosine_pairs` as blocks, never all pairs at once (a self-join through IVF may give a pair in
     both directions, as ``(min, max)`` each time). Rows with zero or non-finite vectors are added to
-    ``skipped`` once the blocks are consumed."""
+    ``skipped`` once the blocks are consumed. ``index``: one already fitted on the indexed rows."""
     rows_a = np.arange(source.shape[0]) if rows_a is None else np.asarray(rows_a, dtype=np.int64)
-    index = CosineIndex(**index_params).fit(source, rows_a if rows_b is None else rows_b)
+    index = index or CosineIndex(**index_params).fit(source, rows_a if rows_b is None else rows_b)
     skipped = set() if skipped is None else skipped
     if rows_b is None and index.exact_:
         yield from index.self_pair_blocks(threshold)
@@ -259,6 +259,21 @@ def cosine_pairs(source, threshold: float, rows_a=None, rows_b=None, **index_par
         _, first = np.unique(key, return_index=True)
         i, j, s = i[first], j[first], s[first]
     return i, j, s, np.array(sorted(skipped), dtype=np.int64)
+
+
+def pair_cosines(source, a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Cosine of the vectors of rows ``a[k]`` and ``b[k]`` of a source (float32; NaN where a vector is zero or not
+    finite), reading the rows of ``chunk`` pairs at a time (``source[sorted rows]``)."""
+    out = np.full(len(a), np.nan, np.float32)
+    for lo in range(0, len(a), chunk):
+        rows, inverse = np.unique(np.concatenate([a[lo:lo + chunk], b[lo:lo + chunk]]), return_inverse=True)
+        x = np.asarray(source[rows], dtype=np.float32).reshape(len(rows), -1)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            half = len(inverse) // 2
+            cos = np.einsum("ij,ij->i", x[inverse[:half]], x[inverse[half:]])
+        out[lo:lo + chunk] = np.where(np.isfinite(cos), np.minimum(cos, 1.0), np.nan)
+    return out
 
 
 def _joined(blocks):

@@ -127,6 +127,26 @@ def classify(pairs: pd.DataFrame, *, ids, splits, split_order, train_split, imag
                          ascending=[True, True, True, False], ignore_index=True, kind="stable")
 
 
+def found_by(p: pd.DataFrame) -> np.ndarray:
+    """Per pair, the detectors that found it (evidence names joined by "+"): those with a score in the merged
+    pairs (:func:`merge_evidence`), before :func:`add_measures`."""
+    fired = p[list(EVIDENCE)].notna().to_numpy()
+    names = np.array(EVIDENCE, dtype=object)
+    return np.array(["+".join(names[row]) for row in fired], dtype=object)
+
+
+def add_measures(p: pd.DataFrame, near: dict) -> None:
+    """Fill each near detector's column where it did not fire with its measure of the pair (``links``'
+    ``measure``: the evidence for and against a pair side by side); a pair of one exact class keeps it empty."""
+    a, b = p.a.to_numpy(np.int64), p.b.to_numpy(np.int64)
+    for name, links in near.items():
+        col = p[name].to_numpy(np.float64, copy=True)
+        missing = np.isnan(col)
+        if missing.any():
+            col[missing] = links.measure(a[missing], b[missing])
+            p[name] = col
+
+
 def strength(p: pd.DataFrame) -> np.ndarray:
     """How strong the evidence of a pair is, 0..1 (exact matches 1, phash 1 - distance/64)."""
     parts = [p[["text_exact", "image_exact"]].notna().any(axis=1).astype(float).to_numpy(),

@@ -23,6 +23,7 @@ from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
 
 SCORE_COLUMNS = ("text_jaccard", "text_cosine", "image_phash", "image_cosine")
+OPTIONS_SHOWN = ("text_threshold", "image_threshold", "phash_distance", "jaccard")  # as thresholds, with their why
 
 
 def _clean(value):
@@ -55,6 +56,7 @@ def to_json(result, ds) -> dict:
         "dataset": {"root": str(ds.root), "format": ds.format, "fingerprint": ds.fingerprint(),
                     "n": len(ds.memes), "splits": result.split_sizes},
         "config": asdict(result.config),
+        "thresholds": {k: asdict(v) for k, v in result.thresholds.items()},
         "normalisation": "NFKC, casefold, Unicode punctuation to space, whitespace collapsed",
         "sources": result.sources,
         "skipped": result.skipped,
@@ -86,19 +88,23 @@ def _label(ds, meme):
     return None
 
 
-def _scores(p) -> list[str]:
-    out = [f"{name} exact" for name in ("text", "image") if not math.isnan(getattr(p, f"{name}_exact"))]
+def _scores(p) -> list:
+    """The pair's evidence as ``[text, found]``: every measure taken, and whether that detector found the pair."""
+    fired = set(p.found_by.split("+"))
+    out = [[f"{name} exact", True] for name in ("text", "image") if not math.isnan(getattr(p, f"{name}_exact"))]
     for col in SCORE_COLUMNS:
         value = getattr(p, col)
         if not math.isnan(value):
-            out.append(f"{col.replace('_', ' ')} {int(value) if col == 'image_phash' else f'{value:.3f}'}")
+            shown = f"{int(value)} bits" if col == "image_phash" else f"{value:.3f}"
+            out.append([f"{col.replace('_', ' ')} {shown}", col in fired])
     return out
 
 
 def html_data(result, ds, thumb_size: int = 120) -> dict:
     """What the page browses: memes in any pair (thumbnail, full-image link inside the dataset folder),
-    every pair as ``[meme_a, meme_b, kind, scope, relation (0 none, 1 agree, 2 flip), group, scores]``
-    and every group with all its members."""
+    every pair as ``[meme_a, meme_b, kind, scope, relation (0 none, 1 agree, 2 flip), group, evidence]``
+    (``_scores``) and every group with all its members, each other member with its linking pair as
+    ``[meme, partner, hops, pair]``."""
     table = result.pairs
     rows = sorted(set(table.a.tolist()) | set(table.b.tolist()))
     local = {r: k for k, r in enumerate(rows)}
@@ -117,9 +123,15 @@ def html_data(result, ds, thumb_size: int = 120) -> dict:
     data_pairs = [[local[p.a], local[p.b], kind[p.kind], scope[p.scope], relation[p.label_relation], int(p.group),
                    _scores(p)] for p in table.itertuples(index=False)]
     by_key = {(ds.memes[r].split, ds.memes[r].id): local[r] for r in rows}
+    pair_at = {frozenset(p[:2]): k for k, p in enumerate(data_pairs)}
+
+    def link(x):
+        m, via = by_key[tuple(x["member"])], by_key[tuple(x["linked_to"])]
+        return [m, via, x["hops"], pair_at[frozenset((m, via))]]
     groups = [{"group": g["group"], "size": g["size"], "splits": g["splits"], "kinds": g["kinds"],
                "flip": g["label_flip"], "pairs": g["pairs"], "representative": by_key[tuple(g["representative"])],
-               "members": [by_key[tuple(m)] for m in g["members"]],
+               "members": [by_key[tuple(m)] for m in g["members"]], "hops": g["hops"],
+               "links": [link(x) for x in g["links"]],
                **({"found": g["pairs_found"]} if "pairs_found" in g else {})} for g in result.groups]
     return {"memes": memes, "thumbs": [base64.b64encode(thumbs[r]).decode("ascii") for r in order],
             "pairs": data_pairs, "groups": groups, "kinds": list(pairs_mod.KINDS), "scopes": list(pairs_mod.SCOPES)}
@@ -133,7 +145,8 @@ def render_html(result, ds, thumb_size: int = 120) -> str:
         "memeprobe.leakage", "report.html.j2",
         dataset={"name": Path(ds.root).name, "n": len(ds.memes), "format": ds.format, "splits": result.split_sizes},
         version=__version__, summary=result.summary(), evals=evals, sources=result.sources,
-        thresholds={k: v for k, v in asdict(result.config).items()}, skipped=result.skipped,
+        choices=result.thresholds, options={k: v for k, v in asdict(result.config).items() if k not in OPTIONS_SHOWN},
+        skipped=result.skipped,
         warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
         n_found=sum(s["pairs"] for s in result.summary()), max_group_pairs=result.config.max_group_pairs,
         n_groups=len(result.groups), data_json=script_json(html_data(result, ds, thumb_size)))

@@ -110,9 +110,11 @@ class Tally:
         return ab[:, near[label[ab[0]]] <= self.max_pairs]
 
     def finish(self):
-        """``(group_of_row, facts, summarised, listed (2, m) pairs)`` once every block is added: groups
+        """``(group_of_row, facts, summarised, listed (2, m) pairs, tree)`` once every block is added: groups
         numbered largest first (``groups.Components``), :meth:`group_facts`, per group whether only
-        witnesses of its near pairs are listed."""
+        witnesses of its near pairs are listed, and each row's linking pair to its group's anchor (``tree``:
+        ``(parent, hops)``, ``groups.linking_tree`` over the listed pairs and the spanning forest; the forest's
+        pairs it uses are listed too)."""
         group_of_row = self.components.group_of_row()
         facts = self.group_facts(group_of_row)
         summarised = facts["near"] > self.max_pairs
@@ -121,7 +123,13 @@ class Tally:
         witness = np.concatenate([np.zeros((2, 0), np.int64)] + self._witness, axis=1)
         witness = witness[:, summarised[group_of_row[witness[0]]]]
         listed = np.concatenate([np.zeros((2, 0), np.int64)] + self._exact + [near, witness], axis=1)
-        return group_of_row, facts, summarised, listed
+        anchor = groups.anchors(group_of_row, self.order == 0)
+        parent, hops = groups.linking_tree(self.n, group_of_row, anchor,
+                                           np.concatenate([listed, self.components.forest], axis=1))
+        child = np.flatnonzero(parent >= 0)
+        link = np.sort(np.stack([child, parent[child]]), axis=0)
+        link = link[:, ~np.isin(link[0] * self.n + link[1], listed[0] * self.n + listed[1])]
+        return group_of_row, facts, summarised, np.concatenate([listed, link], axis=1), (parent, hops)
 
     def summary(self, split_names: list[str], labelled_splits=()) -> list[dict]:
         """Per split pair (cross-split pairs first, then within-split): pair counts by evidence,
