@@ -17,7 +17,8 @@ from memeprobe.demo.synthetic import make_sample
 from memeprobe.leakage.analysis import LeakageConfig, analyze
 from memeprobe.leakage.groups import Components
 from memeprobe.leakage.report import write_report
-from tests.test_leakage_html import CHROMIUM, dom
+from tests.chromium import CHROMIUM
+from tests.test_leakage_html import dom
 
 OLD_COLUMNS = ["a", "b", "id_a", "id_b", "split_a", "split_b", "scope", "kind", "group", "text_exact", "text_jaccard",
                "text_cosine", "image_exact", "image_phash", "image_cosine", "label_a", "label_b", "label_relation",
