@@ -19,7 +19,7 @@ import numpy as np
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
 from memeprobe.errors import OutputError
-from memeprobe.leakage import images, manifest, pairs as pairs_mod
+from memeprobe.leakage import images, manifest, pairs as pairs_mod, shift_report
 from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
 
@@ -65,6 +65,7 @@ def to_json(result, ds) -> dict:
         "leak_exploit": result.exploit,
         "groups": result.groups,
         "pairs": records,
+        **({"shift": result.shift.to_json()} if result.shift is not None else {}),
     }
 
 
@@ -164,7 +165,9 @@ def render_html(result, ds, thumb_size: int = 120) -> str:
         thresholds={k: v for k, v in asdict(result.config).items()}, skipped=result.skipped,
         warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
         n_found=sum(s["pairs"] for s in result.summary()), max_group_pairs=result.config.max_group_pairs,
-        n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)))
+        n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)),
+        shift=shift_report.section(result.shift, ds, lambda rows, size: _thumbs(ds, rows, size),
+                                   lambda m: _label(ds, m)))
 
 
 def _fmt(x):
@@ -210,7 +213,10 @@ def terminal_table(result) -> str:
     ehead = ("eval split", "memes", "clean", "leaked", "leak-exploit AUROC", "AUROC on leaked")
     ebody = [(e["split"], e["n"], e["clean"], e["n"] - e["clean"], _fmt(e["auroc"]), _fmt(e["auroc_covered"]))
              for e in eval_table(result)]
-    return "\n".join(lines + [""] + _align(ehead, ebody))
+    shift_tables, shift_notes = shift_report.tables(result.shift)
+    lines += [""] + _align(ehead, ebody)
+    return "\n".join(lines + [line for head, body in shift_tables for line in ["", *_align(head, body)]]
+                     + shift_notes)
 
 
 def _align(head, body) -> list[str]:
