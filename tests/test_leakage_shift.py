@@ -159,6 +159,10 @@ def test_the_report_without_a_store_gives_priors_and_says_why(shifted, tmp_path)
                                     "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert "shift: no feature store given" in res.output and "dev_seen" in res.output.split("difference")[1]
+    res = CliRunner().invoke(main, ["leakage", "report", str(root), "--no-images", "--no-progress", "--json",
+                                    "--out", str(tmp_path / "r"), "--replace", "report"])
+    doc = json.loads(res.stdout)
+    assert doc["shift"]["domain"] == [] and [p["split"] for p in doc["shift"]["priors"]] == ["dev_seen"]
 
 
 @needs_chromium

@@ -71,6 +71,7 @@ class ShiftResult:
     in_split: np.ndarray = field(repr=False)
     scores: np.ndarray = field(repr=False)  # out-of-fold domain scores: higher = more like the split
     distance: np.ndarray = field(repr=False)  # cosine distance to the nearest train meme outside its group (NaN: none)
+    fold: np.ndarray = field(repr=False)  # the row's fold (0..FOLDS-1)
 
     @property
     def differs(self) -> bool:
@@ -305,7 +306,7 @@ class Shifts:
             permutation_mean=float(null.mean()), permutation_p95=float(np.quantile(null, 0.95)),
             radius=self.radius,
             uncovered=float((split_dist > self.radius).mean()) if len(split_dist) else float("nan"),
-            rows=self.rows[use], in_split=in_split, scores=scores, distance=dist)
+            rows=self.rows[use], in_split=in_split, scores=scores, distance=dist, fold=fold)
 
 
 def domain_shift(store, feature_ref: str, split: str, train_split: str = "train", groups=None,

@@ -1,0 +1,112 @@
+"""The shift audit's domain classifier (memeprobe.leakage.shift): cost at 10k x 1536, and agreement with
+sklearn's LogisticRegression on real stores.
+
+Speed (``--rows`` x ``--dim`` float32 Gaussian vectors, 80 % train and 20 % a split whose mean is moved along
+8 axes): wall time of ``Shifts(...)`` (groups and the nearest-train distances of every row, for coverage) and
+of ``measure`` (the domain classifier: 5 grouped folds fitting the labels and 100 shuffles, 1,000 bootstrap
+draws), against the baseline of one sklearn ``LogisticRegression`` per fold on the same standardised
+features and folds (labels only: no permutation baseline, no CI). Goal (issue 25): the domain classifier
+< 10 s for 10k x 1536 on 2 cores.
+
+Agreement (``--store STORE:FEATURES:SPLIT``, repeatable): the out-of-fold AUROC of the ridge probe and of
+LogisticRegression (default C=1, lbfgs) with the same folds, per store and split.
+
+    flock /tmp/memeprobe-bench.lock .venv/bin/python benchmarks/shift_audit.py \\
+        --store /tmp/mami.h5:st-minilm/text_embed:validation --store /tmp/mami.h5:st-minilm/text_embed:test
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_info
+
+from memeprobe.leakage import shift
+from memeprobe.store import FeatureStore
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def logistic_oof(X, in_split, fold) -> np.ndarray:
+    """Out-of-fold LogisticRegression scores on ``X`` (standardised) with the given folds."""
+    out = np.empty(len(X))
+    for f in np.unique(fold):
+        held = fold == f
+        model = LogisticRegression(max_iter=1000).fit(X[~held], in_split[~held])
+        out[held] = model.decision_function(X[held])
+    return out
+
+
+def speed(rows: int, dim: int) -> None:
+    rng = np.random.default_rng(0)
+    n_split = rows // 5
+    X = rng.normal(size=(rows, dim)).astype(np.float32)
+    X[rows - n_split:, :8] += 0.15
+    splits = np.array(["train"] * (rows - n_split) + ["split"] * n_split, dtype=object)
+    print(f"\n### Speed: {rows} x {dim} float32 ({rows - n_split} train, {n_split} split)\n")
+    print("| step | wall s | ratio to sklearn | AUROC | load before (1/5/15 min) |")
+    print("|---|---|---|---|---|")
+    before = load()
+    t = time.perf_counter()
+    prepared = shift.Shifts(X, splits)
+    prep = time.perf_counter() - t
+    before_m = load()
+    t = time.perf_counter()
+    r = prepared.measure("split", seed=0)
+    measure = time.perf_counter() - t
+    before_b = load()
+    t = time.perf_counter()
+    base = shift.auroc(logistic_oof(shift._standardised(X), r.in_split, r.fold), r.in_split)
+    baseline = time.perf_counter() - t
+    print(f"| sklearn LogisticRegression, 5 folds (labels only: no permutations, no CI) | {baseline:.2f} | 1.00 "
+          f"| {base:.4f} | {before_b} |")
+    print(f"| domain classifier (`measure`: 5 folds x (labels + {shift.PERMUTATIONS} shuffles), "
+          f"{shift.DRAWS} bootstrap draws) | {measure:.2f} | {measure / baseline:.2f} | {r.auroc:.4f} "
+          f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}] | {before_m} |")
+    print(f"| coverage (`Shifts(...)`: groups, nearest-train distance of every row) | {prep:.2f} | "
+          f"{prep / baseline:.2f} | uncovered {r.uncovered:.3f} | {before} |")
+    print(f"\nGoal: domain classifier < 10 s: {'met' if measure < 10 else 'NOT met'} ({measure:.2f} s); "
+          f"load after {load()}")
+
+
+def agreement(specs: list[str]) -> None:
+    print("\n### Agreement with LogisticRegression (same folds)\n")
+    print("| store | features | split vs train | memes | ridge probe AUROC [95 % CI] | permuted p95 | logistic AUROC "
+          "| difference | ridge s | logistic s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for spec in specs:
+        path, ref, split = spec.rsplit(":", 2)
+        with FeatureStore.open(path) as store:
+            prepared = shift.Shifts.from_store(store, ref, [split])
+        t = time.perf_counter()
+        r = prepared.measure(split, seed=0)
+        ridge_s = time.perf_counter() - t
+        t = time.perf_counter()
+        use = prepared.in_train | (prepared.splits == split)  # the rows ``measure`` fitted, in the same order
+        logit = shift.auroc(logistic_oof(shift._standardised(prepared.X[use]), r.in_split, r.fold), r.in_split)
+        logit_s = time.perf_counter() - t
+        print(f"| {os.path.basename(path)} | {ref} | {split} | {r.n_split} vs {r.n_train} | {r.auroc:.4f} "
+              f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}] | {r.permutation_p95:.4f} | {logit:.4f} | {r.auroc - logit:+.4f} "
+              f"| {ridge_s:.2f} | {logit_s:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--dim", type=int, default=1536)
+    ap.add_argument("--store", action="append", default=[], metavar="STORE:FEATURES:SPLIT")
+    args = ap.parse_args()
+    threads = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
+    print(f"cores {os.cpu_count()}, BLAS threads {threads}, load {load()}")
+    speed(args.rows, args.dim)
+    if args.store:
+        agreement(args.store)
+
+
+if __name__ == "__main__":
+    main()
