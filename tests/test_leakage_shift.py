@@ -174,3 +174,14 @@ def test_the_shift_section_renders_in_chromium(shifted, tmp_path):
     page = dom(tmp_path / "r" / "report.html", tmp_path)
     assert 'id="shift"' in page and page.count('data-shift="') == 2
     assert page.count('class="shift-side split-like"') == page.count('class="shift-side train-like"') == 2
+
+
+def test_against_train_measures_a_heads_features_and_notes_what_it_cannot(shifted):
+    _, path = shifted
+    with FeatureStore.open(path) as st:
+        results, notes = shift.against_train(st, ["st-fake"], ["dev_seen", "test_unseen", "nope"])
+    by_split = {r.split: r for r in results}
+    assert set(by_split) == {"dev_seen", "test_unseen"} and by_split["test_unseen"].differs
+    assert by_split["test_unseen"].warning().startswith("test_unseen differs from train (domain AUROC")
+    assert by_split["dev_seen"].warning() is None and by_split["test_unseen"].features == "st-fake"
+    assert len(notes) == 1 and notes[0].startswith("nope: no shift measured")

@@ -38,7 +38,7 @@ from scipy.stats import binomtest
 from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage.groups import Components
 from memeprobe.leakage.neighbors import CosineIndex
-from memeprobe.store.features import parse_ref, resolve
+from memeprobe.store.features import load_features, parse_ref, resolve
 
 FOLDS = 5
 DRAWS = 1000  # cluster-bootstrap resamples of the out-of-fold AUROC
@@ -317,6 +317,36 @@ def domain_shift(store, feature_ref: str, split: str, train_split: str = "train"
     ``groups``: a group per store row (-1 = none), e.g. the leakage report's duplicate groups; rows with identical
     vectors are grouped in any case. The same numbers as the leakage report's audit of that split."""
     return Shifts.from_store(store, feature_ref, [split], train_split, groups).measure(split, seed)
+
+
+def against_train(store, refs, splits, train_split: str = "train", seed: int = 0) -> tuple[list[ShiftResult], list[str]]:
+    """The shift of each of ``splits`` against ``train_split`` on the concatenated arrays ``refs`` (a head's feature
+    references, e.g. ``["st-minilm"]``), and notes on the splits left out (not featurized, too few memes). Rows
+    with identical vectors stay in one fold."""
+    refs, notes, parts = list(refs), [], {}
+    for s in dict.fromkeys([train_split, *splits]):
+        try:
+            parts[s] = load_features(store, refs, [s], target="auto")
+        except StoreError as e:
+            notes.append(f"{s}: no shift measured ({e})")
+    if train_split not in parts or len(parts) < 2:
+        return [], notes
+    X = np.vstack([f.X for f in parts.values()])
+    splits_of = np.concatenate([np.full(len(f.X), s, dtype=object) for s, f in parts.items()])
+    finite = np.isfinite(X).all(1)  # a NaN row would spoil every fit: left out, counted
+    if not finite.all():
+        notes.append(f"{int((~finite).sum())} vectors with a non-finite value left out of the shift measurement")
+    prepared = Shifts(X[finite], splits_of[finite], train_split, features=" + ".join(refs),
+                      rows=np.concatenate([f.rows for f in parts.values()])[finite])
+    results = []
+    for s in parts:
+        if s == train_split:
+            continue
+        try:
+            results.append(prepared.measure(s, seed))
+        except ConfigError as e:
+            notes.append(f"{s}: no shift measured ({e})")
+    return results, notes
 
 
 # ---------------------------------------------------------------- label priors
