@@ -33,9 +33,9 @@ import torch
 from memeprobe.data import load_dataset
 from memeprobe.demo.synthetic import make_sample
 from memeprobe.data.images import DEFAULT_MAX_PIXELS
-from memeprobe.featurize.encoder import resolve_device, to_device
+from memeprobe.featurize.encoder import CPU_BATCH, resolve_device, to_device
 from memeprobe.featurize.reader import Collate, ImageItems
-from memeprobe.featurize.runner import CPU_BATCH, RunConfig, featurize
+from memeprobe.featurize.runner import RunConfig, featurize
 from memeprobe.featurize.spec import PRESETS, Options, create_featurizer
 
 TINY = {"embed_dim": 64, "vision_cfg": {"image_size": 224, "layers": 4, "width": 128, "patch_size": 32, "head_width": 32},

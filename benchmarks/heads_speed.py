@@ -134,7 +134,7 @@ def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
     from sklearn.metrics import roc_auc_score
     from sklearn.neural_network import MLPClassifier
 
-    from memeprobe.heads.factory import create_head
+    from memeprobe.heads.factory import head_class
 
     blocks, n, nd = (768, 768), len(X), len(Xd)
     Cs = np.logspace(-4, 2, 7)
@@ -154,7 +154,7 @@ def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
     def head(name, **kw):
         if name != "logreg":
             kw["device"] = device
-        return lambda: create_head(name, blocks=blocks, **kw).fit(X, y, Xd, yd)
+        return lambda: head_class(name)(blocks=blocks, **kw).fit(X, y, Xd, yd)
 
     cross = dict(fusion="cross", split=768, patience=0)
     mlp_base = "sklearn MLPClassifier(max_iter=30)"
@@ -168,10 +168,10 @@ def rows_for(X, y, Xd, yd, device, cross256_epochs, quick):
         Row("sklearn LogisticRegressionCV(Cs=7, cv=5, n_jobs=2)",
             lambda: LogisticRegressionCV(Cs=Cs, cv=5, scoring="roc_auc", max_iter=500, n_jobs=2).fit(X, y), sk),
         Row("memeprobe logreg 5-fold CV selection (default protocol)",
-            lambda: create_head("logreg", blocks=blocks).fit(X, y), head_auc,
+            lambda: head_class("logreg")(blocks=blocks).fit(X, y), head_auc,
             baseline="sklearn LogisticRegressionCV(Cs=7, cv=5, n_jobs=2)"),
         Row("memeprobe retrieval (FAISS kNN, k by leave-one-out)",
-            lambda: create_head("retrieval", blocks=blocks).fit(X, y), head_auc),
+            lambda: head_class("retrieval")(blocks=blocks).fit(X, y), head_auc),
         Row(mlp_base, lambda: MLPClassifier(max_iter=30, random_state=0).fit(X, y), sk,
             lambda m: sklearn_mlp_flops(m, n), "mlp100"),
         Row("sklearn MLPClassifier((256,), max_iter=30) (same FLOPs)",
@@ -217,7 +217,7 @@ def bench(scale, device, cross256_epochs, threads, repeats, quick):
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
-    from memeprobe.heads.factory import create_head
+    from memeprobe.heads.factory import head_class
 
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore", ConvergenceWarning)
@@ -225,7 +225,7 @@ def bench(scale, device, cross256_epochs, threads, repeats, quick):
     X, y = make_features(int(8500 * scale), 0)
     Xd, yd = make_features(500, 1)
     rows = rows_for(X, y, Xd, yd, device, cross256_epochs, quick)
-    create_head("mlp", blocks=(768, 768), epochs=1, device=device).fit(X[:512], y[:512])  # torch warm-up, untimed
+    head_class("mlp")(blocks=(768, 768), epochs=1, device=device).fit(X[:512], y[:512])  # torch warm-up, untimed
     ceilings = {}
     with threadpool_limits(limits=threads):
         for _ in range(repeats):  # interleaved: every row once per round, best round kept
@@ -262,8 +262,9 @@ def table(n, rows, ceilings, device, threads, repeats, load):
 
 
 def bench_sweep(n_configs, jobs):
+    from memeprobe.heads.choices import DEFAULT_SPACE
+    from memeprobe.heads.sweep import configs, run_sweep
     from memeprobe.store.features import Features
-    from memeprobe.heads.sweep import DEFAULT_SPACE, configs, run_sweep
 
     data = {}
     for split, n, seed in (("train", 8500, 0), ("dev", 500, 1)):

@@ -48,6 +48,10 @@ class ReportError(MemeprobeError):
     """A leakage report or clean-id list cannot be read, or does not belong to the data it is used with."""
 
 
+class ClusterError(MemeprobeError):
+    """A compute cluster (Ray) failed under a run: a node, worker or object was lost."""
+
+
 class Outcome(Exception):
     """Not an error: a command ran to its end and reported what it found (problems, failed rows, an interruption)
     itself; the CLI only exits with the code :data:`EXIT_CODES` gives its class."""

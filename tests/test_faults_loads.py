@@ -452,24 +452,61 @@ def _span_store(path: Path, seed: int = 0, word: str = "word") -> Path:
     return path
 
 
-@pytest.mark.parametrize("name,edit,words", [
-    ("nan threshold", lambda d: _set(d, ["fitted", "threshold"], float("nan")), ["threshold"]),
-    ("weights of another width", lambda d: _set(d, ["state", "1.weight"], torch.zeros(8, 3)), ["'1.weight'"]),
-    ("huge d_in", lambda d: _set(d, ["fitted", "d_in"], 10 ** 12), ["d_in"]),
-    ("techniques differ from meta", lambda d: _set(d, ["fitted", "label_names"], ["A", "B"]), ["technique names"]),
-    ("unknown parameter", lambda d: _set(d, ["params", "layers"], 3), ["unknown parameter"]),
-])
-def test_crafted_span_model_is_one_line(lab, name, edit, words):
+def _span_model(lab) -> tuple[Path, Path]:
+    """A span store and a span model trained on it (once per lab)."""
     folder = lab.root / "span"
-    store = folder / "s.h5"
-    model_path = folder / "span.pt"
+    store, model_path = folder / "s.h5", folder / "span.pt"
     if not store.exists():
         folder.mkdir()
         _span_store(store)
         run = lab.cli("train-head", "span", "--store", store, "--feature-set", "tok", "--dev-split", "dev",
                       "--param", "epochs=1", "--param", "folds=2", "--param", "hidden=8", "--out", model_path)
         assert run.exit_code == 0, run.output
+    return store, model_path
+
+
+def _as_span_v1(d: dict) -> dict:
+    """The same span model in the file layout of memeprobe.span-head/1 (span models written before the shared
+    format): its own params/fitted/state/meta."""
+    m, meta = d["model"], d["meta"]
+    state = m["state"]
+    return {"format": "memeprobe.span-head/1", "kind": "span", "params": m["params"],
+            "fitted": {"threshold": state["threshold"], "label_names": list(meta["label_names"]),
+                       "d_in": m["fitted"]["blocks"][0] // 4,
+                       "cv": {str(t): f for t, f in zip(state["cv_thresholds"].tolist(), state["cv_f1"].tolist())}},
+            "state": state["weights"],
+            "meta": {"feature_set": meta["feature_sets"][0].split(":")[0],
+                     **{k: v for k, v in meta.items() if k not in ("feature_sets", "target")}}}
+
+
+CRAFTED_SPANS = {  # name: (file layout, edit of the saved dict, words of the line)
+    "nan threshold": ("shared", lambda d: _set(d, ["model", "state", "threshold"], float("nan")), ["threshold"]),
+    "weights of another width": ("shared", lambda d: _set(d, ["model", "state", "weights", "1.weight"],
+                                                          torch.zeros(8, 3)), ["weights.1.weight"]),
+    "input width not what the weights say": ("shared", lambda d: _set(d, ["model", "fitted", "blocks"], [10 ** 12]),
+                                             ["in_dim"]),
+    "techniques not distinct": ("shared", lambda d: _set(d, ["meta", "label_names"], ["A", "A"]),
+                                ["distinct technique names"]),
+    "unknown parameter": ("shared", lambda d: _set(d, ["model", "params", "layers"], 3), ["unknown parameter"]),
+    "v1 nan threshold": ("v1", lambda d: _set(d, ["fitted", "threshold"], float("nan")), ["threshold"]),
+    "v1 weights of another width": ("v1", lambda d: _set(d, ["state", "1.weight"], torch.zeros(8, 3)),
+                                    ["weights.1.weight"]),
+    "v1 huge d_in": ("v1", lambda d: _set(d, ["fitted", "d_in"], 10 ** 12), ["d_in"]),
+    "v1 techniques differ from meta": ("v1", lambda d: _set(d, ["fitted", "label_names"], ["A", "B"]),
+                                       ["technique names"]),
+    "v1 unknown parameter": ("v1", lambda d: _set(d, ["params", "layers"], 3), ["unknown parameter"]),
+    "v1 cv not scores": ("v1", lambda d: _set(d, ["fitted", "cv"], {"x": 0.5}), ["cv"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED_SPANS))
+def test_crafted_span_model_is_one_line(lab, name):
+    layout, edit, words = CRAFTED_SPANS[name]
+    store, model_path = _span_model(lab)
+    folder = model_path.parent
     d = torch.load(model_path, weights_only=True)
+    if layout == "v1":
+        d = _as_span_v1(d)
     edit(d)
     path = folder / f"{name.replace(' ', '_')}.pt"
     torch.save(d, path)
@@ -479,6 +516,17 @@ def test_crafted_span_model_is_one_line(lab, name, edit, words):
     _no_output(out)
     ok = lab.cli("predict", model_path, "--store", store, "--split", "test", "--out", folder / "ok.json")
     assert ok.exit_code == 0 and json.loads((folder / "ok.json").read_text()), ok.output
+
+
+def test_span_model_of_the_earlier_layout_predicts_the_same(lab):
+    store, model_path = _span_model(lab)
+    old = model_path.parent / "v1.pt"
+    torch.save(_as_span_v1(torch.load(model_path, weights_only=True)), old)
+    outs = [model_path.parent / f"same_{p.stem}.json" for p in (model_path, old)]
+    for path, out in zip((model_path, old), outs):
+        run = lab.cli("predict", path, "--store", store, "--split", "dev", "--out", out)
+        assert run.exit_code == 0 and "dev span F1" in run.output, run.output
+    assert outs[0].read_bytes() == outs[1].read_bytes()
 
 
 def test_span_model_meets_only_its_own_dataset(lab):

@@ -252,20 +252,20 @@ def test_store_writer_groups_back_to_back_batches_and_reports_only_committed_row
         reported = []
         writer = StoreWriter(st, "f", "text", Summary(), progress=reported.append)
         order = np.random.default_rng(1).permutation(n)  # rows in any order, as length-sorted texts come
-        for start in range(0, COMMIT_ROWS, batch):  # back to back: one commit once COMMIT_ROWS rows wait
-            rows = order[start:start + batch]
+        for start in range(0, COMMIT_ROWS + batch, batch):  # the first batch at once, then one commit once
+            rows = order[start:start + batch]                # COMMIT_ROWS rows wait (back to back)
             assert (st.status("f", "text")[rows] == TODO).all()
             writer.write(rows, {"v": values[rows]})
-        assert reported == [COMMIT_ROWS]
-        assert (st.status("f", "text")[order[:COMMIT_ROWS]] == DONE).sum() == COMMIT_ROWS
+        assert reported == [batch, COMMIT_ROWS]
+        assert (st.status("f", "text")[order[:COMMIT_ROWS + batch]] == DONE).sum() == COMMIT_ROWS + batch
         writer.committed -= 3600  # a slow encoder: a batch after COMMIT_SECONDS is committed at once
-        rows = order[COMMIT_ROWS:COMMIT_ROWS + batch]
+        rows = order[COMMIT_ROWS + batch:COMMIT_ROWS + 2 * batch]
         writer.write(rows, {"v": values[rows]})
-        assert reported == [COMMIT_ROWS, batch]
-        rest = order[COMMIT_ROWS + batch:COMMIT_ROWS + 2 * batch]
+        assert reported == [batch, COMMIT_ROWS, batch]
+        rest = order[COMMIT_ROWS + 2 * batch:COMMIT_ROWS + 3 * batch]
         writer.write(rest, {"v": values[rest]})
         assert (st.status("f", "text")[rest] == TODO).all()  # waiting, not reported
         writer.flush()
-        assert reported == [COMMIT_ROWS, batch, batch] and writer.summary.written == COMMIT_ROWS + 2 * batch
-        done = order[:COMMIT_ROWS + 2 * batch]
+        assert reported == [batch, COMMIT_ROWS, batch, batch] and writer.summary.written == COMMIT_ROWS + 3 * batch
+        done = order[:COMMIT_ROWS + 3 * batch]
         np.testing.assert_array_equal(st.read("f", "v")[np.sort(done)], values[np.sort(done)])

@@ -146,7 +146,7 @@ def test_plots_name_split_features_scores_support_and_na():
     from matplotlib import pyplot as plt
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from memeprobe.heads.plots import figures
+    from memeprobe.heads._plots import figures
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)

@@ -5,11 +5,12 @@ import torch
 from sklearn.metrics import f1_score, roc_auc_score
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.heads.base import load_model
+from memeprobe.heads._losses import bce, focal, make_loss
 from memeprobe.heads.ensemble import EnsembleHead
 from memeprobe.heads.factory import create_head, head_config
-from memeprobe.heads.losses import bce, focal, make_loss
+from memeprobe.heads.persist import load_model, save_model
 from memeprobe.heads.thresholds import tune_thresholds
+from memeprobe.heads.tuned import TunedHead
 
 torch.set_num_threads(1)
 D = 8
@@ -78,6 +79,7 @@ def test_per_class_thresholds_beat_fixed_half(name):
     P = head.positive_proba(Xt)
     assert P.shape == (800, 4)
     t = tune_thresholds(Yd, head.positive_proba(Xd))
+    np.testing.assert_array_equal(head.thresholds_, t)  # selected on dev: the head's fit tuned them there
     assert (t < 0.5).all()
     assert f1_score(Yt, P >= t, average="macro") > f1_score(Yt, P >= 0.5, average="macro") + 0.05
 
@@ -85,7 +87,7 @@ def test_per_class_thresholds_beat_fixed_half(name):
 def test_logreg_picks_C_on_dev_and_handles_a_constant_class():
     (X, Y), (Xd, Yd) = multilabel(600, 3), multilabel(300, 4)
     Y[:, 3] = 0
-    head = create_head("logreg", blocks=(12,), n_C=4).fit(X, Y, Xd, Yd)
+    head = create_head("logreg", blocks=(12,), n_C=4).fit(X, Y, Xd, Yd).estimator_
     assert head.C_ in [c for c, _ in head.path_] and len(head.path_) == 4
     assert max(s for _, s in head.path_) == dict(head.path_)[head.C_]
     assert np.all(head.positive_proba(X)[:, 3] < 0.01)
@@ -101,11 +103,12 @@ def test_logreg_picks_C_on_dev_and_handles_a_constant_class():
 def test_save_load_round_trip_gives_identical_predictions(tmp_path, xor_data, name, cfg):
     (X, y), (Xd, yd), (Xt, _) = xor_data
     head = create_head(name, blocks=(D, D), **cfg).fit(X, y, Xd, yd)
-    head.thresholds_ = tune_thresholds(yd, head.positive_proba(Xd))
-    path = head.save(tmp_path / "m.pt", {"feature_sets": ["x:a"]})
+    path = save_model(tmp_path / "m.pt", head, {"feature_sets": ["x:a"]})
     again, meta = load_model(path)
     assert meta == {"feature_sets": ["x:a"]}
-    assert type(again) is type(head) and again.get_params() == head.get_params()
+    assert type(again.estimator_) is type(head.estimator_)
+    assert again.estimator_.get_params() == head.estimator_.get_params()
+    np.testing.assert_array_equal(again.thresholds_, head.thresholds_)
     np.testing.assert_array_equal(again.positive_proba(Xt), head.positive_proba(Xt))
     np.testing.assert_array_equal(again.predict(Xt), head.predict(Xt))
 
@@ -132,10 +135,12 @@ def test_seeds_reproducible_and_ensemble_round_trip(tmp_path, xor_data):
     np.testing.assert_array_equal(p0, p0b)
     assert not np.allclose(p0, p1)
     members = [create_head("mlp", seed=s, **cfg).fit(X, y) for s in (0, 1)]
-    ens = EnsembleHead.from_fitted(members)
+    ens = TunedHead(EnsembleHead.from_fitted(members), cv="prefit").fit(X, y)
     np.testing.assert_allclose(ens.positive_proba(Xt), (members[0].positive_proba(Xt) + members[1].positive_proba(Xt)) / 2)
-    ens.thresholds_ = np.array([0.42])
-    again, _ = load_model(ens.save(tmp_path / "e.pt"))
+    # prefit: the thresholds are tuned on the members' out-of-fold probabilities, nothing is refitted
+    np.testing.assert_array_equal(ens.oof_, (members[0].oof_ + members[1].oof_) / 2)
+    np.testing.assert_array_equal(ens.thresholds_, tune_thresholds(y, ens.oof_))
+    again, _ = load_model(save_model(tmp_path / "e.pt", ens))
     np.testing.assert_array_equal(again.predict(Xt), ens.predict(Xt))
 
 

@@ -7,16 +7,16 @@ import torch
 from click.testing import CliRunner
 
 from memeprobe.cli import main
-from memeprobe.errors import DatasetError, MemeprobeError, WeightsError
-from memeprobe.heads.base import load_model
-from memeprobe.heads.experiment import run_experiment
+from memeprobe.errors import DatasetError, MemeprobeError, ModelError
+from memeprobe.heads._experiment import run_experiment
 from memeprobe.heads.factory import create_head
-from memeprobe.store.features import Features
 from memeprobe.heads.metrics import baselines
+from memeprobe.heads.persist import load_model, save_model
 from memeprobe.heads.runs import append_runs, read_runs
 from memeprobe.heads.selection import cv_folds, duplicate_groups
 from memeprobe.heads.submission import read_submission, write_mami
 from memeprobe.heads.thresholds import decide, fit_rule, tune_thresholds
+from memeprobe.store.features import Features
 
 torch.set_num_threads(1)
 
@@ -64,8 +64,8 @@ def test_default_protocol_never_looks_at_dev_labels():
     (X, y), (Xd, yd) = linear(400, 0), linear(150, 1)
     a = run_experiment("logreg", {}, {"train": feats(X, y), "dev": feats(Xd, yd)}, "train", "dev", ["y"])
     b = run_experiment("logreg", {}, {"train": feats(X, y), "dev": feats(Xd, 1 - yd)}, "train", "dev", ["y"])
-    assert a.model.C_ == b.model.C_ and np.array_equal(a.model.thresholds_, b.model.thresholds_)
-    assert np.allclose(a.model.coef_, b.model.coef_)
+    assert a.model.estimator_.C_ == b.model.estimator_.C_ and np.array_equal(a.model.thresholds_, b.model.thresholds_)
+    assert np.allclose(a.model.estimator_.coef_, b.model.estimator_.coef_)
     assert a.metrics["dev"]["auroc"] == pytest.approx(1 - b.metrics["dev"]["auroc"])
     # the out-of-fold estimate is an estimate: close to the untouched split, far below in-sample for a 1-NN vote
     assert abs(a.metrics["cv"]["auroc"] - a.metrics["dev"]["auroc"]) < 0.06
@@ -134,7 +134,7 @@ def test_retrieval_head_leave_one_out_and_round_trip(tmp_path):
     res = run_experiment("retrieval", {}, {"train": feats(X[:500], y[:500]), "test": feats(X[500:], y[500:])},
                          "train", None, ["y"])
     assert res.metrics["test"]["auroc"] > 0.8 and res.metrics["cv"]["auroc"] > 0.8
-    assert res.model.k_ in (5, 10, 20, 50, 100) and res.model.temperature_ in (0.05, 0.1, 0.2, 0.5)
+    assert res.model.estimator_.k_ in (5, 10, 20, 50, 100) and res.model.estimator_.temperature_ in (0.05, 0.1, 0.2, 0.5)
     Y = np.column_stack([y, (c >= 3).astype(int)])
     head = create_head("retrieval").fit(X[:500], Y[:500])
     # a row is never voted on by its own copy: predicting the training rows gives the leave-one-out estimate
@@ -156,7 +156,7 @@ def test_retrieval_copies_of_a_query_do_not_vote():
 
 def test_crafted_model_files_get_one_clear_error(tmp_path):
     X, y = linear(200, 0)
-    create_head("mlp", hidden=(8,), epochs=1).fit(X, y).save(tmp_path / "m.pt")
+    save_model(tmp_path / "m.pt", create_head("mlp", hidden=(8,), epochs=1).fit(X, y))
     good = torch.load(tmp_path / "m.pt", weights_only=True)
     cases = {"missing key": lambda d: d["model"].pop("fitted"),
              "device": lambda d: d["model"]["params"].__setitem__("device", "cuda:3"),
@@ -166,7 +166,7 @@ def test_crafted_model_files_get_one_clear_error(tmp_path):
         d = torch.load(tmp_path / "m.pt", weights_only=True)
         spoil(d)
         torch.save(d, tmp_path / "bad.pt")
-        with pytest.raises(WeightsError, match="bad.pt"):
+        with pytest.raises(ModelError, match="bad.pt"):
             load_model(tmp_path / "bad.pt")
     assert good["model"]["fitted"]["rule"] == {"min_labels": 0, "max_labels": 0, "parent": -1}
 
@@ -235,13 +235,13 @@ def test_ensemble_of_head_kinds_weights_from_out_of_fold(tmp_path):
     y = ((c % 2) ^ (X[:, 0] > 1)).astype(int)  # part cluster identity (kNN), part linear
     res = run_experiment("ensemble", {"members": ["logreg", "retrieval"]},
                          {"train": feats(X[:500], y[:500]), "test": feats(X[500:], y[500:])}, "train", None, ["y"])
-    model = res.model
+    model = res.model.estimator_
     assert model.weights_.sum() == pytest.approx(1) and len(model.estimators_) == 2
     members_oof = [roc_auc_score(y[:500], m.oof_) for m in model.estimators_]
     assert res.metrics["cv"]["auroc"] >= max(members_oof) - 1e-9  # the grid holds each member alone
     expected = sum(w * m.positive_proba(X[500:]) for w, m in zip(model.weights_, model.estimators_))
     assert np.allclose(model.positive_proba(X[500:]), expected)
-    model.save(tmp_path / "e.pt")
+    save_model(tmp_path / "e.pt", res.model)
     assert np.allclose(load_model(tmp_path / "e.pt")[0].positive_proba(X[500:]), expected)
     with pytest.raises(MemeprobeError, match="two or more member heads"):
         run_experiment("ensemble", {"members": ["logreg"]}, {"train": feats(X, y)}, "train", None, ["y"])
@@ -257,5 +257,5 @@ def test_retrieval_contrastive_projection_learns_the_label_direction(tmp_path):
     proj = run_experiment("retrieval", {"proj_dim": 4, "epochs": 60, "lr": 0.05}, data, "train", None, ["y"])
     assert proj.metrics["test"]["auroc"] > plain.metrics["test"]["auroc"] + 0.05
     assert proj.model.oof_.shape == (450,)  # out-of-fold from k-fold refits, not leave-one-out
-    proj.model.save(tmp_path / "p.pt")
+    save_model(tmp_path / "p.pt", proj.model)
     assert np.allclose(load_model(tmp_path / "p.pt")[0].positive_proba(X[450:]), proj.model.positive_proba(X[450:]))

@@ -1,4 +1,5 @@
-"""The heads are scikit-learn classifiers: sklearn's own estimator checks, clone, pickling, NotFittedError."""
+"""The heads are scikit-learn classifiers: sklearn's own estimator checks (over the plain heads, the ensemble and
+the TunedHead wrapper that create_head makes), clone, pickling, NotFittedError."""
 import pickle
 
 import numpy as np
@@ -10,7 +11,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from memeprobe.errors import ConfigError, DatasetError
 from memeprobe.heads.ensemble import EnsembleHead
-from memeprobe.heads.factory import create_head
+from memeprobe.heads.factory import create_head, head_class
+from memeprobe.heads.tuned import TunedHead
 
 # tiny but learnable settings: the checks fit each head dozens of times on a few hundred rows
 FAST = {
@@ -19,8 +21,10 @@ FAST = {
     "fusion": dict(fusion="concat", split=1, hidden=(16,), epochs=20, lr=1e-2, batch_size=64, norm="standard"),
     "retrieval": dict(k=5),
 }
-HEADS = [create_head(name, **cfg) for name, cfg in FAST.items()]
+HEADS = [head_class(name)(**cfg) for name, cfg in FAST.items()]
 ENSEMBLE = EnsembleHead([create_head("logreg", C=1.0), create_head("retrieval", k=5)])
+TUNED = [create_head("logreg", cv=3, **FAST["logreg"]), create_head("retrieval", **FAST["retrieval"]),
+         TunedHead(EnsembleHead([head_class("logreg")(C=1.0), head_class("retrieval")(k=5)], weights=None), cv=3)]
 
 # expected failures, each with its reason (the rest of sklearn's checks pass)
 EXPECTED_FAILURES = {
@@ -35,7 +39,14 @@ FUSION_FAILURES = {  # a fusion head splits X into an image and a text part: one
 }
 
 
+TUNED_FAILURES = {  # as sklearn's TunedThresholdClassifierCV: predict follows the tuned thresholds
+    "check_classifiers_train": "predict decides at the tuned thresholds, not at probability 0.5",
+}
+
+
 def _expected_failures(estimator):
+    if isinstance(estimator, TunedHead):
+        return {**_expected_failures(estimator.estimator), **TUNED_FAILURES}
     if isinstance(estimator, EnsembleHead):
         return {"check_supervised_y_2d": EXPECTED_FAILURES["check_supervised_y_2d"]}
     out = dict(EXPECTED_FAILURES)
@@ -46,7 +57,7 @@ def _expected_failures(estimator):
     return out
 
 
-@parametrize_with_checks([*HEADS, ENSEMBLE], expected_failed_checks=_expected_failures)
+@parametrize_with_checks([*HEADS, ENSEMBLE, *TUNED], expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -60,7 +71,7 @@ def _data(n=120, seed=0):
 @pytest.mark.parametrize("name", list(FAST))
 def test_not_fitted_clone_pickle_and_shapes(name):
     X, y = _data()
-    head = create_head(name, **FAST[name])
+    head = head_class(name)(**FAST[name])
     with pytest.raises(NotFittedError):
         head.predict_proba(X)
     assert not hasattr(head, "transform")  # sklearn would take a head for a transformer
@@ -83,12 +94,12 @@ def test_not_fitted_clone_pickle_and_shapes(name):
 def test_fitted_fusion_pickles_and_ensemble_clones():
     X, y = _data(200)
     for fusion in ("align", "cross", "attention"):
-        head = create_head("fusion", fusion=fusion, split=2, hidden=(8,), epochs=2, d_model=8, n_heads=2,
-                           n_layers=1).fit(X, y)
+        head = head_class("fusion")(fusion=fusion, split=2, hidden=(8,), epochs=2, d_model=8, n_heads=2,
+                                    n_layers=1).fit(X, y)
         again = pickle.loads(pickle.dumps(head))
         np.testing.assert_array_equal(again.predict_proba(X), head.predict_proba(X))
     ens = clone(ENSEMBLE)
-    assert ens.members[0] is not ENSEMBLE.members[0] and ens.get_params()["weights"] is None
+    assert ens.members[0] is not ENSEMBLE.members[0] and ens.get_params()["weights"] == "oof"
     assert cross_val_score(ens, X, y, cv=3).mean() > 0.8  # an estimator sklearn's tools can drive
     p = pickle.loads(pickle.dumps(ens.fit(X, y))).predict_proba(X)
     np.testing.assert_allclose(p, ens.predict_proba(X))
@@ -109,12 +120,12 @@ def test_parameters_are_validated_at_fit_with_memeprobe_errors():
 
 
 def test_string_class_head_saves_and_loads(tmp_path):
-    from memeprobe.heads.base import load_model
+    from memeprobe.heads.persist import load_model, save_model
 
     X, _ = _data(150)
     names = np.array(["cat", "dog", "eel"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 1)]
     head = create_head("logreg", C=1.0).fit(X, names)
-    again, _ = load_model(head.save(tmp_path / "m.pt"))
+    again, _ = load_model(save_model(tmp_path / "m.pt", head))
     assert list(again.classes_) == ["cat", "dog", "eel"]
     np.testing.assert_array_equal(again.predict(X), head.predict(X))
     np.testing.assert_allclose(again.predict_proba(X), head.predict_proba(X))

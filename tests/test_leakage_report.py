@@ -8,7 +8,7 @@ import pytest
 from memeprobe.data import load_dataset
 from memeprobe.demo.synthetic import make_sample
 from memeprobe.errors import MemeprobeError, ReportError
-from memeprobe.heads.experiment import read_clean_ids
+from memeprobe.leakage.manifest import read_clean_ids
 from memeprobe.leakage.analysis import analyze
 from memeprobe.leakage.manifest import file_sha256
 from memeprobe.leakage.report import spreadsheet_safe, write_report

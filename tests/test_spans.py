@@ -207,8 +207,10 @@ def test_span_head_parameters_are_checked_once(tmp_path):
     store = tmp_path / "s.h5"
     assert _run("featurize", "text", d, "--store", store, "--featurizer", "st:minilm", "--tokens",
                 "--no-progress").exit_code == 0
-    for param, message in (("hiden=3", "no parameter hiden"), ("folds=1", "folds=1 (an integer >= 2)"),
-                           ("dropout=1.5", "dropout=1.5 (a number in [0, 1))"), ("folds=9", "fewer than folds=9")):
+    for param, message in (("hiden=3", "no parameter(s) hiden"),
+                           ("folds=1", "'folds' parameter of SpanHead must be an int in the range [2, inf)"),
+                           ("dropout=1.5", "'dropout' parameter of SpanHead must be a float in the range [0.0, 1.0)"),
+                           ("folds=9", "fewer than folds=9")):
         r = CliRunner().invoke(main, ["train-head", "span", "--store", str(store), "--feature-set", "st-minilm",
                                       "--param", param])
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output

@@ -1,14 +1,17 @@
 """The featurizer interface every family implements, and the tensor helpers they share.
 
-A featurizer is built cheaply from a :class:`~memeprobe.featurize.spec.Spec` (no weights read),
-states its provenance without loading the model, and only ``load(device)`` touches the weights.
-Pre-processing (``image_transform`` / ``text_collate``) returns picklable callables that run in
-DataLoader worker processes; ``encode_image`` / ``encode_text`` run the model on a collated batch
-and return ``{array name: numpy array with one row per item}``.
+A featurizer is built cheaply from a :class:`~memeprobe.featurize.spec.Spec` (no weights read) and
+states its provenance without loading the model. It is *ready* (its arrays and pre-processing known)
+after ``load(device)``, which reads the weights, or after ``prepare()``, which does not where the family
+allows (a Ray run needs only :class:`Prepared` and :class:`Preprocess` before its actors load). Pre-processing (``image_transform`` /
+``text_collate``) returns picklable callables that run in DataLoader worker processes or Ray tasks;
+``encode_image`` / ``encode_text`` run the loaded model on a collated batch and return
+``{array name: numpy array with one row per item}``.
 """
 from __future__ import annotations
 
 import abc
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +26,29 @@ class ImageTransform:
         import torch
 
         return {"pixels": self.transform(image), "size": torch.tensor(image.size)}
+
+
+class Prepared(NamedTuple):
+    """What the store needs from a ready featurizer: its feature set's arrays and provenance."""
+
+    arrays: dict  # {array name: ArraySpec}
+    provenance: dict
+
+    @classmethod
+    def of(cls, f: "Featurizer") -> "Prepared":
+        return cls(f.arrays(), f.provenance())
+
+
+class Preprocess(NamedTuple):
+    """What the readers need from a ready featurizer (picklable: DataLoader workers and Ray tasks run it)."""
+
+    transform: object  # image_transform(), or None without the image modality
+    collate: object  # text_collate(), or None without the text modality
+
+    @classmethod
+    def of(cls, f: "Featurizer") -> "Preprocess":
+        return cls(f.image_transform() if "image" in f.modalities else None,
+                   f.text_collate() if "text" in f.modalities else None)
 
 
 class Featurizer(abc.ABC):
@@ -54,12 +80,21 @@ class Featurizer(abc.ABC):
         raise NotImplementedError
 
     def load(self, device) -> None:
-        """Read the weights and move the model to ``device`` (a torch.device)."""
+        """Read the weights and move the model to ``device`` (a torch.device); makes the featurizer ready."""
         self.device = device
+
+    def prepare(self) -> None:
+        """Make the featurizer ready without reading its weights where the family allows (configs, a
+        tokeniser, the architecture on torch's meta device). This default loads on the CPU; so do the
+        families' own versions when the weights are not local yet, so that the provenance names the file
+        that a later ``load`` reads."""
+        import torch  # lazy: torch
+
+        self.load(torch.device("cpu"))
 
     @abc.abstractmethod
     def arrays(self) -> dict:
-        """``{array name: ArraySpec}`` written by this featurizer (after ``load``)."""
+        """``{array name: ArraySpec}`` written by this featurizer (once ready)."""
         raise NotImplementedError
 
     def image_transform(self):

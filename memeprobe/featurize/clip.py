@@ -84,6 +84,18 @@ def _locate(spec) -> str | None:
                              "clip:ViT-B-32:/path/to/open_clip_pytorch_model.bin")
 
 
+def _vit(model):
+    """The open_clip ViT image tower of ``model``, or None (e.g. ModifiedResNet)."""
+    v = model.visual
+    return v if hasattr(v, "_embeds") and hasattr(v, "_pool") and hasattr(v, "grid_size") else None
+
+
+def _text_tower(model):
+    """The module holding the CLIP-style text transformer attributes, or None (e.g. HF text)."""
+    t = getattr(model, "text", model)
+    return t if hasattr(t, "token_embedding") and hasattr(t, "ln_final") else None
+
+
 class ClipTextCollate:
     """Picklable open_clip tokeniser that also flags texts longer than the context length."""
 
@@ -131,15 +143,17 @@ class ClipFeaturizer(Featurizer):
             "context_length": self.options.max_length,  # None = the model's own (77 for most)
         }
 
-    def load(self, device) -> None:
-        super().load(device)
+    def _build(self, device, load_weights: bool):
+        """open_clip's (model, pre-processing, tokeniser) on ``device``; without weights: architecture only."""
         import open_clip
 
         pretrained = self.checkpoint or self.spec.weights or None  # None: an hf-hub model brings its own
+        towers = {} if load_weights else dict(pretrained_image=False, pretrained_text=False)
         try:
             with cache_only(self._cached):
-                model, _, preprocess = open_clip.create_model_and_transforms(self.spec.model, pretrained=pretrained)
-                self.tokenizer = open_clip.get_tokenizer(self.spec.model)
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    self.spec.model, pretrained=pretrained, load_weights=load_weights, device=device, **towers)
+                tokenizer = open_clip.get_tokenizer(self.spec.model)
         except RuntimeError as e:
             if "not found in built-ins" in str(e):
                 raise MemeprobeError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
@@ -149,46 +163,58 @@ class ClipFeaturizer(Featurizer):
                                     str(e).splitlines()[0][:200])) from None
         except LOAD_ERRORS as e:  # open_clip loads strictly; a pickle with code in it is refused by torch
             raise refused_file(self.spec.text, pretrained, e) from None
-        self.model = model.eval().to(device)
-        self.preprocess = preprocess
+        return model.eval(), preprocess, tokenizer
+
+    def load(self, device) -> None:
+        super().load(device)
+        model, preprocess, tokenizer = self._build(device, load_weights=True)
+        self.model = model
         if not self.checkpoint:  # provenance: the cached file actually loaded (it may have been downloaded now)
             cached = _locate(self.spec)
             self._sha, self._cached = (file_sha256(cached), True) if cached else (self._sha, False)
-        self.context_length = min(self.options.max_length or self.model.context_length, self.model.context_length)
-        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-        self.resize_mode = cfg.get("resize_mode", "shortest")
+        self._ready(model, preprocess, tokenizer, device)
 
-    # -- towers ------------------------------------------------------------------------------
-    def _vit(self):
-        v = self.model.visual
-        return v if hasattr(v, "_embeds") and hasattr(v, "_pool") and hasattr(v, "grid_size") else None
+    def prepare(self) -> None:
+        """The architecture on torch's meta device (no weights, no memory) gives the pre-processing, the
+        tokeniser and the array shapes."""
+        if self.preprocess is not None:
+            return
+        if not (self.checkpoint or self._cached):  # not local: load() downloads it
+            return super().prepare()
+        import torch  # lazy: torch
 
-    def _text_tower(self):
-        """The module holding the CLIP-style text transformer attributes, or None (e.g. HF text)."""
-        t = getattr(self.model, "text", self.model)
-        return t if hasattr(t, "token_embedding") and hasattr(t, "ln_final") else None
+        meta = torch.device("meta")
+        with meta:
+            self._ready(*self._build(meta, load_weights=False), meta)
 
-    def arrays(self) -> dict:
+    def _ready(self, model, preprocess, tokenizer, device) -> None:
         from memeprobe.store import ArraySpec
 
-        embed = self.model.text_projection.shape[-1] if hasattr(self.model, "text_projection") else None
-        embed = embed or self.model.encode_text(self.tokenizer(["x"], context_length=self.context_length).to(self.device)).shape[-1]
+        self.preprocess, self.tokenizer = preprocess, tokenizer
+        self.context_length = min(self.options.max_length or model.context_length, model.context_length)
+        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        self.resize_mode = cfg.get("resize_mode", "shortest")
+        embed = model.text_projection.shape[-1] if hasattr(model, "text_projection") else None
+        embed = embed or model.encode_text(tokenizer(["x"], context_length=self.context_length).to(device)).shape[-1]
         out = {
             "image_embed": ArraySpec((embed,), "image"),
             "text_embed": ArraySpec((embed,), "text"),
             "text_truncated": ArraySpec((1,), "text", "uint8"),
         }
-        vit = self._vit()
+        vit = _vit(model)
         if vit is not None:
             out["image_pooled"] = ArraySpec((vit.transformer.width,), "image")
             if self.options.regions:
                 g = self.options.regions
                 out["image_regions"] = ArraySpec((g * g, vit.transformer.width), "image")
                 out["region_boxes"] = ArraySpec((g * g, 4), "image")
-        text = self._text_tower()
+        text = _text_tower(model)
         if text is not None:
             out["text_pooled"] = ArraySpec((text.transformer.width,), "text")
-        return out
+        self._arrays = out
+
+    def arrays(self) -> dict:
+        return self._arrays
 
     def image_transform(self):
         return ImageTransform(self.preprocess)
@@ -198,7 +224,7 @@ class ClipFeaturizer(Featurizer):
 
     def encode_image(self, batch: dict) -> dict:
         images = batch["pixels"]
-        vit = self._vit()
+        vit = _vit(self.model)
         if vit is None:
             return {"image_embed": to_numpy(self.model.encode_image(images))}
         pooled, tokens = vit._pool(vit.transformer(vit._embeds(images)))
@@ -219,7 +245,7 @@ class ClipFeaturizer(Featurizer):
 
         ids = batch["input_ids"]
         flags = to_numpy(batch["truncated"]).reshape(-1, 1).astype(np.uint8)
-        t = self._text_tower()
+        t = _text_tower(self.model)
         if t is None:
             return {"text_embed": to_numpy(self.model.encode_text(ids)), "text_truncated": flags}
         cast = t.transformer.get_cast_dtype()

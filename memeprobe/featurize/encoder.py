@@ -11,6 +11,16 @@ import numpy as np
 
 from memeprobe.errors import MemeprobeError
 
+CPU_BATCH = {"image": 32, "text": 128}  # --batch-size auto on CPU
+CUDA_START_BATCH = 1024  # --batch-size auto on CUDA: halved on out-of-memory until it fits
+
+
+def batch_size(requested, modality: str, cuda: bool) -> int:
+    """Items per batch: ``requested`` (--batch-size) or, for auto, 32/128 on CPU and CUDA_START_BATCH on CUDA."""
+    if requested != "auto":
+        return int(requested)
+    return CUDA_START_BATCH if cuda else CPU_BATCH[modality]
+
 
 def resolve_device(device: str):
     import torch

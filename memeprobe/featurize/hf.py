@@ -162,7 +162,7 @@ class HFTextFeaturizer(Featurizer):
     def __init__(self, spec, options):
         super().__init__(spec, options)
         self.source, self._sha, self._cached = resolve_model_dir(spec, spec.model)
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.config = None
 
     def weights_sha256(self) -> str:
         return self._sha
@@ -185,18 +185,40 @@ class HFTextFeaturizer(Featurizer):
 
         transformers.utils.logging.disable_progress_bar()
         self.model = load_hf_model(self.spec, self.source, self._cached)
+        self._load_tokenizer()
+        self.model.eval().to(device)
+        self.config = self.model.config
+        self.source, self._sha, self._cached = resolve_model_dir(self.spec, self.spec.model)  # what was loaded
+
+    def prepare(self) -> None:
+        """The model's config (the hidden size) and its tokeniser, no weights."""
+        if self.tokenizer is not None:
+            return
+        if not (os.path.isdir(self.source) or self._cached):  # not local: load() downloads it
+            return super().prepare()
+        import transformers  # lazy: transformers
+
+        refuse_remote_code(self.spec, self.source)
+        try:
+            with cache_only(self._cached):
+                self.config = transformers.AutoConfig.from_pretrained(self.source, trust_remote_code=False)
+        except (OSError, ValueError) as e:
+            raise weights_error(self.spec.text, self.source, "hf:/path/to/folder", str(e).splitlines()[0]) from None
+        self._load_tokenizer()
+
+    def _load_tokenizer(self) -> None:
+        import transformers  # lazy: transformers
+
         try:
             with cache_only(self._cached):
                 self.tokenizer = transformers.AutoTokenizer.from_pretrained(self.source, trust_remote_code=False)
         except OSError as e:
             raise weights_error(self.spec.text, self.source, "hf:/path/to/folder", str(e).splitlines()[0]) from None
-        self.model.eval().to(device)
-        self.source, self._sha, self._cached = resolve_model_dir(self.spec, self.spec.model)  # what was loaded
 
     def arrays(self) -> dict:
         from memeprobe.store import ArraySpec
 
-        hidden = self.model.config.hidden_size
+        hidden = self.config.hidden_size
         out = {
             "text_embed": ArraySpec(shape=(hidden,), modality="text", dtype="float16"),
             "text_pooled": ArraySpec(shape=(hidden,), modality="text", dtype="float16"),

@@ -48,6 +48,9 @@ class PixelFeaturizer(Featurizer):
     def weights_sha256(self) -> str:
         return ""  # no weights
 
+    def prepare(self) -> None:
+        """No weights, no model: ready as built."""
+
     def preprocessing(self) -> dict:
         return {
             "features": f"reduce-to-{HASH_SIDE}+rgb-hist{HIST_BINS}^3+mean-std+grey-thumb{THUMB}+phash64",

@@ -38,11 +38,14 @@ class ImageItems:
         self.max_pixels, self.downscale = max_pixels, downscale
 
     @classmethod
-    def of(cls, featurizer, dataset, rows) -> "ImageItems":
-        """The image items of ``rows`` of ``dataset`` as ``featurizer`` pre-processes them."""
+    def of(cls, dataset, rows, options, transform=None) -> "ImageItems":
+        """The image items of ``rows`` of ``dataset`` under the featurizer ``options``, pre-processed by
+        ``transform`` (given later with :meth:`bound` where the items travel before it is known)."""
         paths = [str(dataset.image_path(dataset.memes[r])) for r in rows]
-        opts = featurizer.options
-        return cls(rows, paths, featurizer.image_transform(), opts.max_pixels or DEFAULT_MAX_PIXELS, opts.downscale)
+        return cls(rows, paths, transform, options.max_pixels or DEFAULT_MAX_PIXELS, options.downscale)
+
+    def bound(self, transform) -> "ImageItems":
+        return ImageItems(self.rows, self.paths, transform, self.max_pixels, self.downscale)
 
     def __len__(self):
         return len(self.rows)
@@ -60,6 +63,9 @@ class TextItems:
     def of(cls, dataset, rows) -> "TextItems":
         return cls(rows, [dataset.memes[r].text for r in rows])
 
+    def bound(self, transform) -> "TextItems":
+        return self  # texts are tokenised by the collate
+
     def __len__(self):
         return len(self.rows)
 
@@ -72,6 +78,11 @@ class Collate:
 
     def __init__(self, text_collate=None):
         self.text_collate = text_collate
+
+    @classmethod
+    def of(cls, modality: str, pre) -> "Collate":
+        """The collate of ``modality`` under a featurizer's :class:`~memeprobe.featurize.base.Preprocess`."""
+        return cls(pre.collate if modality == "text" else None)
 
     def __call__(self, items) -> Batch:
         from torch.utils.data import default_collate

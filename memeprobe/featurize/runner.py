@@ -3,9 +3,14 @@
 Rows the store marks "to do" are read (decoded / tokenised: :mod:`~memeprobe.featurize.reader`),
 encoded (:mod:`~memeprobe.featurize.encoder`) and committed by this process as they come
 (:mod:`~memeprobe.featurize.writer`: durable before they are reported), so a killed run resumes where it
-stopped. A bad image marks its row failed with the reason and the run goes on. The local engine runs
-the stages here (DataLoader workers read); the Ray engine (:mod:`~memeprobe.featurize.ray_engine`)
-runs reading and encoding on a Ray cluster while this process stays the only writer.
+stopped, with either engine. A bad image marks its row failed with the reason and the run goes on.
+
+Every run takes the same path: the store's rows to do give the jobs; the engine makes each featurizer
+that has work (or a feature set to create) ready, once: the local engine loads it here (DataLoader
+workers read); the Ray engine (:mod:`~memeprobe.featurize.ray_engine`) prepares it without weights
+on the cluster while its actors load, and reads and encodes there while this process stays the only
+writer. A ready featurizer's :class:`~memeprobe.featurize.base.Prepared` declares (or checks) its
+feature set before the first row is written.
 """
 from __future__ import annotations
 
@@ -17,16 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
-from memeprobe.featurize.encoder import Encoder, resolve_device
+from memeprobe.errors import ConfigError, MemeprobeError
+from memeprobe.featurize.base import Prepared, Preprocess
+from memeprobe.featurize.encoder import Encoder, batch_size, resolve_device
 from memeprobe.featurize.reader import Collate, ImageItems, TextItems, batches_by_length
 from memeprobe.featurize.spec import Options, create_featurizer
 from memeprobe.featurize.writer import StoreWriter
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenisers run in forked workers instead
-
-CPU_BATCH = {"image": 32, "text": 128}  # --batch-size auto on CPU
-CUDA_START_BATCH = 1024  # --batch-size auto on CUDA: halved on out-of-memory until it fits
 
 
 @dataclass
@@ -75,13 +78,6 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def batch_size(cfg: RunConfig, modality: str, device) -> int:
-    """Items per batch: ``cfg.batch_size`` or, for auto, 32/128 on CPU and CUDA_START_BATCH on CUDA."""
-    if cfg.batch_size != "auto":
-        return int(cfg.batch_size)
-    return CUDA_START_BATCH if device.type == "cuda" else CPU_BATCH[modality]
-
-
 @dataclass
 class Job:
     """One featurizer on one modality and the store rows it still has to do."""
@@ -90,9 +86,12 @@ class Job:
     modality: str
     todo: np.ndarray
 
-    def items(self, dataset, rows):
-        """The reader's items of ``rows`` (picklable; item i reads as (row, input or None, failure reason))."""
-        return ImageItems.of(self.f, dataset, rows) if self.modality == "image" else TextItems.of(dataset, rows)
+    def items(self, dataset, rows, transform=None):
+        """The reader's items of ``rows`` (picklable; item i reads as (row, input or None, failure reason));
+        images pre-processed by ``transform`` (Ray tasks bind it later: ``items.bound(transform)``)."""
+        if self.modality == "image":
+            return ImageItems.of(dataset, rows, self.f.options, transform)
+        return TextItems.of(dataset, rows)
 
     def batches(self, dataset, size) -> list[list[int]]:
         """Positions in ``todo`` per batch: texts of similar length together (less padding), images in order."""
@@ -100,17 +99,26 @@ class Job:
             return batches_by_length([dataset.memes[r].text for r in self.todo], size)
         return [list(range(i, min(i + size, len(self.todo)))) for i in range(0, len(self.todo), size)]
 
-    def collate(self) -> Collate:
-        return Collate(self.f.text_collate() if self.modality == "text" else None)
+    def collate(self, pre: Preprocess) -> Collate:
+        return Collate.of(self.modality, pre)
 
 
 class Progress:
-    """Each job's writer and progress bar; when a job ends, logs its rows, seconds (since the previous job
-    ended, so the jobs' seconds add up to the run) and how it ran."""
+    """The run's side of the store: declares the ready featurizers' feature sets; each job's writer and
+    progress bar; logs when the first rows are written (the start-up) and, when a job ends, its rows,
+    seconds (since the previous job ended, so the jobs' seconds add up to the run) and how it ran."""
 
-    def __init__(self, jobs, store, cfg, summary, log):
+    def __init__(self, jobs, store, cfg, summary, log, replace=(), start=None):
         self.jobs, self.store, self.cfg, self.summary, self.log = jobs, store, cfg, summary, log
+        self.replace = set(replace)  # feature sets that --overwrite replaces (their identity differs)
         self.writers, self.bars, self.mark = {}, {}, time.perf_counter()
+        self.start, self.first = start or self.mark, None
+
+    def declare(self, prepared: dict) -> None:
+        """Create each ``{name: Prepared}`` feature set, or check that the stored one has the same arrays and
+        identity (a resume); before any row of it is written."""
+        for name, p in prepared.items():
+            self.store.add_feature_set(name, p.arrays, p.provenance, overwrite=name in self.replace)
 
     def writer(self, j: int) -> StoreWriter:
         if j not in self.writers:
@@ -119,8 +127,15 @@ class Progress:
             job = self.jobs[j]
             self.bars[j] = tqdm(total=len(job.todo), desc=f"{job.f.name}/{job.modality}", unit="item",
                                 disable=not self.cfg.progress, file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
-            self.writers[j] = StoreWriter(self.store, job.f.name, job.modality, self.summary, progress=self.bars[j].update)
+            self.writers[j] = StoreWriter(self.store, job.f.name, job.modality, self.summary,
+                                          progress=lambda n, bar=self.bars[j]: self._tick(bar, n))
         return self.writers[j]
+
+    def _tick(self, bar, n: int) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+            self.log(f"first rows written {self.first - self.start:.1f} s after the start ({n} items)")
+        bar.update(n)
 
     def finish(self, j: int, how: str) -> None:
         job, writer = self.jobs[j], self.writer(j)
@@ -147,8 +162,8 @@ class Progress:
 
 
 class LocalEngine:
-    """This process: DataLoader workers read (decode / tokenise), the model encodes, the store writes; one
-    job after the other."""
+    """This process: loads each ready featurizer, then DataLoader workers read (decode / tokenise), the model
+    encodes, the store writes; one job after the other."""
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -159,26 +174,26 @@ class LocalEngine:
     def __exit__(self, *exc):
         return None
 
-    def driver_device(self):
-        return resolve_device(self.cfg.device)
-
-    def run(self, jobs, dataset, progress) -> None:
-        """Featurize every job's rows into its writer (``progress.writer(j)``), ending each with ``progress.finish``."""
+    def run(self, ready, jobs, dataset, progress) -> None:
+        """Make ``ready`` (the featurizers with work) ready, declare their sets (``progress.declare``), then
+        featurize every job's rows into its writer (``progress.writer(j)``), ending each with ``progress.finish``."""
+        device = resolve_device(self.cfg.device)
+        for f in ready:
+            f.load(device)  # the provenance names what load() actually read
+        progress.declare({f.name: Prepared.of(f) for f in ready})
         for j, job in enumerate(jobs):
-            progress.finish(j, self._run(job, dataset, progress.writer(j)))
+            progress.finish(j, self._run(job, Preprocess.of(job.f), dataset, progress.writer(j)))
 
-    def _run(self, job, dataset, writer) -> str:
+    def _run(self, job, pre, dataset, writer) -> str:
         from torch.utils.data import DataLoader
 
         cfg, f = self.cfg, job.f
-        if f.device is None:
-            f.load(self.driver_device())
-        batch = batch_size(cfg, job.modality, f.device)
+        batch = batch_size(cfg.batch_size, job.modality, f.device.type == "cuda")
         workers = min(4, os.cpu_count() or 1) if cfg.workers is None else cfg.workers
         workers = workers if len(job.todo) > batch else 0  # one batch: a worker only adds start-up time
         extra = dict(prefetch_factor=2) if workers else {}
-        loader = DataLoader(job.items(dataset, job.todo), batch_sampler=job.batches(dataset, batch),
-                            collate_fn=job.collate(), num_workers=workers, pin_memory=f.device.type == "cuda",
+        loader = DataLoader(job.items(dataset, job.todo, pre.transform), batch_sampler=job.batches(dataset, batch),
+                            collate_fn=job.collate(pre), num_workers=workers, pin_memory=f.device.type == "cuda",
                             persistent_workers=False, **extra)
         encode = Encoder(f, job.modality, batch, cfg.batch_size == "auto", cfg.channels_last)
         for rows, inputs, failures in loader:
@@ -195,9 +210,23 @@ ENGINES = {
 
 def create_engine(cfg: RunConfig):
     if cfg.engine not in ENGINES:
-        raise MemeprobeError(f"unknown engine {cfg.engine!r}; choose from {', '.join(ENGINES)}")
+        raise ConfigError(f"unknown engine {cfg.engine!r}; choose from {', '.join(ENGINES)}")
     module, _, cls = ENGINES[cfg.engine].partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)
+
+
+def _replaces(store, f, overwrite: bool) -> bool:
+    """Whether ``f``'s feature set is to be created, or replaced by ``overwrite`` because its identity differs;
+    False for a stored set of the same identity (checked from the provenance, without weights)."""
+    if f.name not in store.feature_sets():
+        return True
+    try:
+        store.add_feature_set(f.name, store.arrays(f.name), f.provenance())  # a no-op when the identity is the same
+        return False
+    except MemeprobeError:
+        if overwrite:
+            return True
+        raise
 
 
 def featurize(dataset, store_path, specs, options: Options | None = None, modalities=("image", "text"),
@@ -218,31 +247,34 @@ def featurize(dataset, store_path, specs, options: Options | None = None, modali
         if cfg.limit is not None:
             rows = rows[: cfg.limit]
         summary.rows = len(rows)
-        jobs = []
-        with engine:
-            for f in featurizers:
-                mods = [m for m in f.modalities if m in modalities]
-                if not mods:
-                    log(f"{f.name}: skipped (it has no {'/'.join(modalities)} modality)")
-                    continue
-                if f.name in store.feature_sets() and not cfg.overwrite:
-                    store.add_feature_set(f.name, store.arrays(f.name), f.provenance())  # the store checks identity
-                else:
-                    f.load(engine.driver_device())  # the provenance names what load() actually read
-                    store.add_feature_set(f.name, f.arrays(), f.provenance(), overwrite=cfg.overwrite)
-                for modality in mods:
-                    status = store.status(f.name, modality)[rows]
-                    pending = (status == TODO) | ((status == FAILED) if cfg.retry_failed else False)
-                    log(f"{f.name}/{modality}: {int(pending.sum())} rows to do ({int((status == DONE).sum())} done, "
-                        f"{int((status == FAILED).sum())} failed before)")
-                    if pending.any():
-                        jobs.append(Job(f, modality, rows[pending]))
-            if jobs:
-                progress = Progress(jobs, store, cfg, summary, log)
+        jobs, ready, replace, failed = [], [], [], 0
+        for f in featurizers:
+            mods = [m for m in f.modalities if m in modalities]
+            if not mods:
+                log(f"{f.name}: skipped (it has no {'/'.join(modalities)} modality)")
+                continue
+            new = _replaces(store, f, cfg.overwrite)
+            for modality in mods:
+                status = np.full(len(rows), TODO, np.uint8) if new else store.status(f.name, modality)[rows]
+                pending = (status == TODO) | ((status == FAILED) if cfg.retry_failed else False)
+                log(f"{f.name}/{modality}: {int(pending.sum())} rows to do ({int((status == DONE).sum())} done, "
+                    f"{int((status == FAILED).sum())} failed before)")
+                failed += 0 if cfg.retry_failed else int((status == FAILED).sum())
+                if pending.any():
+                    jobs.append(Job(f, modality, rows[pending]))
+            if new or any(job.f is f for job in jobs):  # work to do, or a feature set to create
+                ready.append(f)
+                replace += [f.name] if new else []
+        if ready:
+            with engine:
+                progress = Progress(jobs, store, cfg, summary, log, replace, t0)
                 try:
-                    engine.run(jobs, dataset, progress)
+                    engine.run(ready, jobs, dataset, progress)
                 finally:
                     progress.close()
+        elif any(m in modalities for f in featurizers for m in f.modalities):
+            log("nothing to do: every selected row is done" + (f" or failed ({failed} failed; --retry-failed tries "
+                                                               "them again)" if failed else ""))
         selected = set(rows.tolist())
         for f in featurizers:
             if f.name in store.feature_sets():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from memeprobe.errors import MemeprobeError, WeightsError
 from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import (
@@ -116,6 +118,7 @@ class TimmFeaturizer(Featurizer):
         else:
             cached, self._cached = _locate_default_weights(spec)
             self.file, self._sha = None, (file_sha256(cached) if cached else f"timm:{spec.model}")
+        self._local = self.file is not None or not self._sha.startswith("timm:")  # else load() downloads
         self.model = self.transform = None
 
     def weights_sha256(self) -> str:
@@ -156,8 +159,6 @@ class TimmFeaturizer(Featurizer):
 
     def load(self, device) -> None:
         super().load(device)
-        from timm.data import create_transform, resolve_model_data_config
-
         if self.file:
             model = self._load_file()
         else:
@@ -166,15 +167,44 @@ class TimmFeaturizer(Featurizer):
             model.reset_classifier(0)
             cached, self._cached = _locate_default_weights(self.spec)  # provenance: the file actually loaded
             self._sha = file_sha256(cached) if cached else self._sha
+            self._local = True
         self.model = model.eval().to(device)
+        self._ready(self.model, device)
+
+    def prepare(self) -> None:
+        """The architecture on torch's meta device (no weights, no memory): timm's data config gives the
+        pre-processing, a forward pass of shapes only the arrays."""
+        if self.transform is not None:
+            return
+        if not self._local:
+            return super().prepare()
+        import torch  # lazy: torch
+
+        with torch.device("meta"):
+            model = self._create(pretrained=False)
+        model.reset_classifier(0)
+        self._ready(model.eval(), torch.device("meta"))
+
+    def _ready(self, model, device) -> None:
+        """Pre-processing (the pretrained config's eval transform) and arrays (shapes of one probe batch) of ``model``."""
+        import torch  # lazy: torch
+        from timm.data import create_transform, resolve_model_data_config
+
+        from memeprobe.store import ArraySpec
+
         self.data_cfg = resolve_model_data_config(model)
         self.transform = create_transform(**self.data_cfg, is_training=False)
+        c, h, w = self.data_cfg["input_size"]
+        with torch.inference_mode():
+            probe = self._outputs(model, {"pixels": torch.zeros(1, c, h, w, device=device),
+                                          "size": torch.tensor([[w, h]])})
+        self._arrays = {k: ArraySpec(tuple(v.shape[1:]), "image") for k, v in probe.items()}
 
-    def _feature_map(self, feats):
+    def _feature_map(self, model, feats):
         """(B, C, H, W) view of forward_features' output (CNN maps as-is, ViT tokens reshaped)."""
         if feats.ndim == 4:
             return feats
-        grid = getattr(getattr(self.model, "patch_embed", None), "grid_size", None)
+        grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
         if feats.ndim == 3 and grid is not None:
             gh, gw = grid
             return feats[:, -gh * gw:].reshape(len(feats), gh, gw, -1).permute(0, 3, 1, 2)
@@ -182,25 +212,21 @@ class TimmFeaturizer(Featurizer):
                              "run without --regions")
 
     def arrays(self) -> dict:
-        import torch
-
-        from memeprobe.store import ArraySpec
-
-        c, h, w = self.data_cfg["input_size"]
-        with torch.inference_mode():
-            probe = self.encode_image({"pixels": torch.zeros(1, c, h, w, device=self.device),
-                                       "size": torch.tensor([[w, h]])})
-        return {k: ArraySpec(v.shape[1:], "image") for k, v in probe.items()}
+        return self._arrays
 
     def image_transform(self):
         return ImageTransform(self.transform)
 
-    def encode_image(self, batch: dict) -> dict:
-        feats = self.model.forward_features(batch["pixels"])
-        out = {"image_embed": to_numpy(self.model.forward_head(feats, pre_logits=True))}
+    def _outputs(self, model, batch: dict) -> dict:
+        """``{array name: tensor or array}`` of ``model`` on one batch (on the meta device: shapes only)."""
+        feats = model.forward_features(batch["pixels"])
+        out = {"image_embed": model.forward_head(feats, pre_logits=True)}
         if self.options.regions:
             g = self.options.regions
-            out["image_regions"] = to_numpy(grid_pool(self._feature_map(feats), g))
+            out["image_regions"] = grid_pool(self._feature_map(model, feats), g)
             crop = float(self.data_cfg.get("crop_pct") or 1.0)  # eval transform: resize shortest, centre crop
             out["region_boxes"] = grid_boxes(g, batch["size"].tolist(), "shortest", crop)
         return out
+
+    def encode_image(self, batch: dict) -> dict:
+        return {k: v if isinstance(v, np.ndarray) else to_numpy(v) for k, v in self._outputs(self.model, batch).items()}

@@ -2,7 +2,7 @@
 
 ``write(rows, values)`` takes encoded rows and commits them to the store (values, then "done" marks,
 each fsynced) in groups: as soon as ``COMMIT_ROWS`` rows are waiting or ``COMMIT_SECONDS`` have passed
-since the last commit, and at ``flush()`` (the end of a job, or an interrupted run). So a slow encoder's
+since the last commit (the first batch at once), and at ``flush()`` (the end of a job, or an interrupted run). So a slow encoder's
 batches are committed one by one, while many fast workers' small batches share one commit (two fsyncs)
 instead of paying one each. ``fail(rows, reasons)`` marks rows failed at once; ``batch`` does both for
 one reader batch. Progress and counts move only when rows are committed, so every reported row survives
@@ -25,7 +25,7 @@ class StoreWriter:
         self.store, self.name, self.modality, self.summary = store, name, modality, summary
         self.progress = progress  # callable(n items), e.g. a tqdm bar's update
         self.truncated = 0
-        self.pending, self.committed = [], time.monotonic()
+        self.pending, self.committed = [], float("-inf")  # a job's first batch does not wait for its second
 
     def fail(self, rows, reasons) -> None:
         if len(rows):

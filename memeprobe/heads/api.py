@@ -3,18 +3,38 @@ sweep configurations, read the runs of a store's dataset.
 
 ``train_head`` takes the CLI's defaults: selection by 5-fold CV on the training split, the dev split
 (``dev_seen``, ``dev``, ``validation`` or ``val`` when present) scored untouched, trivial baselines beside
-every score; the run is appended to ``runs.jsonl`` beside the store. Every function takes a store path or
-an open :class:`~memeprobe.store.FeatureStore`."""
+every score; the run is appended to ``runs.jsonl`` beside the store. The span tagger (``span``) trains on
+per-token features, scores span F1 beside its baselines and writes the task's span JSON. Every function takes a
+store path or an open :class:`~memeprobe.store.FeatureStore`."""
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memeprobe.errors import ConfigError, MemeprobeError, StoreError, WeightsError
-from memeprobe.leakage.manifest import report_folders
+import numpy as np
+
+from memeprobe import __version__
+from memeprobe.atomic import atomic_write
+from memeprobe.errors import ConfigError, MemeprobeError, StoreError
+from memeprobe.heads import sweep as sw
+from memeprobe.heads._experiment import labeled, run_experiment
+from memeprobe.heads._matching import check_match
+from memeprobe.heads._plots import plot_all
+from memeprobe.heads.factory import create_head, head_class
+from memeprobe.heads.metrics import evaluate, span_f1
+from memeprobe.heads.persist import check_meta, load_model, save_model
+from memeprobe.heads.runs import append_runs, best_runs, headline, new_record, of_dataset, read_runs, runs_path
+from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_baseline, whole_text_baseline
+from memeprobe.heads.submission import default_format, formula_ids, write_submission
+from memeprobe.heads.training import epoch_progress
+from memeprobe.leakage.manifest import read_clean_ids, report_folders
 from memeprobe.outputs import check_output, file_names, guarded
+from memeprobe.store import FeatureStore
+from memeprobe.store.features import (canonical, identity, label_names, load_features, parse_ref, resolve,
+                                      resolve_target, store_checksum)
 
 DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
 
@@ -22,8 +42,6 @@ DEV_SPLITS = ("dev_seen", "dev", "validation", "val")
 @contextlib.contextmanager
 def opened(store):
     """``store`` itself when it is an open FeatureStore, else the store at that path (closed afterwards)."""
-    from memeprobe.store import FeatureStore
-
     if isinstance(store, FeatureStore):
         yield store
         return
@@ -48,9 +66,6 @@ def check_splits(store, splits) -> None:
 
 def model_meta(store, refs, target) -> dict:
     """What a model file and a run record say about the data: feature sets, identity, store, target."""
-    from memeprobe import __version__
-    from memeprobe.store.features import canonical, identity, label_names, resolve_target, store_checksum
-
     refs = canonical(store, refs)
     return {
         "feature_sets": refs, "identity": identity(store, refs), "store": str(Path(store.path).resolve()),
@@ -62,14 +77,10 @@ def model_meta(store, refs, target) -> dict:
 
 
 def load_splits(store, refs, splits, target) -> dict:
-    from memeprobe.store.features import load_features
-
     return {s: load_features(store, refs, [s], target) for s in dict.fromkeys(splits)}
 
 
 def _shapes(store, refs) -> list[tuple]:
-    from memeprobe.store.features import resolve
-
     return [store.arrays(n)[a].shape for n, arrays in (resolve(store, r) for r in refs) for a in arrays]
 
 
@@ -93,9 +104,10 @@ def fusion_config(store, data, image, text, fusion) -> dict:
 
 
 def fitted_summary(model) -> tuple[dict, dict]:
-    """``(params, chosen)``: the model's parameters as recorded, and what selection chose (C, epochs, k)."""
-    params = model.describe() if hasattr(model, "describe") else model.get_params()
-    chosen = {k: getattr(model, k) for k in ("C_", "best_epoch_", "k_", "temperature_") if hasattr(model, k)}
+    """``(params, chosen)``: the fitted head's parameters as recorded, and what selection chose (C, epochs, k)."""
+    head = getattr(model, "estimator_", model)
+    params = head.describe() if hasattr(head, "describe") else head.get_params()
+    chosen = {k: getattr(head, k) for k in ("C_", "best_epoch_", "k_", "temperature_") if hasattr(head, k)}
     return params, chosen
 
 
@@ -134,13 +146,13 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                dev_split=None, select_on="train", eval_splits=(), target="auto", tune_metric=None, seed=0,
                n_seeds=1, ensemble=False, clean_ids=None, plots=None, n_boot=1000, out=None, log_run=True,
                progress=False, **params) -> Training:
-    """Train head ``kind`` (``logreg``, ``mlp``, ``fusion``, ``retrieval`` or ``ensemble`` with
-    ``members=[...]``) on ``feature_sets`` (fusion: ``image`` and ``text`` arrays), select on ``select_on``,
-    score every split; ``params`` are head parameters. Saves the model to ``out`` when given."""
-    from memeprobe.heads.experiment import read_clean_ids, run_experiment
-    from memeprobe.heads.runs import append_runs, new_record, runs_path
-    from memeprobe.heads.training import epoch_progress
-
+    """Train head ``kind`` (``logreg``, ``mlp``, ``fusion``, ``retrieval``, ``ensemble`` with
+    ``members=[...]``, or ``span``: see :func:`train_spans`) on ``feature_sets`` (fusion: ``image`` and ``text``
+    arrays), select on ``select_on``, score every split; ``params`` are head parameters. Saves the model to
+    ``out`` when given."""
+    if head_class(kind).task == "spans":
+        return train_spans(store, kind, feature_sets, train_split=train_split, dev_split=dev_split,
+                           eval_splits=eval_splits, seed=seed, out=out, **params)
     if kind == "fusion":
         if not image or not text:
             raise ConfigError("a fusion head needs image arrays and text arrays (e.g. image pixels/image_embed, "
@@ -177,9 +189,6 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
     seconds = time.perf_counter() - start
     written = []
     if plots:
-        from memeprobe.heads.experiment import labeled
-        from memeprobe.heads.plots import plot_all
-
         for s, f in data.items():
             ok = labeled(f)
             if s != train_split and ok.any():
@@ -196,7 +205,7 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                         seeds_summary=res.seeds, duration_s=round(seconds, 3),
                         model=str(Path(out).resolve()) if out else None)
     if out:
-        res.model.save(out, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev})
+        save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev})
     path = None
     if log_run:
         path = runs_path(store_path)
@@ -205,6 +214,101 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                     train_split, dev, select_on, int(len(data[train_split].ids)), int(data[train_split].X.shape[1]),
                     record, seconds, Path(out) if out else None, path, written,
                     [s for s in data if clean and s not in clean])
+
+
+# ---------------------------------------------------------------- the span tagger
+@dataclass
+class SpanTraining:
+    """What :func:`train_spans` did: the fitted tagger, and per scored split its span F1 beside the baselines."""
+
+    kind: str
+    model: object
+    feature_set: str
+    train_split: str
+    n_memes: int
+    n_tokens: int
+    dim: int
+    seconds: float
+    scores: dict  # split → {"span head" | "random spans" | "whole text x seen": span_f1 result}; None: unlabelled
+    memes: dict  # split → memes scored
+    label_names: list
+    out: Path | None = None
+
+
+@guarded(paths={"store": "store"}, outputs={"out": "model"})
+def train_spans(store, kind="span", feature_sets=(), *, train_split="train", dev_split=None, eval_splits=(), seed=0,
+                out=None, **params) -> SpanTraining:
+    """Fit the span tagger ``kind`` on the per-token arrays of one feature set (``featurize --tokens``): its span
+    threshold by CV on ``train_split``; score the dev split (``dev_split``, as :func:`train_head` finds it) and
+    ``eval_splits`` beside random spans and the whole text; save the model to ``out``. Not a run of runs.jsonl."""
+    names = list(dict.fromkeys(parse_ref(r)[0] for r in feature_sets))
+    if len(names) != 1:
+        raise ConfigError("the span head takes exactly one feature set with per-token arrays "
+                          f"(e.g. st-minilm), got {', '.join(names) or 'none'}", option="feature_sets")
+    name = names[0]
+    head = create_head(kind, **{**params, "seed": seed})
+    with opened(store) as st:
+        dev = dev_split_of(st, dev_split)
+        splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
+        check_splits(st, [train_split] + splits)
+        labels = list(st.label_names)
+        t0 = time.perf_counter()
+        docs = load_docs(st, name, train_split)
+        head.fit_docs(docs, labels)
+        seconds = time.perf_counter() - t0
+        seen = {s[2] for g in docs.gold for s in g}
+        scores, memes = {}, {}
+        for split in splits:
+            ev = load_docs(st, name, split)
+            known = [i for i, g in enumerate(ev.gold) if g is not None]
+            if not known:
+                scores[split] = None
+                continue
+            ev = ev.take(known)
+            memes[split] = len(ev)
+            scores[split] = {"span head": span_f1(ev.gold, head.predict_spans(ev)),
+                             "random spans": span_f1(ev.gold, random_baseline(ev, docs, seed)),
+                             "whole text x seen": span_f1(ev.gold, whole_text_baseline(ev, seen))}
+        if out:
+            ref = f"{name}:{','.join(TOKEN_ARRAYS)}"
+            save_model(out, head, {"feature_sets": [ref], "identity": identity(st, [ref]), "target": SPAN_TARGET,
+                                   "train_split": train_split, "label_names": labels,
+                                   "train_seconds": round(seconds, 3), "dataset_fingerprint": st.dataset_fingerprint,
+                                   "dataset_format": st.dataset_format})
+    return SpanTraining(kind, head, name, train_split, len(docs), sum(len(x) for x in docs.X), docs.X[0].shape[1],
+                        seconds, scores, memes, labels, Path(out) if out else None)
+
+
+@dataclass
+class SpanPrediction:
+    """What :func:`predict` wrote for a span model: the task's JSON, and the span F1 when the split is labelled."""
+
+    path: Path
+    split: str
+    rows: list  # [{id, text, labels: [{start, end, technique, text_fragment}]}]
+    n_spans: int
+    metrics: dict | None  # span_f1 of the labelled memes (None: none, or other labels than the model's)
+    n_labelled: int
+    notes: list = field(default_factory=list)
+
+
+def _predict_spans(model, meta, model_path, st, split, out, allow) -> SpanPrediction:
+    """The task's JSON ``[{id, text, labels: [{start, end, technique, text_fragment}]}]`` for every meme of ``split``
+    (atomically)."""
+    (ref,) = meta["feature_sets"]
+    match = check_match(st, model_path, [ref], meta["identity"], meta.get("dataset_fingerprint"), meta["label_names"],
+                        list(st.label_names), **allow)
+    docs = load_docs(st, parse_ref(ref)[0], split)
+    pred = model.predict_spans(docs)
+    names = meta["label_names"]
+    rows = [{"id": str(i), "text": text,
+             "labels": [{"start": s, "end": e, "technique": names[j], "text_fragment": text[s:e]} for s, e, j in p]}
+            for i, text, p in zip(docs.ids, docs.texts, pred)]
+    with atomic_write(out, "w", encoding="utf-8") as f:
+        json.dump(rows, f, ensure_ascii=False, indent=1)
+    known = [i for i, g in enumerate(docs.gold) if g is not None and match.same_labels]
+    metrics = span_f1([docs.gold[i] for i in known], [pred[i] for i in known]) if known else None
+    return SpanPrediction(Path(out), split, rows, sum(len(p) for p in pred), metrics, len(known), match.notes)
 
 
 # ---------------------------------------------------------------- predict
@@ -233,34 +337,27 @@ class Prediction:
 
 @guarded(paths={"model": "model_path", "store": "store"}, outputs={"out": "file"})
 def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=False,
-            allow_other_features=False) -> Prediction:
-    """Predict every meme of ``split`` with the saved model and write ``out`` in ``fmt`` (default: the
-    competition format of the dataset the model was trained on, else the generic CSV).
+            allow_other_features=False) -> Prediction | SpanPrediction:
+    """Predict every meme of ``split`` with the saved model (read once) and write ``out``: in ``fmt`` (default: the
+    competition format of the dataset the model was trained on, else the generic CSV), or for a span model the
+    task's span JSON (:class:`SpanPrediction`).
 
     The store must hold the model's features (same encoder, weights, preprocessing and shapes), dataset and label
-    names (:func:`~memeprobe.heads.matching.check_match`); ``allow_other_dataset`` / ``allow_other_features``
+    names (:func:`~memeprobe.heads._matching.check_match`); ``allow_other_dataset`` / ``allow_other_features``
     say the caller means it. Scores are printed only where the store labels what the model predicts."""
-    import numpy as np
-
-    from memeprobe.heads.base import load_model
-    from memeprobe.heads.experiment import labeled
-    from memeprobe.store.features import label_names, load_features
-    from memeprobe.heads.matching import check_match
-    from memeprobe.heads.metrics import evaluate
-    from memeprobe.heads.submission import formula_ids, write_submission
-    from memeprobe.heads.validate import check_meta
-
+    allow = {"allow_other_dataset": allow_other_dataset, "allow_other_features": allow_other_features}
     model, meta = load_model(model_path)
-    check_meta(meta, model_path, model.n_outputs_)
+    check_meta(meta, model_path, model)
     with opened(store) as st:
         check_splits(st, [split])
+        if model.task == "spans":
+            return _predict_spans(model, meta, model_path, st, split, out, allow)
         try:
             store_names = label_names(st, meta["target"])
         except MemeprobeError:  # the store has no classes for the model's target: what it does label
             store_names = label_names(st, "auto")
         match = check_match(st, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
-                            meta["label_names"], store_names, allow_other_dataset=allow_other_dataset,
-                            allow_other_features=allow_other_features)
+                            meta["label_names"], store_names, **allow)
         fmt = fmt or _model_format(meta, match, st, model_path)
         f = load_features(st, meta["feature_sets"], [split], meta["target"] if match.same_labels else "label")
     proba = model.positive_proba(f.X)
@@ -278,8 +375,6 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
 
 def _model_format(meta, match, store, model_path) -> str:
     """The submission format of the dataset the model was trained on (never the store's, unless they are one)."""
-    from memeprobe.heads.submission import default_format
-
     if meta.get("dataset_format"):
         return default_format(meta["dataset_format"])
     older = f"{model_path} was saved by an older memeprobe that did not record its dataset's format"
@@ -313,10 +408,6 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
     every config is a run in runs.jsonl. The best config is refitted and saved to ``out`` (default
     ``sweep-best-RUNID.pt`` beside the store), with the ``train-head`` command that reproduces it. ``on_start(n_points, feature_sets)`` is called once the data is
     loaded, ``on_progress(done, total, seconds)`` as runs finish."""
-    from memeprobe.heads import sweep as sw
-    from memeprobe.heads.metrics import headline
-    from memeprobe.heads.runs import append_runs, best_runs, new_record, runs_path
-
     sw.check_space(space)
     check_output(runs_path(getattr(store, "path", store)), "runs")
     points = sw.configs(space, search, n_configs, seed)
@@ -348,7 +439,7 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
     model = sw.fit_config(best["head"], dict(best["point"]), data, train_split, dev, meta["label_names"], seed,
                           tune_metric)
     out = Path(out) if out else store_path.parent / f"sweep-best-{best['run_id']}.pt"
-    model.save(out, {**meta, "run_id": best["run_id"], "train_split": train_split, "dev_split": dev})
+    save_model(out, model, {**meta, "run_id": best["run_id"], "train_split": train_split, "dev_split": dev})
     return Sweep(records, ranked, key, path, time.perf_counter() - start, model, out,
                  sw.train_command(best, store_path, out, tune_metric))
 
@@ -357,7 +448,5 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
 def store_runs(store) -> list[dict]:
     """The runs in runs.jsonl beside ``store`` that were trained on its dataset (stores sharing a folder
     share the file)."""
-    from memeprobe.heads.runs import of_dataset, read_runs, runs_path
-
     with opened(store) as st:
         return of_dataset(read_runs(runs_path(st.path)), st.info()["dataset"]["fingerprint"], st.path)

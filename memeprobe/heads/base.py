@@ -1,4 +1,4 @@
-"""The head mix-in: scikit-learn classifiers on cached features, with thresholds and save/load.
+"""The head base classes: scikit-learn classifiers on cached features.
 
 Every head takes one float matrix ``X`` (the store's arrays flattened per row and concatenated;
 ``blocks`` gives the width of each array so normalisation and fusion can split it again) and a
@@ -13,28 +13,33 @@ target ``y``, as sklearn's classifiers do:
   need not sum to 1. A one-column 2-D ``y`` stays a one-label multi-label target.
 
 :meth:`Head.positive_proba` gives the probability of each output being on: ``(n,)`` for a binary
-target, ``(n, K)`` otherwise; thresholds, metrics and submissions work on it. Parameters are
-declared once per head in ``_parameter_constraints`` (sklearn's validation, run by ``fit``). A
-saved head is a ``torch.save`` file of plain types and tensors only, so it loads with
-``weights_only=True``.
+target, ``(n, K)`` otherwise; thresholds, metrics and submissions work on it. A plain head decides at
+0.5 (argmax for classes); :class:`~memeprobe.heads.tuned.TunedHead` tunes the decisions inside its fit.
+Parameters are declared once per head in ``_parameter_constraints`` (the :mod:`memeprobe.params`
+vocabulary, checked by sklearn in ``fit``). A head's fitted layout and state are plain values and tensors
+(:meth:`Head._layout`, ``_state``); :mod:`memeprobe.heads.persist` writes and checks model files.
 """
 from __future__ import annotations
 
 from numbers import Integral
-from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from memeprobe.errors import ConfigError, DatasetError, WeightsError
+from memeprobe.errors import ConfigError, DatasetError
+from memeprobe.heads.choices import NORMS
+from memeprobe.heads.selection import CV_FOLDS, cv_folds, duplicate_groups, oof_proba
+from memeprobe.heads.thresholds import decide
+from memeprobe.params import Choices, to_sklearn
 
-FORMAT = "memeprobe-head/1"
-NORMS = ("l2", "standard", "l2+standard", "none")
 # the parameters every head has
-BASE_CONSTRAINTS = {"norm": [StrOptions(set(NORMS))], "blocks": [None, "array-like"], "seed": [Integral]}
+BASE_CONSTRAINTS = {"norm": [Choices(NORMS)], "blocks": [None, "array-like"], "seed": [Integral]}
+ARGMAX = {"min_labels": 1, "max_labels": 1, "parent": -1}  # the decision rule of single-label classes
+OUTPUT_LAYOUT = ("classes_", "multilabel_", "multiclass_", "n_outputs_", "n_features_in_", "feature_names_in_")
 
 
 class HeadParameterError(ConfigError, InvalidParameterError):
@@ -49,6 +54,14 @@ def as_2d(y: np.ndarray) -> np.ndarray:
     """A target as ``(n, K)`` float32 (a binary target becomes one column)."""
     y = np.asarray(y, dtype=np.float32)
     return y[:, None] if y.ndim == 1 else y
+
+
+def check_params(estimator) -> None:
+    """sklearn's check of ``estimator``'s parameters against its ``_parameter_constraints``, as a memeprobe error."""
+    try:
+        estimator._validate_params()
+    except InvalidParameterError as e:
+        raise HeadParameterError(str(e)) from None
 
 
 class Outputs(ClassifierMixin):
@@ -69,7 +82,7 @@ class Outputs(ClassifierMixin):
                                       "train on labeled rows only)")
             self.classes_, self.multilabel_, self.multiclass_ = np.arange(y.shape[1]), True, False
             self.n_outputs_ = y.shape[1]
-            self.thresholds_ = np.full(self.n_outputs_, 0.5)
+            self._plain_decisions()
             return y.astype(np.float32)
         classes, codes = np.unique(y, return_inverse=True)
         if classes.dtype.kind in "iuf" and {-1, 0} <= set(classes.tolist()):
@@ -79,11 +92,23 @@ class Outputs(ClassifierMixin):
                                   "rows of at least two classes")
         self.classes_, self.multilabel_, self.multiclass_ = classes, False, len(classes) > 2
         self.n_outputs_ = 1 if len(classes) == 2 else len(classes)
+        self._plain_decisions()
         if self.multiclass_:  # one-hot outputs, argmax decision
-            self.thresholds_, self.rule_ = np.zeros(self.n_outputs_), {"min_labels": 1, "max_labels": 1, "parent": -1}
             return np.eye(len(classes), dtype=np.float32)[codes.ravel()]
-        self.thresholds_ = np.full(1, 0.5)
         return codes.ravel()[:, None].astype(np.float32)
+
+    def _outputs_of(self, fitted) -> None:
+        """The output layout of ``fitted`` (a wrapped or member estimator) as this estimator's own."""
+        for key in OUTPUT_LAYOUT:
+            if hasattr(fitted, key):
+                setattr(self, key, getattr(fitted, key))
+
+    def _plain_decisions(self) -> None:
+        """Untuned decisions for the output layout: 0.5 per output, the argmax for single-label classes."""
+        if self.multiclass_:
+            self.thresholds_, self.rule_ = np.zeros(self.n_outputs_), dict(ARGMAX)
+        else:
+            self.thresholds_ = np.full(self.n_outputs_, 0.5)
 
     def _squeeze(self, p: np.ndarray) -> np.ndarray:
         """``(n, K)`` output probabilities in the :meth:`positive_proba` layout."""
@@ -99,10 +124,8 @@ class Outputs(ClassifierMixin):
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
-        """Decisions at ``thresholds_`` (0.5 until tuned) under the multi-label ``rule_``: class labels for a
-        1-D target, 0/1 ``(n, K)`` for a multi-hot one."""
-        from memeprobe.heads.thresholds import decide
-
+        """Decisions at ``thresholds_`` under the multi-label ``rule_``: class labels for a 1-D target, 0/1
+        ``(n, K)`` for a multi-hot one."""
         pred = decide(self.positive_proba(X), self.thresholds_, getattr(self, "rule_", None))
         if self.multilabel_:
             return pred
@@ -110,10 +133,12 @@ class Outputs(ClassifierMixin):
 
 
 class Head(Outputs, BaseEstimator):
-    """Shared behaviour of the heads; subclasses implement ``_fit`` and ``_logits``."""
+    """Shared behaviour of the heads; subclasses implement ``_fit`` and ``_logits`` (and the state methods)."""
 
     name = "head"
-    _parameter_constraints: dict = BASE_CONSTRAINTS
+    task = "labels"  # what the head predicts: labels per meme (the span tagger: spans of text)
+    _member_params: tuple = ()  # parameters that hold heads (an ensemble's members)
+    _parameter_constraints: dict = to_sklearn(BASE_CONSTRAINTS)
 
     # -- normalisation -------------------------------------------------------------
     def _blocks(self, X: np.ndarray) -> list[int]:
@@ -154,15 +179,9 @@ class Head(Outputs, BaseEstimator):
         return self._normalise(validate_data(self, X, reset=False, dtype=np.float32))
 
     # -- estimator API -------------------------------------------------------------
-    def _check_params(self) -> None:
-        try:
-            self._validate_params()
-        except InvalidParameterError as e:
-            raise HeadParameterError(str(e)) from None
-
     def fit(self, X, y, X_dev=None, y_dev=None):
         """Fit on ``(X, y)``; the dev split (optional) selects C / early-stops / tunes nothing else."""
-        self._check_params()
+        check_params(self)
         X, y = validate_data(self, X, y, multi_output=True, dtype=np.float32)
         Y = self._init_outputs(y)
         self._fit_norm(X)
@@ -189,11 +208,42 @@ class Head(Outputs, BaseEstimator):
 
     def positive_proba(self, X) -> np.ndarray:
         """Probability of each output being on: ``(n,)`` (binary) or ``(n, K)`` (multi-label / per class)."""
-        from scipy.special import expit
-
         return self._squeeze(expit(self._logits(self._input(X)).astype(np.float64)))
 
-# -- persistence -----------------------------------------------------------------
+    def out_of_fold(self, X, y, cv=CV_FOLDS) -> np.ndarray:
+        """Out-of-fold probabilities of the rows ``(X, y)`` this head was fitted on: those its own selection
+        made (``oof_``: logreg's cross-validation, retrieval's leave-one-out), else those of refits of its
+        chosen configuration on ``cv`` folds drawn with its seed (rows with identical features share a fold)."""
+        if getattr(self, "oof_", None) is not None:
+            return self.oof_
+        X, y = validate_data(self, X, reset=False, dtype=np.float32), np.asarray(y)
+        strata = y if self.multilabel_ else np.searchsorted(self.classes_, y)  # class codes (0/1 targets: as given)
+        chosen = clone(self).set_params(**self._chosen())
+        return oof_proba(lambda: clone(chosen), X, y, cv_folds(strata, cv, self.seed, duplicate_groups(X)))
+
+    def _chosen(self) -> dict:
+        """The parameters the fit chose (e.g. logreg's C), as a refit should take them."""
+        return {}
+
+    # -- fitted layout and state (memeprobe.heads.persist writes and checks them) ---
+    def _layout(self) -> dict:
+        """The fitted output layout and normalisation every head has, as plain values and arrays."""
+        return {"multilabel": bool(self.multilabel_), "n_outputs": int(self.n_outputs_),
+                "multiclass": bool(self.multiclass_), "classes": self.classes_.tolist(),
+                "blocks": [int(b) for b in self.blocks_], "mean": self.mean_, "scale": self.scale_}
+
+    def _restore(self, layout: dict, state: dict) -> "Head":
+        """A fitted head again from :meth:`_layout` (arrays as numpy) and :meth:`_state` (checked values)."""
+        self.multilabel_, self.n_outputs_ = layout["multilabel"], layout["n_outputs"]
+        self.blocks_ = list(layout["blocks"])
+        self.multiclass_ = bool(layout.get("multiclass", False))
+        self.classes_ = np.asarray(layout.get("classes", list(range(self.n_outputs_ if self.multilabel_ else 2))))
+        self.n_features_in_ = sum(self.blocks_)
+        self.mean_, self.scale_ = layout["mean"], layout["scale"]
+        self._plain_decisions()
+        self._set_state(state)
+        return self
+
     def _state(self) -> dict:
         raise NotImplementedError
 
@@ -205,110 +255,3 @@ class Head(Outputs, BaseEstimator):
         outputs: {dotted key: :class:`~memeprobe.heads.validate.Tensor` | :class:`~.validate.Number`}
         (checked before :meth:`_set_state` builds anything)."""
         raise NotImplementedError
-
-    def to_dict(self) -> dict:
-        import torch
-
-        def t(a):
-            return None if a is None else torch.as_tensor(np.asarray(a))
-
-        return {
-            "head": self.name,
-            "params": _plain(self.get_params()),
-            "fitted": {
-                "multilabel": bool(self.multilabel_), "n_outputs": int(self.n_outputs_),
-                "multiclass": bool(self.multiclass_), "classes": self.classes_.tolist(),
-                "blocks": [int(b) for b in self.blocks_], "mean": t(self.mean_), "scale": t(self.scale_),
-                "thresholds": t(self.thresholds_), "rule": _rule(self),
-            },
-            "state": self._state(),
-        }
-
-    def _restore(self, d: dict) -> None:
-        f = d["fitted"]
-        self.multilabel_, self.n_outputs_, self.blocks_ = f["multilabel"], f["n_outputs"], list(f["blocks"])
-        self.multiclass_ = bool(f.get("multiclass", False))
-        self.classes_ = np.asarray(f.get("classes", list(range(self.n_outputs_ if self.multilabel_ else 2))))
-        self.n_features_in_ = sum(self.blocks_)
-        self.mean_ = None if f["mean"] is None else f["mean"].numpy()
-        self.scale_ = None if f["scale"] is None else f["scale"].numpy()
-        self.thresholds_ = f["thresholds"].numpy()
-        self.rule_ = dict(f.get("rule") or {})
-        self._set_state(d["state"])
-
-    def save(self, path, meta: dict | None = None) -> Path:
-        """Write the head and ``meta`` (feature refs, store identity, label names...) to ``path``."""
-        return save_model(path, self, meta or {})
-
-    @classmethod
-    def load(cls, path) -> "Head":
-        head, _ = load_model(path)
-        return head
-
-
-def _rule(head) -> dict:
-    from memeprobe.heads.thresholds import NO_RULE
-
-    return {k: int(v) for k, v in {**NO_RULE, **(getattr(head, "rule_", None) or {})}.items()}
-
-
-def _plain(value):
-    """Params as JSON-able plain values (tuples become lists)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def save_model(path, head, meta: dict) -> Path:
-    """Write atomically: a crash or a full disk leaves the previous file at ``path`` untouched."""
-    import torch
-
-    from memeprobe.atomic import atomic_write
-
-    path = Path(path)
-    with atomic_write(path, "wb", kind="model", parents=True) as f:
-        torch.save({"format": FORMAT, "model": head.to_dict(), "meta": meta}, f)
-    return path
-
-
-def read_model_file(path):
-    """The object in a model file, read without running code (``weights_only``); one clear line if the file is
-    none (a folder, a text file, a link to a store...: told by its first bytes, before torch reads it)."""
-    import warnings
-
-    import torch
-
-    from memeprobe.torchfiles import LOAD_ERRORS, describe, kind
-
-    path = Path(path)
-    what = kind(path)
-    if what == "missing":
-        raise WeightsError(f"model file {describe(path, what)}; train one with `memeprobe train-head ... --out "
-                           f"{path}`")
-    if what != "torch":
-        raise WeightsError(f"{describe(path, what)}, not a memeprobe model file; pass the file written by "
-                           "`memeprobe train-head --out`")
-    try:
-        with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files: the error says it all
-            warnings.simplefilter("ignore")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except LOAD_ERRORS as e:
-        first = (str(e).strip().splitlines() or [""])[0][:120]
-        raise WeightsError(f"{path} is not a memeprobe model file ({e.__class__.__name__}: {first}); "
-                           "pass the file written by `memeprobe train-head --out`") from None
-
-
-def load_model(path) -> tuple["Head", dict]:
-    """``(head, meta)`` from a file written by :meth:`Head.save`, every entry checked first (heads/validate.py)."""
-    from memeprobe.heads.factory import head_from_dict
-    from memeprobe.heads.validate import check_model_dict
-
-    d = read_model_file(path)
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise WeightsError(f"{path} is not a memeprobe model file (format {FORMAT} expected)")
-    check_model_dict(d, path)
-    return head_from_dict(d["model"]), d["meta"]

@@ -1,37 +1,24 @@
 """Click commands of memeprobe.heads: ``train-head``, ``predict``, ``sweep``, ``runs list|best``.
 
-A thin shell over :mod:`memeprobe.heads.api`: options in, printed tables out. The choices come from the
-registries (heads, fusions, losses, norms, targets, threshold metrics, submission formats), imported only
-when a command runs or shows its help, so ``memeprobe --help`` stays fast.
+A thin shell over :mod:`memeprobe.heads.api`: options in, printed tables out. The choices are the light
+lists of :mod:`.choices` and :mod:`.kinds` (and the store's targets), so ``--help`` loads no
+torch and no sklearn; the API (which does) is imported when a command runs.
 """
 from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import click
 
-from memeprobe.errors import ConfigError, MemeprobeError
+from memeprobe.errors import ConfigError
+from memeprobe.heads._report import gap_line, metrics_table, per_class, span_table, technique_table
+from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
+from memeprobe.heads.kinds import HEAD_NAMES
+from memeprobe.heads.runs import best_runs, headline, read_runs, table
 from memeprobe.outputs import reading, replace_option
-from memeprobe.registry import resolve
-
-
-class RegistryChoice(click.Choice):
-    """A click.Choice whose values are a registry's names (``"module:ATTR"``, plus ``extra``), read on first use."""
-
-    def __init__(self, spec: str, extra=(), case_sensitive=True):
-        self.spec, self.extra, self._values = spec, tuple(extra), None
-        super().__init__((), case_sensitive)
-
-    @property
-    def choices(self):
-        if self._values is None:
-            self._values = (*resolve(self.spec), *self.extra)
-        return self._values
-
-    @choices.setter
-    def choices(self, _):
-        pass
+from memeprobe.store.features import TARGETS
 
 
 def _parse_param(values) -> dict:
@@ -57,7 +44,7 @@ def _hidden(text):
 # ---------------------------------------------------------------- train-head
 def _head_options(f):
     opts = [
-        click.option("--loss", type=RegistryChoice("memeprobe.heads.losses:LOSSES"), help="Loss of neural heads.", show_default="bce"),
+        click.option("--loss", type=click.Choice(LOSSES), help="Loss of neural heads.", show_default="bce"),
         click.option("--focal-gamma", type=float, help="Focal loss gamma.", show_default="2"),
         click.option("--label-smoothing", type=float, help="Label smoothing in [0, 1).", show_default="0"),
         click.option("--hidden", help="Hidden layer sizes, e.g. 512 or 512,256.", show_default="256"),
@@ -69,7 +56,7 @@ def _head_options(f):
         click.option("--patience", type=int, help="Early-stopping patience in epochs on the dev score; 0 = off.", show_default="5"),
         click.option("--proj-dim", type=int, help="Fusion projection size.", show_default="256 align, 64 cross"),
         click.option("--class-weight", type=click.Choice(["none", "balanced"]), help="Weight positives by n_neg/n_pos."),
-        click.option("--norm", type=RegistryChoice("memeprobe.heads.base:NORMS"),
+        click.option("--norm", type=click.Choice(NORMS),
                      help="Input normalisation per array.", show_default="logreg l2+standard, mlp standard, fusion l2"),
         click.option("--C", "C", type=float, help="logreg: fixed C.", show_default="chosen by 5-fold CV"),
         click.option("--members", help="ensemble: comma-separated head kinds, e.g. logreg,mlp,retrieval "
@@ -97,25 +84,25 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 
 
 @click.command("train-head")
-@click.argument("head", type=RegistryChoice("memeprobe.heads.factory:HEAD_NAMES", ("ensemble", "span")))
+@click.argument("head", type=click.Choice(HEAD_NAMES))
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True,
               help="Arrays to use: SET, SET:a,b or SET/a (repeatable; default arrays: SET's *_embed).")
 @click.option("--image", "image_refs", multiple=True, help="fusion: image-side arrays (e.g. clip-ViT-B-32-openai/image_embed).")
 @click.option("--text", "text_refs", multiple=True, help="fusion: text-side arrays (e.g. st-minilm/text_embed).")
-@click.option("--fusion", type=RegistryChoice("memeprobe.heads.fusion:FUSIONS"), default="align", show_default=True,
+@click.option("--fusion", type=click.Choice(FUSIONS), default="align", show_default=True,
               help="Fusion variant.")
 @click.option("--train-split", default="train", show_default=True)
 @click.option("--dev-split", show_default="dev_seen, dev or validation",
               help="Dev split ('none' = no dev): an untouched estimate unless --select-on uses it.")
-@click.option("--select-on", type=RegistryChoice("memeprobe.heads.experiment:SELECT_ON"), default="train",
+@click.option("--select-on", type=click.Choice(SELECT_ON), default="train",
               show_default=True,
               help="Choose C / thresholds from 5-fold CV on train (dev stays untouched), CV on train+dev "
                    "(refit on both), or on dev (the old protocol: dev's score is then in-sample).")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
-@click.option("--target", type=RegistryChoice("memeprobe.store.features:TARGETS"), default="auto", show_default=True,
+@click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True,
               help="label = binary, labels = multi-hot classes, all = binary + classes (MAMI A+B).")
-@click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"),
+@click.option("--tune-metric", type=click.Choice(METRICS),
               show_default="accuracy binary; MAMI columns two-class macro-F1; else F1, per class shrunk towards "
                            "one global threshold", help="Threshold metric.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -138,10 +125,7 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
     take --param KEY=VALUE for SpanHead parameters and are not appended to runs.jsonl).
     """
-    if head == "span":
-        return _train_span(store_path, list(feature_sets), train_split, dev_split, eval_splits, seed, out_path,
-                           _parse_param(opts.get("params") or ()))
-    from memeprobe.heads import api, report
+    from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
     if head == "fusion" and (not image_refs or not text_refs):
         raise ConfigError("train-head fusion needs --image ARRAYS and --text ARRAYS (e.g. --image "
@@ -153,6 +137,8 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
                        target=target, tune_metric=tune_metric, seed=seed, n_seeds=n_seeds, ensemble=ensemble,
                        clean_ids=clean_ids, plots=plots_dir, n_boot=n_boot, out=out_path, progress=True,
                        **_config(**opts))
+    if isinstance(t, api.SpanTraining):
+        return _print_spans(t, out_path)
     click.echo(f"{head}{' ' + fusion if head == 'fusion' else ''} on {', '.join(t.meta['feature_sets'])} "
                f"({t.n_train} {train_split} rows, {t.n_features} features, target {t.meta['target']}"
                f"{', seeds ' + str(n_seeds) if n_seeds > 1 else ''}{', ensemble' if ensemble and n_seeds > 1 else ''})")
@@ -160,15 +146,15 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
         click.echo(f"note: {note}")
     for s in t.clean_missing:
         click.echo(f"note: --clean-ids has no list for split {s}")
-    click.echo(report.metrics_table(t.metrics, t.seeds, t.baselines, t.in_sample))
-    gap = report.gap_line(t.metrics, train_split)
+    click.echo(metrics_table(t.metrics, t.seeds, t.baselines, t.in_sample))
+    gap = gap_line(t.metrics, train_split)
     if gap:
         click.echo(gap)
     protocol = 'dev' if select_on == 'dev' else 'leave-one-out' if head == 'retrieval' else '5-fold CV'
     click.echo(f"selected on: {' + '.join(t.in_sample)} ({protocol}); untouched: {', '.join(t.untouched) or 'none'}")
     if t.meta["target"] != "label":
         dev = t.dev_split
-        click.echo(report.per_class(t.metrics, dev if dev and dev not in t.in_sample else "cv"))
+        click.echo(per_class(t.metrics, dev if dev and dev not in t.in_sample else "cv"))
     _, chosen = api.fitted_summary(t.model)
     if chosen:
         click.echo("chosen: " + ", ".join(f"{k.rstrip('_')}={v}" for k, v in chosen.items()))
@@ -182,16 +168,22 @@ def _saved(out_path):
     click.echo(f"model: {out_path}" if out_path else "model: not saved (give --out FILE to keep it for predict)")
 
 
-def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out_path, params):
-    from memeprobe.heads import api, span
-
-    with api.opened(store_path) as store:
-        dev = api.dev_split_of(store, dev_split)
-        splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
-        api.check_splits(store, [train_split] + splits)
-        span.train(store, refs, train_split, splits, seed, params, out_path, echo=click.echo)
-    if not out_path:
-        _saved(out_path)
+def _print_spans(t, out_path):
+    """What ``train-head span`` prints: the choice of threshold, then per scored split the span F1 beside the
+    baselines and per technique."""
+    head = t.model
+    click.echo(f"span head on {t.feature_set} ({t.n_memes} {t.train_split} memes, {t.n_tokens} tokens, {t.dim}-d) "
+               f"in {t.seconds:.1f} s; threshold {head.threshold_} chosen by {head.folds}-fold CV on {t.train_split} "
+               f"(CV span F1 {head.cv_[head.threshold_]:.4f})")
+    for split, scores in t.scores.items():
+        if scores is None:
+            click.echo(f"{split}: unlabelled, not scored")
+            continue
+        click.echo(f"{split} ({t.memes[split]} memes, {scores['span head']['n_gold']} gold spans):")
+        click.echo(span_table(scores))
+        click.echo(f"per technique ({split}, span head):")
+        click.echo(technique_table(scores["span head"], t.label_names))
+    _saved(out_path)
 
 
 # ---------------------------------------------------------------- predict
@@ -200,7 +192,7 @@ def _train_span(store_path, refs, train_split, dev_split, eval_splits, seed, out
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--split", required=True, help="Split to predict, e.g. test_unseen.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Submission file.")
-@click.option("--format", "fmt", type=RegistryChoice("memeprobe.heads.submission:FORMATS"),
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
               help="Output format.", show_default="the competition format of the model's dataset, else csv")
 @click.option("--allow-other-dataset", is_flag=True,
               help="Predict a store of another dataset or other labels than the model's (e.g. the same encoder's "
@@ -218,16 +210,12 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
     with label the predicted class name. The store must hold the very features, dataset and labels the model
     was trained on, unless --allow-other-dataset / --allow-other-features say otherwise.
     """
-    from memeprobe.heads import api, span
-    from memeprobe.heads.report import metrics_table
+    from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
-    allow = {"allow_other_dataset": allow_other_dataset, "allow_other_features": allow_other_features}
-    if span.read_model_file(model_path) is not None:  # a span model writes the task's span JSON
-        with api.opened(store_path) as store:
-            api.check_splits(store, [split])
-            span.predict(model_path, store, split, out_path, echo=click.echo, **allow)
-        return
-    p = api.predict(model_path, store_path, split, out_path, fmt, **allow)
+    p = api.predict(model_path, store_path, split, out_path, fmt, allow_other_dataset=allow_other_dataset,
+                    allow_other_features=allow_other_features)
+    if isinstance(p, api.SpanPrediction):
+        return _print_span_prediction(p, out_path)
     click.echo(f"{out_path}: {len(p.ids)} {split} memes ({p.fmt} format), {p.positives} predicted positive")
     if p.formula_ids:
         click.echo(f"note: {len(p.formula_ids)} id(s) (e.g. {p.formula_ids[0]!r}) start with = + - @, tab or CR: "
@@ -241,20 +229,30 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
         click.echo(f"{split} is unlabeled: no metrics")
 
 
+def _print_span_prediction(p, out_path):
+    for note in p.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"{out_path}: {len(p.rows)} {p.split} memes, {p.n_spans} spans")
+    if p.metrics is not None:
+        m = p.metrics
+        click.echo(f"{p.split} span F1 {m['f1']:.4f} (precision {m['precision']:.4f}, recall {m['recall']:.4f}, "
+                   f"{p.n_labelled} labelled memes)")
+
+
 # ---------------------------------------------------------------- sweep
 @click.command("sweep")
 @click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
 @click.option("--feature-set", "feature_sets", multiple=True, required=True, help="Arrays: SET, SET:a,b or SET/a (repeatable).")
 @click.option("--heads", default="logreg,mlp", show_default=True, help="Comma-separated heads of the default space.")
 @click.option("--space", "space_path", type=click.Path(dir_okay=False), help='JSON search space {"mlp": {"dropout": [0.1, 0.5]}}.')
-@click.option("--search", type=RegistryChoice("memeprobe.heads.sweep:SEARCHES"), default="random", show_default=True)
+@click.option("--search", type=click.Choice(SEARCHES), default="random", show_default=True)
 @click.option("--n-configs", type=int, default=100, show_default=True, help="Configs to draw (random) or cap (grid).")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes.")
 @click.option("--train-split", default="train", show_default=True)
 @click.option("--dev-split", help="Dev split.", show_default="dev_seen, dev or validation")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
-@click.option("--target", type=RegistryChoice("memeprobe.store.features:TARGETS"), default="auto", show_default=True)
-@click.option("--tune-metric", type=RegistryChoice("memeprobe.heads.thresholds:METRICS"))
+@click.option("--target", type=click.Choice(TARGETS), default="auto", show_default=True)
+@click.option("--tune-metric", type=click.Choice(METRICS))
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top", type=int, default=10, show_default=True, help="Print the best N runs.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
@@ -263,19 +261,17 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
 def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, train_split, dev_split, eval_splits,
           target, tune_metric, seed, top, out_path):
     """Search head hyper-parameters on cached features; every config is a run in runs.jsonl."""
-    from memeprobe.heads import api
-    from memeprobe.heads import sweep as sw
-    from memeprobe.heads.runs import table
+    from memeprobe.heads import api, sweep as sw  # lazy: they load torch and sklearn (the heads)
 
     if space_path:
         space = sw.load_space(space_path)
     else:
         wanted = [h.strip() for h in heads.split(",") if h.strip()]
-        unknown = [h for h in wanted if h not in sw.DEFAULT_SPACE]
+        unknown = [h for h in wanted if h not in DEFAULT_SPACE]
         if unknown:
             raise ConfigError(f"--heads: no default space for {', '.join(unknown)} "
-                              f"(have: {', '.join(sw.DEFAULT_SPACE)}); use --space FILE.json")
-        space = {h: sw.DEFAULT_SPACE[h] for h in wanted}
+                              f"(have: {', '.join(DEFAULT_SPACE)}); use --space FILE.json")
+        space = {h: DEFAULT_SPACE[h] for h in wanted}
 
     def start(n_points, refs):
         click.echo(f"sweep: {n_points} configs ({search}) on {', '.join(refs)}, {jobs} jobs")
@@ -298,14 +294,11 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
 
 # ---------------------------------------------------------------- runs
 def _records(store_path, runs_file):
-    from pathlib import Path
-
-    from memeprobe.heads import api
-    from memeprobe.heads.runs import read_runs
-
     if runs_file:
         return read_runs(Path(runs_file))
     if store_path:
+        from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
+
         return api.store_runs(store_path)
     raise ConfigError("give --store S (reads the runs of its dataset in runs.jsonl beside it) or --runs FILE")
 
@@ -323,8 +316,6 @@ def runs():
 @click.option("--last", type=int, help="Only the last N runs.")
 def runs_list(store_path, runs_file, metrics, last):
     """Print every run as a table."""
-    from memeprobe.heads.runs import table
-
     records = _records(store_path, runs_file)
     if last:
         records = records[-last:]
@@ -339,8 +330,6 @@ def runs_list(store_path, runs_file, metrics, last):
 @click.option("--top", type=int, default=5, show_default=True)
 def runs_best(store_path, runs_file, metric, top):
     """Print the best runs by a metric, then the best run's config."""
-    from memeprobe.heads.runs import best_runs, table
-
     records = _records(store_path, runs_file)
     key = metric or _default_keys(records)[0]
     best = best_runs(records, key, top)
@@ -350,13 +339,11 @@ def runs_best(store_path, runs_file, metric, top):
 
 
 def _default_keys(records) -> list[str]:
-    from memeprobe.heads.metrics import headline
-
     for r in reversed(records):
         dev = r.get("splits", {}).get("dev")
         if dev and dev in r.get("metrics", {}):
             return [f"{dev}.{headline(r['metrics'][dev])}"]
-    raise MemeprobeError("no run has dev metrics; give --metric SPLIT.NAME")
+    raise ConfigError("no run has dev metrics; give --metric SPLIT.NAME")
 
 
 COMMANDS = [train_head, predict, sweep, runs]

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 from numbers import Integral
 
-from sklearn.utils._param_validation import Interval, StrOptions
-
 from memeprobe.errors import ConfigError
+from memeprobe.heads.choices import FUSIONS
 from memeprobe.heads.training import TORCH_CONSTRAINTS, TorchHead, mlp
-
-FUSIONS = ("concat", "late", "align", "cross", "attention")
+from memeprobe.params import Choices, Range, to_sklearn
 
 
 def _modules():
@@ -130,19 +128,19 @@ def _modules():
     return Concat, Late, Product, Attention
 
 
-_SIZE = [Interval(Integral, 1, None, closed="left")]
+_SIZE = [Range(Integral, 1)]
 
 
 class FusionHead(TorchHead):
     name = "fusion"
-    _parameter_constraints = {
+    _parameter_constraints = to_sklearn({
         **TORCH_CONSTRAINTS,
-        "fusion": [StrOptions(set(FUSIONS))],
+        "fusion": [Choices(FUSIONS)],
         "split": [None, *_SIZE],
         "proj_dim": [None, *_SIZE],
         "cross_rank": [None, *_SIZE],
         "image_tokens": _SIZE, "text_tokens": _SIZE, "d_model": _SIZE, "n_layers": _SIZE, "n_heads": _SIZE,
-    }
+    })
 
     def __init__(self, fusion="align", split=None, proj_dim=None, cross_rank=None, hidden=(256,), dropout=0.2, image_tokens=1,
                  text_tokens=1, d_model=128, n_layers=2, n_heads=4, lr=1e-3, weight_decay=1e-2, epochs=30,

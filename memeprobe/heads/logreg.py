@@ -15,26 +15,35 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from joblib import Parallel, delayed
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from memeprobe.heads.base import BASE_CONSTRAINTS, Head
+from memeprobe.heads.choices import CLASS_WEIGHTS
 from memeprobe.heads.metrics import dev_score
+from memeprobe.heads.selection import cv_folds, duplicate_groups
+from memeprobe.heads.validate import Number, Tensor
+from memeprobe.params import Choices, Range, to_sklearn
+
+POSITIVE = Range(Real, 0, None, closed="neither")
 
 
 class LogRegHead(Head):
     name = "logreg"
-    _parameter_constraints = {
+    _parameter_constraints = to_sklearn({
         **BASE_CONSTRAINTS,
-        "C": [None, Interval(Real, 0, None, closed="neither")],
-        "C_min": [Interval(Real, 0, None, closed="neither")],
-        "C_max": [Interval(Real, 0, None, closed="neither")],
-        "n_C": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
-        "class_weight": [None, StrOptions({"balanced"})],
-        "cv": [None, Interval(Integral, 0, None, closed="left")],
+        "C": [None, POSITIVE],
+        "C_min": [POSITIVE],
+        "C_max": [POSITIVE],
+        "n_C": [Range(Integral, 1)],
+        "max_iter": [Range(Integral, 1)],
+        "tol": [POSITIVE],
+        "class_weight": [None, Choices(CLASS_WEIGHTS)],
+        "cv": [None, Range(Integral, 0)],
         "n_jobs": [None, Integral],
-    }
+    })
 
     def __init__(self, C=None, C_min=1e-4, C_max=1e2, n_C=7, max_iter=500, tol=1e-4,
                  class_weight=None, norm="l2+standard", cv=5, n_jobs=2, blocks=None, seed=0):
@@ -59,8 +68,6 @@ class LogRegHead(Head):
         return [float(c) for c in np.logspace(np.log10(self.C_min), np.log10(self.C_max), int(self.n_C))]
 
     def _fit(self, X, Y, dev):
-        from threadpoolctl import threadpool_limits
-
         candidates = self._candidates(dev)
         self.oof_ = None
         # float32 throughout (sklearn's L-BFGS keeps it); the matrix-vector products are memory-bound,
@@ -85,9 +92,6 @@ class LogRegHead(Head):
 
     def _fit_C(self, X, Y, C, models):
         """One-vs-rest fit at ``C``, warm-started from ``models`` (updated in place)."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
         K = Y.shape[1]
         coef, bias = np.zeros((K, X.shape[1]), np.float32), np.zeros(K, np.float32)
         for k in range(K):
@@ -109,10 +113,6 @@ class LogRegHead(Head):
 
     def _cv(self, X, Y, candidates) -> int:
         """Index of the C with the best out-of-fold score; sets ``path_`` and ``oof_``."""
-        from joblib import Parallel, delayed
-
-        from memeprobe.heads.selection import cv_folds, duplicate_groups
-
         folds = cv_folds(Y[:, 0] if Y.shape[1] == 1 else Y, self.cv, self.seed, duplicate_groups(X))
 
         def path(tr, te):
@@ -140,9 +140,10 @@ class LogRegHead(Head):
     def _set_state(self, s):
         self.C_, self.coef_, self.intercept_ = s["C"], s["coef"].numpy(), s["intercept"].numpy()
 
-    def _state_spec(self, state, n_features, n_outputs):
-        from memeprobe.heads.validate import Number, Tensor
+    def _chosen(self):
+        return {"C": self.C_}
 
+    def _state_spec(self, state, n_features, n_outputs):
         return {"C": Number(float, 0, open=True), "coef": Tensor((n_outputs, n_features)),
                 "intercept": Tensor((n_outputs,))}
 

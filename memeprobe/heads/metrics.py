@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, roc_auc_score
 
+from memeprobe.data.mami import LABEL_NAMES as MAMI_TYPES  # the columns MAMI scores in sub-task B
 from memeprobe.heads.thresholds import exclusive
 
 
@@ -54,9 +55,6 @@ def binary_metrics(y, p, threshold=0.5, n_boot=1000, seed=0) -> dict:
         "f1": float(f1_score(y, pred, zero_division=0)),
         "macro_f1": float(f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0)),
     }
-
-
-MAMI_TYPES = ("shaming", "stereotype", "objectification", "violence")  # the columns MAMI scores in sub-task B
 
 
 def mami_weighted_f1(Y, pred) -> float:
@@ -138,11 +136,6 @@ def baselines(y_ref, y, names=None, draws=20, seed=0) -> dict[str, dict]:
     for m in out.values():
         m.pop("per_class_f1", None)
     return out
-
-
-def headline(metrics: dict) -> str:
-    """The key used to rank runs on this kind of target."""
-    return "auroc" if "auroc" in metrics else "macro_f1"
 
 
 def dev_score(Y, scores) -> float:

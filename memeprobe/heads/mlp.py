@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from memeprobe.heads.training import TORCH_CONSTRAINTS, TorchHead, mlp
+from memeprobe.params import to_sklearn
 
 
 class MLPHead(TorchHead):
     name = "mlp"
-    _parameter_constraints = TORCH_CONSTRAINTS
+    _parameter_constraints = to_sklearn(TORCH_CONSTRAINTS)
 
     def __init__(self, hidden=(256,), dropout=0.2, lr=1e-3, weight_decay=1e-2, epochs=30, batch_size=256,
                  patience=5, loss="bce", focal_gamma=2.0, label_smoothing=0.0, class_weight=None,

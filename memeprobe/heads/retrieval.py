@@ -21,10 +21,11 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
 
 from memeprobe.heads.base import BASE_CONSTRAINTS, Head
 from memeprobe.heads.metrics import dev_score
+from memeprobe.heads.validate import Number, Tensor
+from memeprobe.params import Range, to_sklearn
 
 K_CANDIDATES = (5, 10, 20, 50, 100)
 TEMPERATURES = (0.05, 0.1, 0.2, 0.5)
@@ -34,15 +35,15 @@ COPY = 1 - 1e-6  # cosine at or above which a training row counts as a copy of t
 
 class RetrievalHead(Head):
     name = "retrieval"
-    _parameter_constraints = {
+    _parameter_constraints = to_sklearn({
         **BASE_CONSTRAINTS,
-        "k": [None, Interval(Integral, 1, None, closed="left")],
-        "temperature": [None, Interval(Real, 0, None, closed="neither")],
-        "proj_dim": [Interval(Integral, 0, None, closed="left")],
-        "n_pairs": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-    }
+        "k": [None, Range(Integral, 1)],
+        "temperature": [None, Range(Real, 0, None, closed="neither")],
+        "proj_dim": [Range(Integral, 0)],
+        "n_pairs": [Range(Integral, 1)],
+        "epochs": [Range(Integral, 0)],
+        "lr": [Range(Real, 0, None, closed="neither")],
+    })
 
     def __init__(self, k=None, temperature=None, proj_dim=0, n_pairs=5, epochs=20, lr=1e-3, norm="l2",
                  blocks=None, seed=0):
@@ -163,8 +164,6 @@ class RetrievalHead(Head):
         self.index_, _ = self._index(s["train"].numpy())  # stored already projected and normalised
 
     def _state_spec(self, state, n_features, n_outputs):
-        from memeprobe.heads.validate import Number, Tensor
-
         proj, train = state.get("proj"), state.get("train")
         width = proj.shape[-1] if getattr(proj, "ndim", 0) == 2 else n_features  # what the index holds
         n_train = train.shape[0] if getattr(train, "ndim", 0) == 2 else None

@@ -9,8 +9,9 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from memeprobe.atomic import atomic_write
 from memeprobe.data.readers import jsonl_lines, parse_json
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, ReportError
 from memeprobe.outputs import write_error
 
 
@@ -40,8 +41,6 @@ def runs_path(store_path) -> Path:
 def append_runs(path, records: list[dict]) -> None:
     """Append ``records``: the whole table is rewritten atomically (temp file, fsync, rename) under an
     exclusive lock on its folder, so a crash leaves the old table or the new one, never a torn line."""
-    from memeprobe.atomic import atomic_write
-
     path = Path(path)
     text = "".join(json.dumps(r, sort_keys=True, default=_jsonable) + "\n" for r in records)
     try:
@@ -70,11 +69,11 @@ def read_runs(path) -> list[dict]:
     """All records; a line that is not JSON (e.g. cut short by a crash) is named, not skipped silently."""
     path = Path(path)
     if not path.is_file():
-        raise MemeprobeError(f"no runs table at {path}; train a head with `memeprobe train-head` first")
+        raise ReportError(f"no runs table at {path}; train a head with `memeprobe train-head` first")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise MemeprobeError(f"{path} is not a runs table (not UTF-8 text); give the runs.jsonl beside a store") from None
+        raise ReportError(f"{path} is not a runs table (not UTF-8 text); give the runs.jsonl beside a store") from None
     runs = []
     for i, line in jsonl_lines(text):
         if not line.strip():
@@ -84,10 +83,15 @@ def read_runs(path) -> list[dict]:
         except json.JSONDecodeError:
             record = None
         if not isinstance(record, dict) or not isinstance(record.get("metrics", {}), dict):
-            raise MemeprobeError(f"{path} line {i} is not a run record (a JSON object with metrics); "
+            raise ReportError(f"{path} line {i} is not a run record (a JSON object with metrics); "
                                  "remove or fix that line")
         runs.append(record)
     return runs
+
+
+def headline(metrics: dict) -> str:
+    """The key used to rank runs on this kind of target."""
+    return "auroc" if "auroc" in metrics else "macro_f1"
 
 
 def metric_value(run: dict, key: str) -> float:
@@ -101,13 +105,13 @@ def best_runs(runs: list[dict], key: str, top: int = 1) -> list[dict]:
     """The ``top`` runs with the highest ``key`` (runs without it are left out)."""
     scored = [r for r in runs if not math.isnan(metric_value(r, key))]
     if not scored:
-        raise MemeprobeError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc")
+        raise ConfigError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc")
     return sorted(scored, key=lambda r: -metric_value(r, key))[:top]
 
 
 def table(runs: list[dict], keys: list[str]) -> str:
     """A fixed-width text table of runs with the given metric columns."""
-    import pandas as pd
+    import pandas as pd  # lazy: pandas (slow to import) only to print this table, not on every command's start
 
     rows = [{"run": r.get("run_id", ""), "time": r.get("time", "")[:19], "store": Path(r.get("store", "")).name,
              "head": r.get("head", ""),

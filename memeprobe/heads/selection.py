@@ -9,6 +9,8 @@ is rarer than ``k`` (never below 2).
 from __future__ import annotations
 
 import numpy as np
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 
 from memeprobe.errors import DatasetError
 
@@ -43,8 +45,6 @@ def duplicate_groups(X) -> np.ndarray:
 def cv_folds(y, k=CV_FOLDS, seed=0, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(train_idx, test_idx)] * k`` stratified on ``y`` ((n,) binary or (n, K) multi-hot); rows of
     one group (default: each row its own) stay in one fold, stratified on the group's first label."""
-    from sklearn.model_selection import StratifiedKFold
-
     y = np.asarray(y)
     check_two_classes(y)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
@@ -57,8 +57,6 @@ def cv_folds(y, k=CV_FOLDS, seed=0, groups=None) -> list[tuple[np.ndarray, np.nd
         k = max(2, min(k, int(np.bincount(g.astype(int), minlength=2).min())))
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     else:
-        from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
-
         k = max(2, min(k, len(g)))
         splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     member = member.ravel()

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from memeprobe.atomic import atomic_write
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, DatasetError, ModelError
+from memeprobe.heads.choices import FORMATS
 from memeprobe.spreadsheet import is_formula, safe_cell
 
-FORMATS = ("hateful_memes", "mami", "semeval2021", "csv")
 # the competition format of a dataset format (memeprobe.data); other datasets get the generic csv
 FORMAT_OF_DATASET = {"hateful_memes": "hateful_memes", "mami": "mami", "semeval2021_task6": "semeval2021"}
 
@@ -43,7 +43,7 @@ def _check_ids(ids) -> list[str]:
             dup.append(i)
         seen.add(i)
     if dup:
-        raise MemeprobeError(f"ids repeat in the split ({', '.join(dup[:5])}); a submission needs every id once, "
+        raise DatasetError(f"ids repeat in the split ({', '.join(dup[:5])}); a submission needs every id once, "
                              "predict one split at a time")
     return ids
 
@@ -51,7 +51,7 @@ def _check_ids(ids) -> list[str]:
 def write_hateful_memes(path, ids, proba, labels) -> Path:
     ids, proba, labels = _check_ids(ids), np.asarray(proba, np.float64), np.asarray(labels).astype(int)
     if proba.ndim != 1:
-        raise MemeprobeError("the hateful_memes format needs a binary model (one probability per meme)")
+        raise ConfigError("the hateful_memes format needs a binary model (one probability per meme)", option="fmt")
     path = Path(path)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -69,7 +69,8 @@ def write_mami(path, ids, pred) -> Path:
     if pred.shape[1] == 4:  # the four types only: misogynous when any type is
         pred = np.hstack([pred.max(1, keepdims=True), pred])
     if pred.shape[1] not in (1, 5):
-        raise MemeprobeError(f"the mami format needs 1, 4 or 5 label columns, the model gives {pred.shape[1]}")
+        raise ConfigError(f"the mami format needs 1, 4 or 5 label columns, the model gives {pred.shape[1]}",
+                          option="fmt")
     pred[:, 1:] *= pred[:, :1]
     path = Path(path)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
@@ -82,7 +83,8 @@ def write_mami(path, ids, pred) -> Path:
 def write_semeval2021(path, ids, pred, names) -> Path:
     ids, pred = _check_ids(ids), np.asarray(pred).astype(int)
     if pred.ndim != 2 or pred.shape[1] != len(names):
-        raise MemeprobeError(f"the semeval2021 format needs a multi-label model over the {len(names)} techniques")
+        raise ConfigError(f"the semeval2021 format needs a multi-label model over the {len(names)} techniques",
+                          option="fmt")
     path = Path(path)
     data = [{"id": i, "labels": [n for n, v in zip(names, row) if v]} for i, row in zip(ids, pred)]
     with atomic_write(path, "w", encoding="utf-8") as f:
@@ -100,7 +102,7 @@ def write_csv(path, ids, proba, pred, names) -> Path:
     else:
         labels = ["|".join(n for n, v in zip(names, row) if v) for row in pred]
     if proba.shape[1] != len(names):
-        raise MemeprobeError(f"the csv format needs one name per output: {proba.shape[1]} outputs, {len(names)} names")
+        raise ModelError(f"the csv format needs one name per output: {proba.shape[1]} outputs, {len(names)} names")
     path = Path(path)
     with atomic_write(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -113,21 +115,21 @@ def write_csv(path, ids, proba, pred, names) -> Path:
 def read_submission(path, fmt: str):
     """Parse a written file back: hateful_memes → list of (id, proba, label); mami → list of
     (id, [0/1...]); semeval2021 → list of (id, [names]); csv → list of (id, label, {class: proba}).
-    Malformed content raises MemeprobeError."""
+    Malformed content raises DatasetError."""
     path = Path(path)
     if fmt == "hateful_memes":
         with open(path, newline="", encoding="utf-8") as f:
             r = csv.reader(f)
             if next(r, None) != ["id", "proba", "label"]:
-                raise MemeprobeError(f"{path}: header must be id,proba,label")
+                raise DatasetError(f"{path}: header must be id,proba,label")
             out = [(row[0], float(row[1]), int(row[2])) for row in r]
         if any(lab not in (0, 1) or not 0 <= p <= 1 for _, p, lab in out):
-            raise MemeprobeError(f"{path}: proba must be in [0, 1] and label 0 or 1")
+            raise DatasetError(f"{path}: proba must be in [0, 1] and label 0 or 1")
     elif fmt == "mami":
         with open(path, newline="", encoding="utf-8") as f:
             out = [(row[0], [int(v) for v in row[1:]]) for row in csv.reader(f, delimiter="\t")]
         if {len(v) for _, v in out} - {1, 5} or len({len(v) for _, v in out}) > 1:
-            raise MemeprobeError(f"{path}: every line needs 2 or 6 tab-separated columns, all alike")
+            raise DatasetError(f"{path}: every line needs 2 or 6 tab-separated columns, all alike")
     elif fmt == "semeval2021":
         out = [(d["id"], list(d["labels"])) for d in json.loads(path.read_text(encoding="utf-8"))]
     elif fmt == "csv":
@@ -135,13 +137,13 @@ def read_submission(path, fmt: str):
             r = csv.reader(f)
             header = next(r, None) or []
             if header[:2] != ["id", "label"] or len(header) < 3 or not all(h.startswith("proba_") for h in header[2:]):
-                raise MemeprobeError(f"{path}: header must be id,label,proba_<class>...")
+                raise DatasetError(f"{path}: header must be id,label,proba_<class>...")
             out = [(row[0], row[1], {h[6:]: float(v) for h, v in zip(header[2:], row[2:])}) for row in r]
     else:
-        raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}", option="fmt")
     ids = [i for i, *_ in out]
     if len(set(ids)) != len(ids):
-        raise MemeprobeError(f"{path}: an id appears more than once")
+        raise DatasetError(f"{path}: an id appears more than once")
     return out
 
 
@@ -161,4 +163,4 @@ def write_submission(path, fmt, ids, proba, pred, names) -> Path:
         return write_semeval2021(path, ids, pred, names)
     if fmt == "csv":
         return write_csv(path, ids, proba, pred, names)
-    raise MemeprobeError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise ConfigError(f"unknown submission format {fmt!r}; choose one of {', '.join(FORMATS)}", option="fmt")

@@ -19,33 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from joblib import Parallel, delayed
+
 from memeprobe.data.readers import parse_json
-from memeprobe.errors import MemeprobeError
-from memeprobe.heads.factory import HEAD_NAMES, create_head
-
-SEARCHES = ("grid", "random")
-DEFAULT_SPACE = {
-    "logreg": {
-        "C": [float(c) for c in np.logspace(-3, 2, 11)],
-        "norm": ["l2+standard", "l2"],
-        "class_weight": [None, "balanced"],
-    },
-    "mlp": {
-        "hidden": [[128], [256], [256, 128]],
-        "dropout": [0.1, 0.3, 0.5],
-        "lr": [3e-4, 1e-3, 3e-3],
-        "weight_decay": [1e-4, 1e-2, 1e-1],
-        "loss": ["bce", "focal"],
-    },
-}
-
+from memeprobe.errors import ConfigError
+from memeprobe.heads._experiment import fit_one, score
+from memeprobe.heads.choices import SEARCHES
+from memeprobe.heads.factory import create_head, head_class
+from memeprobe.heads.kinds import HEAD_NAMES
+from memeprobe.heads.training import one_thread
 
 def load_space(path) -> dict:
     """A search space from a JSON file ``{"head": {"param": [values, ...]}}`` (checked against the heads)."""
     try:
         space = parse_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise MemeprobeError(f"cannot read search space {path}: {e}; give a JSON object "
+        raise ConfigError(f"cannot read search space {path}: {e}; give a JSON object "
                              '{"mlp": {"dropout": [0.1, 0.5]}}') from None
     check_space(space)
     return space
@@ -53,12 +42,14 @@ def load_space(path) -> dict:
 
 def check_space(space: dict) -> None:
     if not isinstance(space, dict) or not space:
-        raise MemeprobeError("a search space is a non-empty JSON object of head name → {param: [values]}")
+        raise ConfigError("a search space is a non-empty JSON object of head name → {param: [values]}")
     for head, params in space.items():
         if head not in HEAD_NAMES:
-            raise MemeprobeError(f"search space: unknown head {head!r}; choose from {', '.join(HEAD_NAMES)}")
+            raise ConfigError(f"search space: unknown head {head!r}; choose from {', '.join(HEAD_NAMES)}")
+        if head_class(head).task != "labels":
+            raise ConfigError(f"search space: a {head} head is trained with `memeprobe train-head {head}`, not swept")
         if not isinstance(params, dict) or not all(isinstance(v, list) and v for v in params.values()):
-            raise MemeprobeError(f"search space: {head} must map parameters to non-empty lists of values")
+            raise ConfigError(f"search space: {head} must map parameters to non-empty lists of values")
         create_head(head, **{k: v[0] for k, v in params.items()})  # unknown parameters raise here
 
 
@@ -76,7 +67,7 @@ def configs(space: dict, search="grid", n=None, seed=0) -> list[tuple[str, dict]
     if search == "grid":
         return grid[:n] if n else grid
     if search not in SEARCHES:
-        raise MemeprobeError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
+        raise ConfigError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}")
     n = min(int(n or len(grid)), len(grid))
     pick = np.random.default_rng(seed).choice(len(grid), size=n, replace=False)
     return [grid[i] for i in sorted(pick)]
@@ -95,9 +86,6 @@ def _cost(point) -> float:
 def fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
     """One config fitted as the sweep fits it (on one torch thread: the same numbers in a worker or here):
     on ``train_split``, selected and tuned on ``dev_split`` (``train-head --select-on dev``)."""
-    from memeprobe.heads.experiment import fit_one
-    from memeprobe.heads.training import one_thread
-
     with one_thread():
         return fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric, names)
 
@@ -119,22 +107,19 @@ def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
 
 def run_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
     """Worker: fit one config, return ``(head, full params, metrics, seconds)``; one thread per worker."""
-    import torch
-
-    from memeprobe.heads.experiment import score
+    import torch  # lazy: torch only in the worker processes
 
     torch.set_num_threads(1)
     start = time.perf_counter()
     model = fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric)
     metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
-    params = {**model.get_params(), **({"C_": model.C_} if hasattr(model, "C_") else {})}
+    fitted = model.estimator_
+    params = {**fitted.get_params(), **({"C_": fitted.C_} if hasattr(fitted, "C_") else {})}
     return head, params, metrics, time.perf_counter() - start
 
 
 def run_sweep(points, data, train_split, dev_split, names, seed=0, tune_metric=None, jobs=2):
     """Yield each finished ``(head, config, metrics, seconds)`` as soon as it is done."""
-    from joblib import Parallel, delayed
-
     points = sorted(points, key=_cost)  # stable: the draw order within equal cost
     tasks = (delayed(run_config)(h, c, data, train_split, dev_split, names, seed, tune_metric) for h, c in points)
     yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks)

@@ -16,18 +16,27 @@ multi-class target (every training row has exactly one class) gets ``min = max =
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import accuracy_score, f1_score
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.data.mami import LABEL_NAMES as MAMI_TYPES
+from memeprobe.errors import ConfigError
+from memeprobe.heads.choices import METRICS
 
-METRICS = ("accuracy", "f1", "macro_f1")
 SHRINKS = (0.0, 20.0, 100.0, np.inf)  # pseudo-positives pulling a class threshold towards the global one
 NO_RULE = {"min_labels": 0, "max_labels": 0, "parent": -1}
+
+
+def default_metric(y, names=None) -> str:
+    """Threshold metric: accuracy (binary), two-class macro-F1 (MAMI columns, as its scorer), else F1."""
+    if np.asarray(y).ndim == 1:
+        return "accuracy"
+    return "macro_f1" if set(MAMI_TYPES) <= set(names or []) else "f1"
 
 
 def best_threshold(y, p, metric="accuracy") -> float:
     """Threshold on ``p`` maximising ``metric`` (predict 1 when ``p >= t``) on labels ``y``."""
     if metric not in METRICS:
-        raise MemeprobeError(f"unknown threshold metric {metric!r}; choose one of {', '.join(METRICS)}")
+        raise ConfigError(f"unknown threshold metric {metric!r}; choose one of {', '.join(METRICS)}")
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
     if len(np.unique(y)) < 2:
         return 0.5
@@ -55,8 +64,6 @@ def best_threshold(y, p, metric="accuracy") -> float:
 
 
 def _pooled(y, pred, metric) -> float:
-    from sklearn.metrics import accuracy_score, f1_score
-
     if metric == "f1":
         return f1_score(y, pred, average="micro", zero_division=1)
     if metric == "accuracy":
@@ -96,8 +103,6 @@ def exclusive(Y) -> bool:
 
 def fit_rule(Y, names=None) -> dict:
     """The multi-label decision rule learned from training targets ``Y`` (n, K)."""
-    from memeprobe.heads.metrics import MAMI_TYPES
-
     if exclusive(Y):
         return {"min_labels": 1, "max_labels": 1, "parent": -1}
     card = np.asarray(Y).sum(1)

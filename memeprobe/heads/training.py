@@ -1,4 +1,4 @@
-"""Shared torch training loop of the neural heads (MLP and fusion).
+"""Shared torch training loop of the neural heads (MLP, fusion, the span tagger).
 
 AdamW with weight decay, mini-batches, optional class weighting (``"balanced"`` → positive
 weight ``n_neg / n_pos`` per class), BCE or focal loss with label smoothing, early stopping
@@ -15,34 +15,36 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import sys
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from tqdm import tqdm
 
 from memeprobe.heads.base import BASE_CONSTRAINTS, Head
-from memeprobe.heads.losses import LOSSES
+from memeprobe.heads.choices import CLASS_WEIGHTS, LOSSES, PRECISIONS
 from memeprobe.heads.metrics import dev_score
+from memeprobe.heads.validate import Number, Tensor
+from memeprobe.params import Choices, Range
 
-_POSITIVE = Interval(Real, 0, None, closed="neither")
-_COUNT = Interval(Integral, 1, None, closed="left")
+COUNT = Range(Integral, 1)
 # the parameters of the shared training loop (every torch head has them)
 TORCH_CONSTRAINTS = {
     **BASE_CONSTRAINTS,
-    "hidden": ["array-like", _COUNT],
-    "dropout": [Interval(Real, 0, 1, closed="left")],
-    "lr": [_POSITIVE],
-    "weight_decay": [Interval(Real, 0, None, closed="left")],
-    "epochs": [_COUNT],
-    "batch_size": [_COUNT],
-    "patience": [None, Interval(Integral, 0, None, closed="left")],
-    "loss": [StrOptions(set(LOSSES))],
-    "focal_gamma": [Interval(Real, 0, None, closed="left")],
-    "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-    "class_weight": [None, StrOptions({"balanced"})],
+    "hidden": ["array-like", COUNT],
+    "dropout": [Range(Real, 0, 1, closed="left")],
+    "lr": [Range(Real, 0, None, closed="neither")],
+    "weight_decay": [Range(Real, 0)],
+    "epochs": [COUNT],
+    "batch_size": [COUNT],
+    "patience": [None, Range(Integral, 0)],
+    "loss": [Choices(LOSSES)],
+    "focal_gamma": [Range(Real, 0)],
+    "label_smoothing": [Range(Real, 0, 1, closed="left")],
+    "class_weight": [None, Choices(CLASS_WEIGHTS)],
     "device": [str],
-    "precision": [None, StrOptions({"fp32", "bf16"})],
+    "precision": [None, Choices(PRECISIONS)],
 }
 
 
@@ -67,8 +69,6 @@ class _Epochs:
         self.name, self.total, self.bar = name, total, None
         self.on = _PROGRESS.get()
         if self.on and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, desc=f"{name} epochs", unit="epoch", leave=False, file=sys.stderr)
 
     def update(self, loss):
@@ -92,7 +92,17 @@ def _combine(out):
 
 
 class TorchHead(Head):
-    """A :class:`Head` whose model is a torch module built by ``_build(in_dim, n_out)``."""
+    """A :class:`Head` whose model is a torch module built by ``_build(in_dim, n_out)``.
+
+    ``single_thread``: the whole fit runs on one torch thread (a head of small matrices gains nothing from more,
+    and they stall on a busy machine: the span tagger's fit took 19.6 s on two threads, 3.8 s on one, under
+    load 4.8 on 2 cores); otherwise only the optimiser step does (:func:`one_thread`)."""
+
+    single_thread = False
+
+    def _fit(self, X, Y, dev):
+        with one_thread() if self.single_thread else contextlib.nullcontext():
+            self._train(X, Y, dev)
 
     def _device(self):
         import torch
@@ -104,10 +114,10 @@ class TorchHead(Head):
     def _build(self, in_dim: int, n_out: int):
         raise NotImplementedError
 
-    def _fit(self, X, Y, dev):
-        import torch
+    def _train(self, X, Y, dev):
+        import torch  # lazy: torch only when a torch head trains
 
-        from memeprobe.heads.losses import make_loss
+        from memeprobe.heads._losses import make_loss  # lazy: the losses are torch functions
 
         dev_ = self._device()
         if dev_.type == "cpu":
@@ -196,8 +206,6 @@ class TorchHead(Head):
         """The module this head's parameters build, on torch's meta device (shapes only, no memory)."""
         import torch
 
-        from memeprobe.heads.validate import Number, Tensor
-
         with torch.device("meta"):
             module = self._build(n_features, n_outputs)
         return {"in_dim": Number(int, n_features, n_features), "best_epoch": Number(int, 0),
@@ -238,8 +246,6 @@ def _reuse_freed_memory(limit: int = 1 << 29):
     Its default sends blocks over 32 MiB (the p=256 cross layer's 64 MiB activations and gradients)
     to fresh ``mmap``s that the kernel zero-fills page by page on every step: 30 % of a cross p=256
     training step on one thread (benchmarks/README_heads.md). No-op off glibc."""
-    import ctypes
-
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, limit)  # M_MMAP_THRESHOLD

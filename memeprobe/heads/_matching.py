@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from memeprobe.errors import MemeprobeError, StoreError, WeightsError
+from memeprobe.errors import MemeprobeError, ModelError, StoreError
+from memeprobe.store.features import identity as identity_of
+from memeprobe.store.features import resolve
 
 
 @dataclass
@@ -26,13 +28,10 @@ class Match:
 
 def check_match(store, model_path, refs, identity: dict, fingerprint: str | None, names, store_names, *,
                 allow_other_dataset: bool = False, allow_other_features: bool = False) -> Match:
-    """Refuse (WeightsError naming every mismatch) a store whose features, dataset or label names differ from
+    """Refuse (ModelError naming every mismatch) a store whose features, dataset or label names differ from
     the model's: ``refs``/``identity`` (the feature references and their identity at training), ``fingerprint``
     (the training dataset's; None in older files), ``names`` (what the model predicts) against ``store_names``
     (the store's label names for the model's target)."""
-    from memeprobe.store.features import identity as identity_of
-    from memeprobe.store.features import resolve
-
     try:
         for ref in refs:
             resolve(store, ref)
@@ -40,12 +39,12 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
     except StoreError:  # a damaged store is reported as such
         raise
     except MemeprobeError as e:
-        raise WeightsError(f"{model_path} was trained on features {', '.join(refs)}, but store {store.path} does "
+        raise ModelError(f"{model_path} was trained on features {', '.join(refs)}, but store {store.path} does "
                            f"not match: {e}") from None
     notes = []
     shapes = [n for n in identity if current.get(n, {}).get("arrays") != identity[n].get("arrays")]
     if shapes:
-        raise WeightsError(f"{model_path} was trained on arrays of other shapes than store {store.path} holds in "
+        raise ModelError(f"{model_path} was trained on arrays of other shapes than store {store.path} holds in "
                            f"feature set(s) {', '.join(shapes)} (model: {_json(identity, shapes, 'arrays')}; store: "
                            f"{_json(current, shapes, 'arrays')}); featurize with the same spec or retrain")
     differ = [n for n in identity if current.get(n) != identity[n]]
@@ -54,7 +53,7 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
                 f"{', '.join(differ)} differ in encoder/weights/preprocessing (model: "
                 f"{_json(identity, differ, 'identity')}; store: {_json(current, differ, 'identity')})")
         if not allow_other_features:
-            raise WeightsError(f"{what}; featurize with the same spec, retrain, or allow other features explicitly",
+            raise ModelError(f"{what}; featurize with the same spec, retrain, or allow other features explicitly",
                                option="allow_other_features")
         notes.append(f"{what}: allowed")
     same_dataset = None if fingerprint is None else fingerprint == store.dataset_fingerprint
@@ -71,7 +70,7 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
     if problems:
         what = f"{model_path} does not match store {store.path}: {'; '.join(problems)}"
         if not allow_other_dataset:
-            raise WeightsError(f"{what}; use a model trained on this dataset, or allow another dataset explicitly "
+            raise ModelError(f"{what}; use a model trained on this dataset, or allow another dataset explicitly "
                                "(the output then follows the model's labels)", option="allow_other_dataset")
         notes.append(f"{what}: allowed" + ("" if same_labels else "; no scores (the store's labels are not what "
                                                                    "the model predicts)"))

@@ -8,14 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from memeprobe.atomic import atomic_write
 from memeprobe.outputs import check_output, file_names, write_error
 
 KINDS = ("roc", "pr", "calibration")
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib (slow to import) only when plots are asked for
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -31,9 +34,6 @@ def _title(kind, split, features) -> str:
 def figures(y, p, names, thresholds, split="", features="", pred=None) -> dict:
     """``{kind: Figure}``: ROC, PR and calibration curves per output (binary: one) and, for multi-label
     targets, per-class F1 bars of the decisions ``pred`` (default ``p >= thresholds``)."""
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
-
     plt = _plt()
     Y, P = np.asarray(y), np.asarray(p)
     Y, P = (Y[:, None], P[:, None]) if Y.ndim == 1 else (Y, P)
@@ -92,10 +92,7 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="",
 
 def _save(fig, path):
     """PNG written atomically (a crash leaves the previous plot or none, never half a file)."""
-    import matplotlib.pyplot as plt
-
-    from memeprobe.atomic import atomic_write
-
+    plt = _plt()
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from memeprobe.errors import MemeprobeError
-
-LOSSES = ("bce", "focal")
+from memeprobe.errors import ConfigError
+from memeprobe.heads.choices import LOSSES
 
 
 def smooth(targets: torch.Tensor, eps: float) -> torch.Tensor:
@@ -33,9 +32,9 @@ def focal(logits, targets, pos_weight=None, label_smoothing=0.0, gamma=2.0, alph
 def make_loss(name="bce", label_smoothing=0.0, gamma=2.0, pos_weight=None):
     """``loss(logits, targets)`` for ``name`` in :data:`LOSSES`."""
     if name not in LOSSES:
-        raise MemeprobeError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+        raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     if not 0 <= label_smoothing < 1:
-        raise MemeprobeError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+        raise ConfigError(f"label smoothing must be in [0, 1), got {label_smoothing}")
     if name == "bce":
         return lambda z, y: bce(z, y, pos_weight, label_smoothing)
     return lambda z, y: focal(z, y, pos_weight, label_smoothing, gamma)

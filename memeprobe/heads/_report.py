@@ -1,8 +1,11 @@
 """Text tables of head results, as ``train-head`` and ``predict`` print them: one row per split with its
-trivial baselines beneath, the in-sample vs cross-validated gap, per-class F1."""
+trivial baselines beneath, the in-sample vs cross-validated gap, per-class F1; for the span tagger, span F1
+beside its baselines and per technique."""
 from __future__ import annotations
 
 import math
+
+from memeprobe.heads.runs import headline
 
 
 def _fmt(v) -> str:
@@ -41,8 +44,6 @@ def metrics_table(metrics: dict, seeds: dict | None = None, baselines: dict | No
 
 def gap_line(metrics: dict, train_split: str) -> str | None:
     """The in-sample minus out-of-fold gap of the headline metric (how much in-sample flatters)."""
-    from memeprobe.heads.metrics import headline
-
     if "cv" not in metrics or train_split not in metrics:
         return None
     key = headline(metrics["cv"])
@@ -57,4 +58,23 @@ def per_class(metrics: dict, split: str | None) -> str:
     m = metrics[split]
     lines = [f"per-class F1 ({split}):"]
     lines += [f"  {f:.4f}  {name}" for name, f in m["per_class_f1"].items()]
+    return "\n".join(lines)
+
+
+def span_table(scores: dict[str, dict]) -> str:
+    """Rows ``name  P  R  F1  n_pred`` for {name: span_f1 result}."""
+    width = max(12, *(len(n) + 2 for n in scores))
+    lines = ["".ljust(width) + "".join(c.rjust(11) for c in ("precision", "recall", "span_f1", "n_pred"))]
+    for name, m in scores.items():
+        lines.append(name.ljust(width) + "".join(f"{m[c]:.4f}".rjust(11) for c in ("precision", "recall", "f1"))
+                     + str(m["n_pred"]).rjust(11))
+    return "\n".join(lines)
+
+
+def technique_table(result: dict, names) -> str:
+    """Per-technique gold/predicted counts, precision, recall and F1 of one span_f1 result."""
+    lines = [f"{'n_gold':>7}{'n_pred':>7}{'P':>8}{'R':>8}{'F1':>8}  technique"]
+    for j, name in enumerate(names):
+        m = result["per_technique"].get(j, {"n_gold": 0, "n_pred": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0})
+        lines.append(f"{m['n_gold']:>7}{m['n_pred']:>7}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}  {name}")
     return "\n".join(lines)
