@@ -185,3 +185,11 @@ def test_against_train_measures_a_heads_features_and_notes_what_it_cannot(shifte
     assert by_split["test_unseen"].warning().startswith("test_unseen differs from train (domain AUROC")
     assert by_split["dev_seen"].warning() is None and by_split["test_unseen"].features == "st-fake"
     assert len(notes) == 1 and notes[0].startswith("nope: no shift measured")
+
+
+def test_features_wider_than_the_rows_are_reduced_for_the_classifier():
+    X, splits = gaussian_splits(n_train=400, n_split=100, dim=2100, offset=1.0)
+    r = shift.Shifts(X, splits).measure("moved")
+    assert r.dims == 600 and r.differs  # 600 rows: 600 principal components carry all there is
+    assert r.auroc > 0.65  # not scored backwards (as a whitened probe with as many inputs as rows would)
+    assert shift.Shifts(*gaussian_splits(n_train=400, n_split=100)).measure("moved").dims == 32

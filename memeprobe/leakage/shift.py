@@ -7,7 +7,9 @@
 For one feature array and one split, against the train split:
 
 * **domain AUROC**: the out-of-fold AUROC of a linear domain classifier (train 0, split 1) on the features,
-  standardised. Folds keep whole groups together (identical vectors, and the leakage report's duplicate groups
+  standardised over the rows of train and the splits measured (features wider than ``MAX_DIM`` and than the
+  row count: their leading principal components).
+  Folds keep whole groups together (identical vectors, and the leakage report's duplicate groups
   when given), so a copy in another fold cannot give a meme's split away. The classifier is a ridge probe (least
   squares on the domain label with an intercept, penalty ``RIDGE`` x the fitted rows: a regularised linear
   discriminant) in closed form, whose one solve per fold fits the observed labels and every shuffled copy at
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.stats import binomtest
+from sklearn.decomposition import PCA
 
 from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage.groups import Components
@@ -48,6 +51,7 @@ COVER = 0.95  # quantile of train's leave-one-out nearest-neighbour distances th
 MIN_EFFECT = 0.05  # AUROC above 0.5 from which a split that is above chance is said to differ
 NEIGHBOURS = 16  # neighbours looked at first when skipping a meme's own group
 BOOTSTRAP_CELLS = 1 << 22  # draws x rows weighed at a time (bounds the bootstrap's memory)
+MAX_DIM = 2048  # wider features are reduced to this many principal components for the classifier (its d x d solve)
 
 
 @dataclass
@@ -61,6 +65,7 @@ class ShiftResult:
     n_split: int
     n_train: int
     groups: int  # groups the folds and the bootstrap keep whole
+    dims: int  # the classifier's input width (principal components when the features are wider than MAX_DIM)
     auroc: float
     ci: tuple[float, float]
     permutation_mean: float
@@ -88,7 +93,7 @@ class ShiftResult:
 
     def to_json(self) -> dict:
         return {"split": self.split, "train_split": self.train_split, "features": self.features,
-                "n_split": self.n_split, "n_train": self.n_train, "groups": self.groups,
+                "n_split": self.n_split, "n_train": self.n_train, "groups": self.groups, "dims": self.dims,
                 "auroc": _round(self.auroc), "ci": [_round(c) for c in self.ci],
                 "permutation": {"mean": _round(self.permutation_mean), "p95": _round(self.permutation_p95)},
                 "radius": _round(self.radius), "uncovered": _round(self.uncovered), "differs": self.differs}
@@ -245,6 +250,14 @@ class Shifts:
     def __init__(self, X: np.ndarray, splits, train_split: str = "train", groups=None, features: str = "",
                  rows=None):
         self.X = np.asarray(X, np.float32).reshape(len(X), -1)
+        # the classifier's inputs: the standardised vectors, or when wider their leading principal components
+        # (bounds the d x d Gram matrix and its solve; coverage keeps the full vectors). The components are not
+        # rescaled: standardising them would whiten the data, and a whitened probe with about as many inputs as
+        # rows scores held-out rows backwards
+        width = min(MAX_DIM, len(self.X))
+        self.Z = _standardised(self.X)
+        if self.Z.shape[1] > width:
+            self.Z = PCA(width, svd_solver="randomized", random_state=0).fit_transform(self.Z).astype(np.float32)
         self.splits = np.asarray(splits, dtype=object)
         if len(self.X) != len(self.splits):
             raise ConfigError(f"give one split name per vector: {len(self.splits)} names for {len(self.X)} vectors")
@@ -294,14 +307,15 @@ class Shifts:
         fold = fold_of(in_split, gid, FOLDS, np.random.default_rng(fold_seed))
         perm = np.random.default_rng(perm_seed)
         targets = np.column_stack([in_split] + [perm.permutation(in_split) for _ in range(PERMUTATIONS)])
-        out = out_of_fold(_standardised(self.X[use]), targets.astype(np.float32), fold)
+        out = out_of_fold(self.Z[use], targets.astype(np.float32), fold)
         scores = out[:, 0].astype(np.float64)
         null = np.array([auroc(out[:, j], targets[:, j]) for j in range(1, targets.shape[1])])
         dist = self.distance[use]
         split_dist = dist[in_split & np.isfinite(dist)]
         return ShiftResult(
             features=self.features, split=split, train_split=self.train_split, n_split=int(in_split.sum()),
-            n_train=int((~in_split).sum()), groups=int(gid.max()) + 1, auroc=auroc(scores, in_split),
+            n_train=int((~in_split).sum()), groups=int(gid.max()) + 1, dims=self.Z.shape[1],
+            auroc=auroc(scores, in_split),
             ci=_bootstrap(scores, in_split, gid, DRAWS, np.random.default_rng(boot_seed)),
             permutation_mean=float(null.mean()), permutation_p95=float(np.quantile(null, 0.95)),
             radius=self.radius,
@@ -333,7 +347,7 @@ def against_train(store, refs, splits, train_split: str = "train", seed: int = 0
         return [], notes
     X = np.vstack([f.X for f in parts.values()])
     splits_of = np.concatenate([np.full(len(f.X), s, dtype=object) for s, f in parts.items()])
-    finite = np.isfinite(X).all(1)  # a NaN row would spoil every fit: left out, counted
+    finite = np.isfinite(X.reshape(len(X), -1)).all(1)  # a NaN row would spoil every fit: left out, counted
     if not finite.all():
         notes.append(f"{int((~finite).sum())} vectors with a non-finite value left out of the shift measurement")
     prepared = Shifts(X[finite], splits_of[finite], train_split, features=" + ".join(refs),
