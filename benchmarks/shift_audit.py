@@ -33,7 +33,7 @@ def load() -> str:
 
 
 def logistic_oof(X, in_split, fold) -> np.ndarray:
-    """Out-of-fold LogisticRegression scores on ``X`` (standardised) with the given folds."""
+    """Out-of-fold LogisticRegression scores on ``X`` (the classifier's standardised inputs) with the given folds."""
     out = np.empty(len(X))
     for f in np.unique(fold):
         held = fold == f
@@ -61,7 +61,7 @@ def speed(rows: int, dim: int) -> None:
     measure = time.perf_counter() - t
     before_b = load()
     t = time.perf_counter()
-    base = shift.auroc(logistic_oof(shift._standardised(X), r.in_split, r.fold), r.in_split)
+    base = shift.auroc(logistic_oof(prepared.Z, r.in_split, r.fold), r.in_split)
     baseline = time.perf_counter() - t
     print(f"| sklearn LogisticRegression, 5 folds (labels only: no permutations, no CI) | {baseline:.2f} | 1.00 "
           f"| {base:.4f} | {before_b} |")
@@ -88,7 +88,7 @@ def agreement(specs: list[str]) -> None:
         ridge_s = time.perf_counter() - t
         t = time.perf_counter()
         use = prepared.in_train | (prepared.splits == split)  # the rows ``measure`` fitted, in the same order
-        logit = shift.auroc(logistic_oof(shift._standardised(prepared.X[use]), r.in_split, r.fold), r.in_split)
+        logit = shift.auroc(logistic_oof(prepared.Z[use], r.in_split, r.fold), r.in_split)
         logit_s = time.perf_counter() - t
         print(f"| {os.path.basename(path)} | {ref} | {split} | {r.n_split} vs {r.n_train} | {r.auroc:.4f} "
               f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}] | {r.permutation_p95:.4f} | {logit:.4f} | {r.auroc - logit:+.4f} "
