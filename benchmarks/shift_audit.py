@@ -9,7 +9,8 @@ features and folds (labels only: no permutation baseline, no CI). Goal (issue 25
 < 10 s for 10k x 1536 on 2 cores.
 
 Agreement (``--store STORE:FEATURES:SPLIT``, repeatable): the out-of-fold AUROC of the ridge probe and of
-LogisticRegression (default C=1, lbfgs) with the same folds, per store and split.
+LogisticRegression (default C=1, lbfgs) with the same folds, per store and split; then the AUROC and the
+permutation mean for ridge penalties 0.01, 0.1, 1 and 10 (x the fitted rows; the default is ``shift.RIDGE``).
 
     flock /tmp/memeprobe-bench.lock .venv/bin/python benchmarks/shift_audit.py \\
         --store /tmp/mami.h5:st-minilm/text_embed:validation --store /tmp/mami.h5:st-minilm/text_embed:test
@@ -95,6 +96,25 @@ def agreement(specs: list[str]) -> None:
               f"| {ridge_s:.2f} | {logit_s:.2f} |")
 
 
+def ridge_grid(specs: list[str], grid=(0.01, 0.1, 1.0, 10.0)) -> None:
+    """The domain AUROC and the permutation mean per ridge penalty (``shift.RIDGE``, x fitted rows)."""
+    print("\n### Ridge penalty (x fitted rows): AUROC (permutation mean)\n")
+    print("| store | split | " + " | ".join(f"RIDGE {g}" for g in grid) + " |")
+    print("|---|---|" + "---|" * len(grid))
+    default = shift.RIDGE
+    for spec in specs:
+        path, ref, split = spec.rsplit(":", 2)
+        with FeatureStore.open(path) as store:
+            prepared = shift.Shifts.from_store(store, ref, [split])
+        cells = []
+        for g in grid:
+            shift.RIDGE = g
+            r = prepared.measure(split, seed=0)
+            cells.append(f"{r.auroc:.3f} ({r.permutation_mean:.3f})")
+        shift.RIDGE = default
+        print(f"| {os.path.basename(path)} | {split} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000)
@@ -106,6 +126,7 @@ def main() -> None:
     speed(args.rows, args.dim)
     if args.store:
         agreement(args.store)
+        ridge_grid(args.store)
 
 
 if __name__ == "__main__":
