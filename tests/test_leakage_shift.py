@@ -124,7 +124,7 @@ def shifted(tmp_path_factory):
     rng = np.random.default_rng(5)
     vec = rng.normal(size=(len(ds.memes), 16)).astype(np.float32)
     vec[splits == "test_unseen", :3] += 1.5
-    path = root.parent / "shift.h5"
+    path = tmp_path_factory.mktemp("shift-store") / "shift.h5"  # runs.jsonl goes beside it, outside the dataset
     with FeatureStore.create(path, ds) as st:
         st.add_feature_set("st-fake", {"text_embed": ArraySpec((16,), "text", "float32")}, {"encoder": "test"})
         st.write_rows("st-fake", np.arange(len(ds.memes)), {"text_embed": vec}, "text")
@@ -193,3 +193,13 @@ def test_features_wider_than_the_rows_are_reduced_for_the_classifier():
     assert r.dims == 600 and r.differs  # 600 rows: 600 principal components carry all there is
     assert r.auroc > 0.65  # not scored backwards (as a whitened probe with as many inputs as rows would)
     assert shift.Shifts(*gaussian_splits(n_train=400, n_split=100)).measure("moved").dims == 32
+
+
+def test_a_non_finite_vector_is_left_out_and_counted():
+    X, splits = gaussian_splits(n_train=300, n_split=60)
+    X[5, 3] = np.nan
+    X[310, 0] = np.inf
+    prepared = shift.Shifts(X, splits)
+    assert prepared.non_finite == 2 and len(prepared.X) == len(X) - 2 and 5 not in prepared.rows
+    r = prepared.measure("moved")
+    assert np.isfinite(r.auroc) and r.n_train == 299 and np.isfinite(r.scores).all()

@@ -251,7 +251,16 @@ class Shifts:
 
     def __init__(self, X: np.ndarray, splits, train_split: str = "train", groups=None, features: str = "",
                  rows=None):
-        self.X = np.asarray(X, np.float32).reshape(len(X), -1)
+        X = np.asarray(X, np.float32).reshape(len(X), -1)
+        splits = np.asarray(splits, dtype=object)
+        if len(X) != len(splits):
+            raise ConfigError(f"give one split name per vector: {len(splits)} names for {len(X)} vectors")
+        finite = np.isfinite(X).all(1)  # a NaN row would spoil every fit: left out, counted
+        self.non_finite = int((~finite).sum())
+        self.X, self.splits = X[finite], splits[finite]
+        self.rows = (np.arange(len(X)) if rows is None else np.asarray(rows))[finite]
+        groups = None if groups is None else np.asarray(groups)[finite]
+        self.train_split, self.features = train_split, features
         # the classifier's inputs: the standardised vectors, or when wider their leading principal components
         # (bounds the d x d Gram matrix and its solve; coverage keeps the full vectors). The components are not
         # rescaled: standardising them would whiten the data, and a whitened probe with about as many inputs as
@@ -260,17 +269,11 @@ class Shifts:
         self.Z = _standardised(self.X)
         if self.Z.shape[1] > width:
             self.Z = PCA(width, svd_solver="randomized", random_state=0).fit_transform(self.Z).astype(np.float32)
-        self.splits = np.asarray(splits, dtype=object)
-        if len(self.X) != len(self.splits):
-            raise ConfigError(f"give one split name per vector: {len(self.splits)} names for {len(self.X)} vectors")
-        self.train_split, self.features = train_split, features
-        self.rows = np.arange(len(self.X)) if rows is None else np.asarray(rows)
-        self.non_finite = 0  # rows left out for a non-finite value (``from_store``)
         self.in_train = self.splits == train_split
         if not self.in_train.any():
             raise ConfigError(f"no {train_split!r} rows among the vectors{' of ' + features if features else ''}",
                               option="train_split")
-        self.gid = group_ids(self.X, None if groups is None else np.asarray(groups))
+        self.gid = group_ids(self.X, groups)
         self.distance = nearest_train(self.X, self.in_train, self.gid)
         train_dist = self.distance[self.in_train & np.isfinite(self.distance)]
         self.radius = float(np.quantile(train_dist, COVER)) if len(train_dist) else float("nan")
@@ -281,16 +284,12 @@ class Shifts:
         rows not featurized yet are left out. ``groups``: one per store row."""
         name, arrays = resolve(store, feature_ref)
         X, _, _, rows = store.load_rows(name, arrays, splits=[train_split, *splits], missing="drop")
-        finite = np.isfinite(X.reshape(len(X), -1)).all(1)  # a NaN row would spoil every fit: left out, counted
-        X, rows = X[finite], rows[finite]
         for s in (train_split, *splits):
             if not (store.splits[rows] == s).any():
                 raise StoreError(f"store {store.path} has no {name}:{','.join(arrays)} vectors in split {s!r}; "
                                  "run `memeprobe featurize` on it first")
-        out = cls(X, store.splits[rows], train_split, None if groups is None else np.asarray(groups)[rows],
-                  f"{name}/{','.join(arrays)}", rows)
-        out.non_finite = int((~finite).sum())
-        return out
+        return cls(X, store.splits[rows], train_split, None if groups is None else np.asarray(groups)[rows],
+                   f"{name}/{','.join(arrays)}", rows)
 
     def measure(self, split: str, seed: int = 0) -> ShiftResult:
         """The shift of ``split`` against train (ConfigError when a side has fewer than FOLDS groups)."""
@@ -347,13 +346,11 @@ def against_train(store, refs, splits, train_split: str = "train", seed: int = 0
             notes.append(f"{s}: no shift measured ({e})")
     if train_split not in parts or len(parts) < 2:
         return [], notes
-    X = np.vstack([f.X for f in parts.values()])
-    splits_of = np.concatenate([np.full(len(f.X), s, dtype=object) for s, f in parts.items()])
-    finite = np.isfinite(X.reshape(len(X), -1)).all(1)  # a NaN row would spoil every fit: left out, counted
-    if not finite.all():
-        notes.append(f"{int((~finite).sum())} vectors with a non-finite value left out of the shift measurement")
-    prepared = Shifts(X[finite], splits_of[finite], train_split, features=" + ".join(refs),
-                      rows=np.concatenate([f.rows for f in parts.values()])[finite])
+    prepared = Shifts(np.vstack([f.X for f in parts.values()]),
+                      np.concatenate([np.full(len(f.X), s, dtype=object) for s, f in parts.items()]), train_split,
+                      features=" + ".join(refs), rows=np.concatenate([f.rows for f in parts.values()]))
+    if prepared.non_finite:
+        notes.append(f"{prepared.non_finite} vectors with a non-finite value left out of the shift measurement")
     results = []
     for s in parts:
         if s == train_split:
