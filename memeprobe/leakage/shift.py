@@ -39,6 +39,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.stats import binomtest
 from sklearn.decomposition import PCA
+from threadpoolctl import threadpool_limits
 
 from memeprobe.errors import ConfigError, StoreError
 from memeprobe.leakage.groups import Components
@@ -187,8 +188,9 @@ def out_of_fold(X: np.ndarray, targets: np.ndarray, fold: np.ndarray) -> np.ndar
         tmean = (tsum - Th.sum(0, dtype=np.float64)) / m
         A = gram - (Xh.T @ Xh) - m * np.outer(mean, mean)
         A[np.diag_indices_from(A)] += RIDGE * m
-        W = cho_solve(cho_factor(A, overwrite_a=True, check_finite=False),
-                      cross - (Xh.T @ Th) - m * np.outer(mean, tmean), check_finite=False)
+        rhs = cross - (Xh.T @ Th) - m * np.outer(mean, tmean)
+        with threadpool_limits(limits=1, user_api="blas"):  # OpenBLAS's threaded potrf: 0.07 s -> 1.3 s on 2 busy cores
+            W = cho_solve(cho_factor(A, overwrite_a=True, check_finite=False), rhs, check_finite=False)
         out[held] = (Xh - mean.astype(np.float32)) @ W.astype(np.float32) + tmean.astype(np.float32)
     return out
 
