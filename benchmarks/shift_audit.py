@@ -2,7 +2,8 @@
 sklearn's LogisticRegression on real stores.
 
 Speed (``--rows`` x ``--dim`` float32 Gaussian vectors, 80 % train and 20 % a split whose mean is moved along
-8 axes): wall time of ``Shifts(...)`` (groups and the nearest-train distances of every row, for coverage) and
+8 axes): wall time (best of ``--repeats``) of ``Shifts(...)`` (standardising, groups, the nearest-train distances of
+every row for coverage) and
 of ``measure`` (the domain classifier: 5 grouped folds fitting the labels and 100 shuffles, 1,000 bootstrap
 draws), against the baseline of one sklearn ``LogisticRegression`` per fold on the same standardised
 features and folds (labels only: no permutation baseline, no CI). Goal (issue 25): the domain classifier
@@ -43,36 +44,36 @@ def logistic_oof(X, in_split, fold) -> np.ndarray:
     return out
 
 
-def speed(rows: int, dim: int) -> None:
+def speed(rows: int, dim: int, repeats: int) -> None:
     rng = np.random.default_rng(0)
     n_split = rows // 5
     X = rng.normal(size=(rows, dim)).astype(np.float32)
     X[rows - n_split:, :8] += 0.15
     splits = np.array(["train"] * (rows - n_split) + ["split"] * n_split, dtype=object)
-    print(f"\n### Speed: {rows} x {dim} float32 ({rows - n_split} train, {n_split} split)\n")
-    print("| step | wall s | ratio to sklearn | AUROC | load before (1/5/15 min) |")
-    print("|---|---|---|---|---|")
+    print(f"\n### Speed: {rows} x {dim} float32 ({rows - n_split} train, {n_split} split), best of {repeats}\n")
     before = load()
-    t = time.perf_counter()
-    prepared = shift.Shifts(X, splits)
-    prep = time.perf_counter() - t
-    before_m = load()
-    t = time.perf_counter()
-    r = prepared.measure("split", seed=0)
-    measure = time.perf_counter() - t
-    before_b = load()
-    t = time.perf_counter()
-    base = shift.auroc(logistic_oof(prepared.Z, r.in_split, r.fold), r.in_split)
-    baseline = time.perf_counter() - t
-    print(f"| sklearn LogisticRegression, 5 folds (labels only: no permutations, no CI) | {baseline:.2f} | 1.00 "
-          f"| {base:.4f} | {before_b} |")
+    best = {"prep": np.inf, "measure": np.inf, "baseline": np.inf}
+    for _ in range(repeats):  # interleaved
+        t = time.perf_counter()
+        prepared = shift.Shifts(X, splits)
+        best["prep"] = min(best["prep"], time.perf_counter() - t)
+        t = time.perf_counter()
+        r = prepared.measure("split", seed=0)
+        best["measure"] = min(best["measure"], time.perf_counter() - t)
+        t = time.perf_counter()
+        base = shift.auroc(logistic_oof(prepared.Z, r.in_split, r.fold), r.in_split)
+        best["baseline"] = min(best["baseline"], time.perf_counter() - t)
+    print(f"load before {before}, after {load()} (1/5/15 min)\n")
+    print("| step | wall s | ratio to sklearn | AUROC |")
+    print("|---|---|---|---|")
+    print(f"| sklearn LogisticRegression, 5 folds (labels only: no permutations, no CI) | {best['baseline']:.2f} | 1.00 "
+          f"| {base:.4f} |")
     print(f"| domain classifier (`measure`: 5 folds x (labels + {shift.PERMUTATIONS} shuffles), "
-          f"{shift.DRAWS} bootstrap draws) | {measure:.2f} | {measure / baseline:.2f} | {r.auroc:.4f} "
-          f"[{r.ci[0]:.4f}, {r.ci[1]:.4f}] | {before_m} |")
-    print(f"| coverage (`Shifts(...)`: groups, nearest-train distance of every row) | {prep:.2f} | "
-          f"{prep / baseline:.2f} | uncovered {r.uncovered:.3f} | {before} |")
-    print(f"\nGoal: domain classifier < 10 s: {'met' if measure < 10 else 'NOT met'} ({measure:.2f} s); "
-          f"load after {load()}")
+          f"{shift.DRAWS} bootstrap draws) | {best['measure']:.2f} | {best['measure'] / best['baseline']:.2f} | "
+          f"{r.auroc:.4f} [{r.ci[0]:.4f}, {r.ci[1]:.4f}] |")
+    print(f"| coverage and set-up (`Shifts(...)`: standardising, groups, nearest-train distance of every row) | "
+          f"{best['prep']:.2f} | {best['prep'] / best['baseline']:.2f} | uncovered {r.uncovered:.3f} |")
+    print(f"\nGoal: domain classifier < 10 s: {'met' if best['measure'] < 10 else 'NOT met'} ({best['measure']:.2f} s)")
 
 
 def agreement(specs: list[str]) -> None:
@@ -119,11 +120,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--dim", type=int, default=1536)
+    ap.add_argument("--repeats", type=int, default=3, help="Timings: best of this many (interleaved).")
     ap.add_argument("--store", action="append", default=[], metavar="STORE:FEATURES:SPLIT")
     args = ap.parse_args()
     threads = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
     print(f"cores {os.cpu_count()}, BLAS threads {threads}, load {load()}")
-    speed(args.rows, args.dim)
+    speed(args.rows, args.dim, args.repeats)
     if args.store:
         agreement(args.store)
         ridge_grid(args.store)
