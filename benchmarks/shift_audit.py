@@ -2,12 +2,11 @@
 sklearn's LogisticRegression on real stores.
 
 Speed (``--rows`` x ``--dim`` float32 Gaussian vectors, 80 % train and 20 % a split whose mean is moved along
-8 axes): wall time (best of ``--repeats``) of ``Shifts(...)`` (standardising, groups, the nearest-train distances of
-every row for coverage) and
-of ``measure`` (the domain classifier: 5 grouped folds fitting the labels and 100 shuffles, 1,000 bootstrap
-draws), against the baseline of one sklearn ``LogisticRegression`` per fold on the same standardised
-features and folds (labels only: no permutation baseline, no CI). Goal (issue 25): the domain classifier
-< 10 s for 10k x 1536 on 2 cores.
+8 axes): wall time (best of ``--repeats``, interleaved) of ``Shifts(...)`` (standardising, groups, the
+nearest-train distance of every row for coverage) and of ``measure`` (the domain classifier: 5 grouped folds
+fitting the labels and 100 shuffles, 1,000 bootstrap draws), against the baseline of one sklearn
+``LogisticRegression`` per fold on the same standardised features and folds (labels only: no permutation
+baseline, no CI). Goal (issue 25): the domain classifier < 10 s for 10k x 1536 on 2 cores.
 
 Agreement (``--store STORE:FEATURES:SPLIT``, repeatable): the out-of-fold AUROC of the ridge probe and of
 LogisticRegression (default C=1, lbfgs) with the same folds, per store and split; then the AUROC and the
