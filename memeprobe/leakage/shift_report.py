@@ -98,7 +98,7 @@ def tables(audit) -> tuple[list[tuple[tuple, list[tuple]]], list[str]]:
     out = []
     if domain:
         out.append((("split vs " + audit.train_split, "features", "memes", "domain AUROC", "95 % CI",
-                     "permuted mean / p95", "uncovered", ""), [tuple(d.values()) for d in domain]))
+                     "permuted mean / p95", "uncovered", "verdict"), [tuple(d.values()) for d in domain]))
     if priors:
         out.append((("split", "class", f"{audit.train_split} share", "split share", "labelled", "difference",
                      "95 % CI"), [tuple(p.values()) for p in priors]))
