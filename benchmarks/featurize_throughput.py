@@ -33,7 +33,8 @@ import torch
 from memeprobe.data import load_dataset
 from memeprobe.demo.synthetic import make_sample
 from memeprobe.data.images import DEFAULT_MAX_PIXELS
-from memeprobe.featurize.encoder import CPU_BATCH, resolve_device, to_device
+from memeprobe.featurize.batching import CPU_BATCH
+from memeprobe.featurize.encoder import resolve_device, to_device
 from memeprobe.featurize.reader import Collate, ImageItems
 from memeprobe.featurize.runner import RunConfig, featurize
 from memeprobe.featurize.spec import PRESETS, Options, create_featurizer

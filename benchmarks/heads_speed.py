@@ -274,8 +274,8 @@ def bench_sweep(n_configs, jobs):
     start = time.perf_counter()
     results = list(run_sweep(points, data, "train", "dev", ["label"], jobs=jobs))
     total = time.perf_counter() - start
-    best = max(results, key=lambda r: r[2]["dev"]["auroc"])
-    per_head = {h: sum(s for hh, _, _, s in results if hh == h) for h in DEFAULT_SPACE}
+    best = max(results, key=lambda r: r[2]["cv"]["auroc"])  # ranked out-of-fold, as the sweep command ranks
+    per_head = {h: sum(s for hh, _, _, _, s in results if hh == h) for h in DEFAULT_SPACE}
     return total, best, per_head, len(results)
 
 
@@ -299,7 +299,8 @@ def main():
         total, best, per_head, n = bench_sweep(args.sweep, args.jobs)
         print(f"\nsweep: {n} random logreg+MLP configs at 8.5k x 1536 on {args.jobs} jobs: {total:.1f} s "
               f"(fit seconds summed per head: {', '.join(f'{h} {s:.0f}' for h, s in per_head.items())}); "
-              f"best dev AUROC {best[2]['dev']['auroc']:.4f} with {best[0]} {best[1]}; "
+              f"best out-of-fold AUROC {best[2]['cv']['auroc']:.4f} (dev, untouched: {best[2]['dev']['auroc']:.4f}) "
+              f"with {best[0]} {best[1]}; "
               "load average %.2f %.2f %.2f at end" % os.getloadavg())
 
 

@@ -219,8 +219,8 @@ def spans(p: Pipeline, data: Path, w: Path) -> dict:
 
 
 def check_semeval_submission(path: Path, names, ids, Y) -> dict:
-    """Read the JSON back: every dev id once, known technique names; re-score it with the task's
-    micro/macro F1 (zero_division=1)."""
+    """Read the JSON back: every dev id once, known technique names; re-score it with the task's micro F1
+    (zero_division=1) and the macro F1 over the techniques with dev positives (memeprobe's protocol)."""
     from sklearn.metrics import f1_score
 
     doc = json.loads(path.read_text(encoding="utf-8"))
@@ -235,7 +235,8 @@ def check_semeval_submission(path: Path, names, ids, Y) -> dict:
     return {"path": str(path), "rows": len(doc), "expected": len(ids), "ok": not problems, "problems": problems,
             "micro_f1": float(f1_score(Y, pred, average="micro", zero_division=1)),
             "micro_f1_ci": bootstrap_ci(lambda i: f1_score(Y[i], pred[i], average="micro", zero_division=1), len(Y)),
-            "macro_f1": float(f1_score(Y, pred, average="macro", zero_division=1)),
+            "macro_f1": float(f1_score(Y, pred, average="macro", labels=np.flatnonzero(Y.sum(0)))),
+            "macro_classes": int((Y.sum(0) > 0).sum()), "classes": int(Y.shape[1]),
             "labels_per_meme": float(pred.sum(1).mean()), "gold_labels_per_meme": float(Y.sum(1).mean())}
 
 
@@ -294,6 +295,12 @@ def check_mami_submission(path: Path, gold_tsv: Path) -> dict:
 # ---------------------------------------------------------------- RESULTS.md
 def pct(v, digits=2) -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * v:.{digits}f}"
+
+
+def _covered(res: dict, split: str) -> str:
+    """``k of K techniques`` that the macro averages of ``split`` cover (from the first run's record)."""
+    m = next(iter(res["runs"].values()))["metrics"][split]
+    return f"{m['macro_classes']} of {m['classes']} techniques" if "macro_classes" in m else "all techniques"
 
 
 def chosen(runs: dict) -> str:
@@ -417,13 +424,16 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
                 "### Leakage (exact/perceptual image hashes, exact/Jaccard/MiniLM-cosine texts)", ""] \
             + leakage_table(sem["leakage"], True) + [""] + eval_table(sem["leakage"], False)
         out += ["", "### Multi-label heads (22 techniques; train 607 by 5-fold CV, dev 63 untouched)", "",
-                "| head | features | CV micro-F1 | dev micro-F1 | dev macro-F1 | dev labels/meme | in-sample train micro-F1 | dev macro AUROC | leak-free n | leak-free micro-F1 |",
+                f"Macro averages cover the techniques with positives in the split (dev: {_covered(sem, 'dev')}); "
+                "a technique without dev positives has no dev F1 (–).", "",
+                "| head | features | CV micro-F1 | dev micro-F1 [95 % CI] | dev macro-F1 | dev labels/meme | in-sample train micro-F1 | dev macro AUROC | leak-free n | leak-free micro-F1 |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for key, run in sem["runs"].items():
             head, fs = key.split(" ", 1)
             m, c, cv = run["metrics"]["dev"], run["metrics"].get("dev@clean", {}), run["metrics"]["cv"]
             tr = run["metrics"].get("train", {})
-            out.append(f"| {head} | {fs} | {pct(cv['micro_f1'])} | {pct(m['micro_f1'])} | {pct(m['macro_f1'])} | "
+            ci = f" [{pct(m.get('micro_f1_ci_low'))}, {pct(m.get('micro_f1_ci_high'))}]" if "micro_f1_ci_low" in m else ""
+            out.append(f"| {head} | {fs} | {pct(cv['micro_f1'])} | {pct(m['micro_f1'])}{ci} | {pct(m['macro_f1'])} | "
                        f"{m.get('labels_per_row', float('nan')):.2f} | {pct(tr.get('micro_f1'))} | {pct(m['macro_auroc'])} | "
                        f"{c.get('n', '–')} | {pct(c.get('micro_f1'))} |")
         first = next(iter(sem["runs"].values()))["baselines"]
@@ -435,7 +445,8 @@ def render(res: dict, p: Pipeline, env: dict) -> str:
                 f"Submission: `predict` with `{sem['best']}` (best CV micro-F1) on dev → `W/sem/{Path(s['path']).name}` "
                 f"(SemEval JSON): {s['rows']} entries for {s['expected']} dev ids; read back and checked: "
                 f"{checked(s)}; re-scored from the file: micro-F1 {pct(s['micro_f1'])} (95 % bootstrap CI "
-                f"{pct(s['micro_f1_ci'][0])}–{pct(s['micro_f1_ci'][1])}), macro-F1 {pct(s['macro_f1'])}, "
+                f"{pct(s['micro_f1_ci'][0])}–{pct(s['micro_f1_ci'][1])}), macro-F1 {pct(s['macro_f1'])} "
+                f"(over {s.get('macro_classes', '?')} of {s.get('classes', '?')} techniques with dev positives), "
                 f"{s['labels_per_meme']:.2f} labels per meme (gold {s['gold_labels_per_meme']:.2f}).", "",
                 "Trivial rows: the train's most frequent label set, its k most frequent techniques (k = mean train "
                 "label count) and each technique drawn at its train prevalence (mean of 20 draws). With 63 dev memes "

@@ -39,11 +39,13 @@ _FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # kinds of existing memeprobe files and folders (what --replace names), as a message names them
 KINDS = {"store": "an HDF5 file (a feature store)", "model": "a torch file (a model or weights)",
-         "runs": "a runs table", "report": "a leakage report folder", "sample": "a synthetic sample folder"}
+         "runs": "a runs table", "report": "a leakage report folder", "sample": "a synthetic sample folder",
+         "explain": "an explain page folder"}
 # kinds of outputs: the above, plus any other file, a folder of plots (files added to it) and a datasets folder
 WRITES = {**KINDS, "file": "this output", "plots": "plots", "datasets": "a Hugging Face datasets folder"}
-FOLDERS = ("report", "sample", "plots", "datasets")  # outputs that are folders
-REPLACED = ("report", "sample", "datasets")  # folders replaced as a whole
+FOLDERS = ("report", "sample", "plots", "datasets", "explain")  # outputs that are folders
+REPLACED = ("report", "sample", "datasets", "explain")  # folders replaced as a whole
+EXPLAIN_PAGE = "explain.html"  # the file that marks an explain page folder
 _MAX_LINE = 16 << 20  # the first line of a runs table is read whole up to this size
 MAX_NAME_BYTES = 200  # a file name made from data, before suffixes and temp-name prefixes (NAME_MAX 255)
 _SEPARATORS = "/\\"
@@ -127,7 +129,7 @@ def replace_option(command):
     memeprobe file or folder of that kind; the command runs inside :func:`reading` with it."""
     @click.option("--replace", multiple=True, type=click.Choice(list(KINDS)),
                   help="Let an output replace an existing memeprobe file of this kind (store, model, runs, "
-                       "report, sample); never a file this command reads.")
+                       "report, sample, explain); never a file this command reads.")
     @functools.wraps(command)
     def run(*args, replace=(), **kwargs):
         with reading(replace=replace):
@@ -146,7 +148,9 @@ def kind_of(path) -> str | None:
     if stat.S_ISDIR(st.st_mode):
         if (path / "manifest.json").is_file() or (path / "report.json").is_file():
             return "report"
-        return "sample" if (path / "ground_truth.json").is_file() else "other"
+        if (path / "ground_truth.json").is_file():
+            return "sample"
+        return "explain" if (path / EXPLAIN_PAGE).is_file() else "other"
     try:
         with open(path, "rb") as f:
             head = f.read(len(HDF5_SIGNATURE))

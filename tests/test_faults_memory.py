@@ -24,7 +24,8 @@ from memeprobe.data import images as image_io
 from memeprobe.data import load_dataset
 from memeprobe.data.images import MAX_ASPECT, ImageFailure, load_image, open_image, phash_bits
 from memeprobe.featurize.pixels import pixel_features
-from memeprobe.leakage.images import hash_images, thumbnail_jpeg
+from memeprobe.data.thumbnails import thumbnail_jpeg
+from memeprobe.leakage.images import hash_images
 from memeprobe.leakage.text import normalize_text, tokens
 from memeprobe.store import FeatureStore
 

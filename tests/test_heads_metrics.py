@@ -6,8 +6,8 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from memeprobe.errors import MemeprobeError
-from memeprobe.heads.metrics import (auroc, binary_metrics, bootstrap_auroc_ci, dev_score, mami_weighted_f1,
-                                     multilabel_metrics)
+from memeprobe.heads.metrics import (auroc, binary_metrics, bootstrap_auroc_ci, decision_ci, dev_score,
+                                     mami_weighted_f1, multilabel_metrics)
 from memeprobe.heads.thresholds import best_threshold, tune_thresholds
 
 
@@ -78,15 +78,19 @@ def _mami_reference(Y, pred):
 def test_multilabel_metrics_semeval_and_mami_scorers():
     rng = np.random.default_rng(3)
     Y = (rng.random((150, 4)) < [0.4, 0.2, 0.1, 0.05]).astype(int)
-    Y[:, 3] = 0  # a class without positives: the SemEval scorer counts it as F1 = 1 (zero_division=1)
+    Y[:, 3] = 0  # a class without positives: no F1 (None), left out of the macro averages
     P = np.clip(Y * 0.5 + rng.random(Y.shape) * 0.6, 0, 1)
     t = np.array([0.5, 0.4, 0.6, 0.5])
     m = multilabel_metrics(Y, P, t, names=list("abcd"))
     pred = (P >= t).astype(int)
+    assert pred[:, 3].any()  # d is predicted: sklearn's zero_division would make its F1 0, not 1
     assert m["micro_f1"] == pytest.approx(f1_score(Y, pred, average="micro", zero_division=1))
-    assert m["macro_f1"] == pytest.approx(f1_score(Y, pred, average="macro", zero_division=1))
-    assert m["macro_f1@0.5"] == pytest.approx(f1_score(Y, P >= 0.5, average="macro", zero_division=1))
-    assert m["per_class_f1"]["a"] == pytest.approx(f1_score(Y[:, 0], pred[:, 0]))
+    assert m["macro_f1"] == pytest.approx(f1_score(Y, pred, average="macro", labels=[0, 1, 2]))
+    assert m["macro_f1@0.5"] == pytest.approx(f1_score(Y, P >= 0.5, average="macro", labels=[0, 1, 2]))
+    assert (m["classes"], m["macro_classes"], m["macro_auroc_classes"]) == (4, 3, 3)
+    assert m["per_class_f1"]["d"] is None and m["per_class_positives"] == dict(zip("abcd", Y.sum(0).tolist()))
+    for k, name in enumerate("abc"):
+        assert m["per_class_f1"][name] == pytest.approx(f1_score(Y[:, k], pred[:, k]))
     assert "mami_b_f1" not in m and "mami_a_f1" not in m  # only metrics that fit the dataset
     assert mami_weighted_f1(Y, pred) == pytest.approx(_mami_reference(Y, pred))
 
@@ -168,7 +172,40 @@ def test_plots_name_split_features_scores_support_and_na():
     ticks = [t.get_text() for t in bars.get_yticklabels()]
     assert ticks[0] == f"c0 (n={Y[:, 0].sum()})" and ticks[11] == "c11 (n=0)"
     values = [t.get_text() for t in bars.texts]
-    assert values[11] == "n/a" and values[0] != "n/a" and bars.patches[11].get_width() == 0
+    assert values[11] == "–" and values[0] != "–" and bars.patches[11].get_width() == 0
+    assert float(values[0]) == pytest.approx(f1_score(Y[:, 0], P[:, 0] >= 0.5), abs=0.005)
     assert "per-class F1" in bars.get_title() and "dev" in bars.get_title()
     for fig in figs.values():
         plt.close(fig)
+
+
+def test_f1_bootstrap_cis_are_those_of_the_resampled_rows_scored_by_sklearn():
+    rng = np.random.default_rng(5)
+    names = ["misogynous", "shaming", "stereotype", "objectification", "violence"]
+    types = (rng.random((120, 4)) < [0.3, 0.3, 0.2, 0.1]).astype(int)
+    Y = np.column_stack([types.max(1), types])
+    pred = np.where(rng.random(Y.shape) < 0.8, Y, 1 - Y)
+    ci = decision_ci(Y, pred, names, n_boot=200, seed=7)
+    idx = np.random.default_rng(7).integers(0, len(Y), (200, len(Y)))  # the same resamples
+    def pct(scores):
+        return pytest.approx([np.quantile(scores, 0.025), np.quantile(scores, 0.975)])
+    assert [ci["micro_f1_ci_low"], ci["micro_f1_ci_high"]] == pct(
+        [f1_score(Y[i], pred[i], average="micro") for i in idx])
+    assert [ci["mami_a_f1_ci_low"], ci["mami_a_f1_ci_high"]] == pct(
+        [f1_score(Y[i, 0], pred[i, 0], average="macro", labels=[0, 1]) for i in idx])
+    assert [ci["mami_b_f1_ci_low"], ci["mami_b_f1_ci_high"]] == pct([_mami_reference(Y[i, 1:], pred[i, 1:]) for i in idx])
+    m = multilabel_metrics(Y, pred, 0.5, names, n_boot=200, seed=7)
+    assert m["micro_f1_ci_low"] < m["micro_f1"] < m["micro_f1_ci_high"]
+    assert m["mami_a_f1_ci_low"] < m["mami_a_f1"] < m["mami_a_f1_ci_high"]
+    b = binary_metrics(Y[:, 0], pred[:, 0] * 0.6 + 0.2, 0.5, n_boot=200, seed=7)  # MAMI task A as a binary target
+    assert b["macro_f1"] == pytest.approx(m["mami_a_f1"])
+    assert (b["macro_f1_ci_low"], b["macro_f1_ci_high"]) == pytest.approx((ci["mami_a_f1_ci_low"],
+                                                                           ci["mami_a_f1_ci_high"]))
+
+
+def test_a_split_without_positives_has_no_f1_and_macro_leaves_the_class_out():
+    y, p = np.zeros(40, int), np.linspace(0, 1, 40)
+    m = binary_metrics(y, p, 0.5, n_boot=50)
+    pred = (p >= 0.5).astype(int)
+    assert m["f1"] is None and m["macro_classes"] == 1
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, pos_label=0))  # the negative class alone

@@ -15,7 +15,8 @@ from memeprobe.data import load_dataset
 from memeprobe.data.images import ImageFailure, load_image, open_image, phash_bits
 from memeprobe.errors import DatasetError
 from memeprobe.featurize.pixels import pixel_features
-from memeprobe.leakage.images import hash_images, thumbnail_jpeg
+from memeprobe.data.thumbnails import thumbnail_jpeg
+from memeprobe.leakage.images import hash_images
 
 
 def _photo(w=320, h=200, seed=0):

@@ -4,33 +4,21 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import warnings
 
-import pytest
 
 from memeprobe.data import load_dataset
 from memeprobe.demo.synthetic import make_sample
 from memeprobe.leakage.analysis import analyze
 from memeprobe.leakage.report import write_report
+from tests.chromium import chromium, console, needs_chromium
 from tests.test_leakage_groups import CAPTION, crowd
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
-
-
-def chromium(args, tmp_path):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
-
 
 def dom(html, tmp_path, fragment="") -> str:
     """The page's DOM after its script ran, opened at ``#fragment``; fails on any console message."""
-    run = chromium(["--dump-dom", html.as_uri() + (f"#{fragment}" if fragment else "")], tmp_path)
+    run = chromium(["--dump-dom", html.as_uri() + (f"#{fragment}" if fragment else "")], tmp_path / "profile")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert ":CONSOLE" not in run.stderr, [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert console(run) == []
     assert 'data-ready="1"' in run.stdout and '<div id="js-errors"></div>' in run.stdout
     return run.stdout
 
@@ -61,7 +49,8 @@ def test_report_renders_without_console_errors(tmp_path):
     page = dom(html, tmp_path, f"kind={kind}")
     assert shown(page) == want and len(listed(page)) == want
     assert set(re.findall(r'<tr class="pair"[^>]*data-kind="([a-z_]+)"', page)) == {kind}
-    shot = chromium(["--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", html.as_uri()], tmp_path)
+    shot = chromium(["--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", html.as_uri()],
+                    tmp_path / "profile")
     assert shot.returncode == 0 and (tmp_path / "shot.png").stat().st_size > 10_000
 
 

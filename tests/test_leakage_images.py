@@ -5,7 +5,8 @@ import itertools
 import numpy as np
 from PIL import Image
 
-from memeprobe.leakage.images import hash_images, phash_bits, phash_blocks, pixel_hash, thumbnail_jpeg
+from memeprobe.data.thumbnails import thumbnail_jpeg
+from memeprobe.leakage.images import hash_images, phash_bits, phash_blocks, pixel_hash
 
 
 def picture(seed, size=96):

@@ -42,6 +42,8 @@ def test_span_f1_two_techniques_on_one_span():
     assert m["precision"] == pytest.approx(1 / 2) and m["recall"] == pytest.approx(1 / 2)
     per = m["per_technique"]
     assert per["A"]["f1"] == pytest.approx(1.0) and per["B"]["recall"] == 0 and per["C"]["precision"] == 0
+    assert per["C"]["recall"] is None and per["C"]["f1"] is None  # no gold C: no recall, no F1 (shown –)
+    assert per["B"]["precision"] is None and per["B"]["f1"] == 0  # B never predicted, but it has gold
 
 
 def test_span_f1_empty_predictions_and_other_memes():
@@ -183,6 +185,18 @@ def test_featurize_train_predict_spans(tmp_path):
              "--out", model, "--param", "epochs=2", "--param", "folds=2")
     assert r.exit_code == 0, r.output
     assert "chosen by 2-fold CV on train" in r.output and "whole text x seen" in r.output and LL in r.output
+    record = json.loads((tmp_path / "runs.jsonl").read_text().splitlines()[-1])  # span runs are runs like the others
+    assert f"run {record['run_id']} appended to" in r.output
+    assert (record["head"], record["target"], record["dataset_format"]) == ("span", "spans", "semeval2021_task6")
+    row = next(line for line in r.output.splitlines() if line.startswith("span head ") and len(line.split()) == 6)
+    assert record["metrics"]["dev"]["f1"] == pytest.approx(float(row.split()[4]), abs=1e-4)
+    cv = float(r.output.split("(CV span F1 ")[1].split(")")[0])
+    assert record["metrics"]["cv"]["f1"] == pytest.approx(cv, abs=1e-4) and record["in_sample"] == ["train"]
+    assert set(record["baselines"]["dev"]) == {"random spans", "whole text x seen"}
+    assert set(record["metrics"]["dev"]["per_technique"]) <= set(record["label_names"])
+    best = _run("runs", "best", "--store", store)
+    assert best.exit_code == 0 and record["run_id"] in best.output and "span F1" in best.output, best.output
+    assert "cv.f1" in best.output and "dev.f1" in best.output
     r = _run("predict", model, "--store", store, "--split", "test", "--out", out)
     assert r.exit_code == 0, r.output
     rows = json.loads(out.read_text())

@@ -23,7 +23,7 @@ class ImageTransform:
         self.transform = transform
 
     def __call__(self, image) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         return {"pixels": self.transform(image), "size": torch.tensor(image.size)}
 
@@ -145,7 +145,7 @@ def to_numpy(t) -> np.ndarray:
 
 def grid_pool(fmap, grid: int):
     """(B, C, H, W) feature map → (B, grid*grid, C) by adaptive average pooling, rows top-left first."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # lazy: torch
 
     pooled = F.adaptive_avg_pool2d(fmap.float(), grid)
     return pooled.flatten(2).transpose(1, 2)

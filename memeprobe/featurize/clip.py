@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError
+from memeprobe.errors import ConfigError, WeightsError
 from memeprobe.featurize.base import (
     Featurizer,
     ImageTransform,
@@ -26,33 +26,35 @@ from memeprobe.featurize.base import (
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
     cache_only,
+    cached_hub_file,
     check_weights_file,
     ensure_downloadable,
     file_sha256,
+    hub_cache_dir,
     refused_file,
+    require_hub_files,
     torch_key_error,
     weights_error,
 )
+from memeprobe.store import ArraySpec
 
 _OPENCLIP_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 def _locate_tag(spec, model: str, tag: str) -> str | None:
     """Local file holding ``model``/``tag`` if cached; the one-line error when it is not and we are offline."""
-    import open_clip
+    import open_clip  # lazy: open_clip
     from open_clip.pretrained import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(model, tag)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(model)
-        raise MemeprobeError(
+        raise WeightsError(
             f"{spec.text}: {tag!r} is neither a pretrained tag of {model} (known: {', '.join(tags) or 'none'}) "
             "nor an existing checkpoint file"
         )
     hint = f"clip:{model}:/path/to/open_clip_pytorch_model.bin"
     if cfg.get("hf_hub"):
-        from memeprobe.featurize.weights import cached_hub_file, hub_cache_dir
-
         hub = cfg["hf_hub"]
         if hub.endswith("/"):  # open_clip's convention: repo id only, default file names
             repo, names = hub[:-1], _OPENCLIP_FILES
@@ -78,8 +80,6 @@ def _locate(spec) -> str | None:
     one-line offline error."""
     if not spec.model.startswith(HF_HUB):
         return _locate_tag(spec, spec.model, spec.weights)
-    from memeprobe.featurize.weights import require_hub_files
-
     return require_hub_files(spec.text, spec.model[len(HF_HUB):], _OPENCLIP_FILES,
                              "clip:ViT-B-32:/path/to/open_clip_pytorch_model.bin")
 
@@ -106,7 +106,7 @@ class ClipTextCollate:
         self.char_limit = char_limit(context_length, vocab) if vocab else None
 
     def __call__(self, texts: list[str]) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         encode = getattr(self.tokenizer, "encode", None)
         if self.char_limit and encode:  # before tokenising: the cut when it still overflows (see hf._capped)
@@ -145,7 +145,7 @@ class ClipFeaturizer(Featurizer):
 
     def _build(self, device, load_weights: bool):
         """open_clip's (model, pre-processing, tokeniser) on ``device``; without weights: architecture only."""
-        import open_clip
+        import open_clip  # lazy: open_clip
 
         pretrained = self.checkpoint or self.spec.weights or None  # None: an hf-hub model brings its own
         towers = {} if load_weights else dict(pretrained_image=False, pretrained_text=False)
@@ -156,8 +156,8 @@ class ClipFeaturizer(Featurizer):
                 tokenizer = open_clip.get_tokenizer(self.spec.model)
         except RuntimeError as e:
             if "not found in built-ins" in str(e):
-                raise MemeprobeError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
-                                     "(see open_clip.list_models())") from None
+                raise ConfigError(f"{self.spec.text}: open_clip has no model {self.spec.model!r} "
+                                  "(see open_clip.list_models())") from None
             raise (torch_key_error(f"{self.spec.text} ({pretrained})", e)
                    or weights_error(self.spec.text, pretrained, f"clip:{self.spec.model}:/path/to/ckpt.pt",
                                     str(e).splitlines()[0][:200])) from None
@@ -188,8 +188,6 @@ class ClipFeaturizer(Featurizer):
             self._ready(*self._build(meta, load_weights=False), meta)
 
     def _ready(self, model, preprocess, tokenizer, device) -> None:
-        from memeprobe.store import ArraySpec
-
         self.preprocess, self.tokenizer = preprocess, tokenizer
         self.context_length = min(self.options.max_length or model.context_length, model.context_length)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
@@ -240,7 +238,7 @@ class ClipFeaturizer(Featurizer):
         return out
 
     def encode_text(self, batch: dict) -> dict:
-        import torch
+        import torch  # lazy: torch
         from open_clip.transformer import text_global_pool
 
         ids = batch["input_ids"]

@@ -1,34 +1,37 @@
 """Click commands of memeprobe.featurize (registered by memeprobe.cli): ``featurize all|image|text``.
 
-Exit codes: 0 = every selected row featurized; 2 = error (nothing or part done, message says why);
-3 = completed with N failures (bad/missing images: rows marked failed with reasons, listed).
+Exit codes (decided in :data:`memeprobe.errors.EXIT_CODES`): 0 = every selected row featurized; 2 = error
+(nothing or part done, message says why); 3 = completed with N failures (bad/missing images: rows marked failed
+with reasons, listed: :class:`~memeprobe.errors.RowsFailed`); 130 = interrupted after saying what the store kept
+(:class:`~memeprobe.errors.Interrupted`).
 """
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 import click
 
-from memeprobe.data.loading import load_with
 from memeprobe.data.cli_options import SuggestChoice, dataset_options
+from memeprobe.data.loading import load_with
+from memeprobe.errors import Interrupted, RowsFailed
+from memeprobe.featurize.batching import parse_batch_size
+from memeprobe.featurize.config import RunConfig
+from memeprobe.featurize.engines import ENGINES
+from memeprobe.featurize.runner import featurize
+from memeprobe.featurize.spec import PRESETS, Options, expand, featurizer_help, preset_help
+from memeprobe.store import DONE, FeatureStore
 
-EXIT_FAILURES = 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 _SHOW_FAILURES = 20
 
 
-def _batch_size(value: str):
-    if value == "auto":
-        return value
-    if not value.isdigit() or int(value) < 1:
-        raise click.BadParameter("expected 'auto' or a positive integer")
-    return int(value)
+def _batch_size(ctx, param, value: str):
+    try:
+        return parse_batch_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _run_options(f):
-    from memeprobe.featurize.runner import ENGINES
-    from memeprobe.featurize.spec import PRESETS, featurizer_help, preset_help
-
     opts = [
         click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False),
                      help="HDF5 feature store to create or extend (one per dataset)."),
@@ -39,7 +42,7 @@ def _run_options(f):
         click.option("--splits", default=None, help="Comma-separated splits to featurize.", show_default="all"),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected rows."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N]."),
-        click.option("--batch-size", default="auto", show_default=True, callback=lambda c, p, v: _batch_size(v),
+        click.option("--batch-size", default="auto", show_default=True, callback=_batch_size,
                      help="Items per batch; auto = largest that fits on CUDA (halving on OOM), 32/128 on CPU."),
         click.option("--workers", type=click.IntRange(min=0), default=None,
                      help="DataLoader worker processes for decoding/tokenising.", show_default="min(4, CPUs)"),
@@ -72,9 +75,6 @@ def _run_options(f):
 def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers,
          downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
          no_progress, engine, ray_address, ray_actors, dataset_options):
-    from memeprobe.featurize.runner import RunConfig, featurize
-    from memeprobe.featurize.spec import Options, expand
-
     specs = expand(featurizers, preset)
     dataset = load_with(data, dataset_options)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
@@ -102,7 +102,7 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
                             log=lambda msg: click.echo(msg, err=True))
     except KeyboardInterrupt:
         click.echo(f"interrupted: {_saved(store_path)}; re-run the same command to resume", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        raise Interrupted(store_path) from None
     for where, what, why in summary.failures[:_SHOW_FAILURES]:
         click.echo(f"failed {where} {what}: {why}", err=True)
     if summary.failed > _SHOW_FAILURES:
@@ -111,16 +111,11 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
     click.echo(summary.line(store_path))
     if summary.failed:
         click.echo(f"completed with {summary.failed} failures", err=True)
-        sys.exit(EXIT_FAILURES)
+        raise RowsFailed(f"{summary.failed} failures in {store_path}")
 
 
 def _saved(store_path) -> str:
     """What an interrupted run left in the store: done rows per feature set and modality (all durable)."""
-    from pathlib import Path
-
-    from memeprobe.store import FeatureStore
-    from memeprobe.store.schema import DONE
-
     if not Path(store_path).exists():
         return f"nothing saved ({store_path} was not created yet)"
     with FeatureStore.open(store_path) as st:

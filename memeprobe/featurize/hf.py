@@ -22,6 +22,7 @@ from memeprobe.featurize.weights import (
     require_hub_files,
     weights_error,
 )
+from memeprobe.store import ArraySpec
 
 HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 UNUSED_MODULES = ("pooler.",)  # outputs memeprobe never reads: their weights may be missing
@@ -45,7 +46,7 @@ def load_hf_model(spec, source: str, cached: bool):
     """``AutoModel.from_pretrained`` without remote code, checked strictly: a missing weight (other than
     :data:`UNUSED_MODULES`), a mis-shaped one, or a leftover key of the model's own modules is an error
     (leftover keys of other heads, e.g. ``cls.predictions``, are dropped by name)."""
-    import transformers
+    import transformers  # lazy: transformers
 
     refuse_remote_code(spec, source)
     verbosity = transformers.utils.logging.get_verbosity()
@@ -86,8 +87,6 @@ def _capped(tokenizer, text: str, limit: int, max_length: int, offsets: bool = F
 def token_arrays(max_length: int, hidden: int) -> dict:
     """Per-token arrays (``--tokens``): hidden states (zero on padding), attention mask, and each token's
     character offsets ``[start, end)`` into the text ((0, 0) for special and padding tokens)."""
-    from memeprobe.store import ArraySpec
-
     return {
         "text_tokens": ArraySpec(shape=(max_length, hidden), modality="text", dtype="float16"),
         "text_mask": ArraySpec(shape=(max_length,), modality="text", dtype="uint8"),
@@ -98,7 +97,7 @@ def token_arrays(max_length: int, hidden: int) -> dict:
 def token_values(hidden, batch: dict, max_length: int) -> dict:
     """The :func:`token_arrays` values of a batch from the last hidden states (B, T, hidden), T <= max_length
     (the batch is run padded to its longest text only; the stored rows are zero-padded to max_length)."""
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # lazy: torch
 
     mask = batch["attention_mask"]
     pad = max_length - mask.shape[1]
@@ -120,7 +119,7 @@ class TokenizeCollate:
         self.char_limit = char_limit(max_length, tokenizer.get_vocab())
 
     def __call__(self, texts: list[str]) -> dict:
-        import torch
+        import torch  # lazy: torch
 
         texts = [_capped(self.tokenizer, t, self.char_limit, self.max_length, self.offsets) for t in texts]  # before tokenising
         full = self.tokenizer(texts, add_special_tokens=True, verbose=False)["input_ids"]
@@ -181,7 +180,7 @@ class HFTextFeaturizer(Featurizer):
 
     def load(self, device) -> None:
         super().load(device)
-        import transformers
+        import transformers  # lazy: transformers
 
         transformers.utils.logging.disable_progress_bar()
         self.model = load_hf_model(self.spec, self.source, self._cached)
@@ -216,8 +215,6 @@ class HFTextFeaturizer(Featurizer):
             raise weights_error(self.spec.text, self.source, "hf:/path/to/folder", str(e).splitlines()[0]) from None
 
     def arrays(self) -> dict:
-        from memeprobe.store import ArraySpec
-
         hidden = self.config.hidden_size
         out = {
             "text_embed": ArraySpec(shape=(hidden,), modality="text", dtype="float16"),

@@ -9,9 +9,11 @@ colour/layout cues, not semantics.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image, ImageStat
 
 from memeprobe.data.images import HASH_SIDE, phash_bits, reduced
 from memeprobe.featurize.base import Featurizer
+from memeprobe.store import ArraySpec
 
 HIST_BINS = 4
 THUMB = 16
@@ -21,8 +23,6 @@ BAND = 1 << 18  # pixels histogrammed at a time
 
 def pixel_features(image) -> dict:
     """Features of one RGB PIL image (see module docstring)."""
-    from PIL import Image, ImageStat
-
     image = reduced(image)
     rgb = np.asarray(image, dtype=np.uint8)
     hist, step = np.zeros(HIST_BINS**3, np.int64), max(1, BAND // rgb.shape[1])
@@ -58,8 +58,6 @@ class PixelFeaturizer(Featurizer):
         }
 
     def arrays(self) -> dict:
-        from memeprobe.store import ArraySpec
-
         return {
             "image_embed": ArraySpec(shape=(EMBED_DIM,), modality="image", dtype="float16"),
             "image_phash": ArraySpec(shape=(64,), modality="image", dtype="uint8"),

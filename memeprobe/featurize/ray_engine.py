@@ -32,9 +32,9 @@ import uuid
 
 from memeprobe import errors
 from memeprobe.errors import ClusterError, ConfigError, MemeprobeError, WeightsError
-from memeprobe.featurize import ray_reaper
+from memeprobe.featurize import batching, ray_reaper
 from memeprobe.featurize.base import Prepared, Preprocess
-from memeprobe.featurize.encoder import Encoder, batch_size, resolve_device
+from memeprobe.featurize.encoder import Encoder, resolve_device
 from memeprobe.featurize.reader import Batch, Collate
 from memeprobe.featurize.spec import create_featurizer
 
@@ -160,7 +160,7 @@ class EncoderActor:
     against what the driver's node prepared, and encodes each read task with its job's featurizer; failed
     rows pass through as ``(row, reason)``."""
 
-    def __init__(self, jobs, prepared, device, auto, actors):
+    def __init__(self, jobs, prepared, device, halve, actors):
         import ray  # lazy: ray
 
         device = resolve_device(device)
@@ -173,7 +173,7 @@ class EncoderActor:
             if spec.text not in loaded:
                 loaded[spec.text] = create_featurizer(spec, options)
                 loaded[spec.text].load(device)
-            self.jobs.append(Encoder(loaded[spec.text], modality, batch, auto))
+            self.jobs.append(Encoder(loaded[spec.text], modality, batch, halve))
         prepared = ray.get(prepared)  # after loading: the two overlap
         for f in loaded.values():
             want, got = prepared[f.name], Prepared.of(f)
@@ -235,7 +235,7 @@ class RayEngine:
     def _ray(self):
         try:  # lazy: ray (an extra)
             import ray
-            import ray.data
+            import ray.data  # lazy: ray
         except ImportError:
             raise ConfigError("the Ray engine needs Ray Data: pip install 'memeprobe[ray]'") from None
         if not ray.is_initialized():
@@ -291,7 +291,7 @@ class RayEngine:
         cfg = self.cfg
         device = self._device(ray)
         gpus = 1 if device.startswith("cuda") else 0
-        sizes = [batch_size(cfg.batch_size, job.modality, bool(gpus)) for job in jobs]
+        sizes = [batching.batch_size(cfg.batch_size, job.modality, bool(gpus)) for job in jobs]
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         prepare_here = ray.remote(prepare_specs).options(num_returns=1 + len(ready), num_cpus=0,
                                                          scheduling_strategy=here)
@@ -307,7 +307,7 @@ class RayEngine:
                             num_cpus=0 if gpus else 1, compute=ray.data.ActorPoolStrategy(size=cfg.ray_actors),
                             fn_constructor_args=([(job.f.spec, job.f.options, job.modality, size)
                                                   for job, size in zip(jobs, sizes)], prepared, device,
-                                                 cfg.batch_size == "auto", cfg.ray_actors))
+                                                 batching.halves(cfg.batch_size, bool(gpus)), cfg.ray_actors))
         left, declared = [len(job.todo) for job in jobs], False
         # the pipeline starts here; no prefetch: each result is written as soon as it exists, not when the next one does
         for out in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):

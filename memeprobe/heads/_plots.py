@@ -5,13 +5,15 @@ gets one), titles naming the split and the feature set, per-class bars with thei
 without gold positives in the split is drawn as "n/a", not as a perfect score."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from sklearn.calibration import calibration_curve
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from memeprobe.atomic import atomic_write
+from memeprobe.heads.metrics import class_f1
 from memeprobe.outputs import check_output, file_names, write_error
 
 KINDS = ("roc", "pr", "calibration")
@@ -65,12 +67,12 @@ def figures(y, p, names, thresholds, split="", features="", pred=None) -> dict:
     if Y.shape[1] > 1:
         pred = (P >= np.asarray(thresholds)).astype(int) if pred is None else np.asarray(pred).astype(int)
         support = Y.sum(0).astype(int)
-        f1 = f1_score(Y, pred, average=None, zero_division=0)
+        f1 = class_f1(Y, pred)
         fig, ax = plt.subplots(figsize=(6, 0.3 * len(names) + 1))
-        bars = ax.barh(range(len(names)), np.where(support > 0, f1, 0.0))
-        ax.bar_label(bars, labels=[f"{v:.2f}" if n else "n/a" for v, n in zip(f1, support)], fontsize=7, padding=2)
+        bars = ax.barh(range(len(names)), np.nan_to_num(f1))
+        ax.bar_label(bars, labels=[f"{v:.2f}" if n else "–" for v, n in zip(f1, support)], fontsize=7, padding=2)
         ax.set_yticks(range(len(names)), [f"{name} (n={n})" for name, n in zip(names, support)], fontsize=7)
-        ax.set_xlabel("F1 at the tuned thresholds (n = gold positives; n/a: none in this split)")
+        ax.set_xlabel("F1 at the tuned thresholds (n = gold positives; –: none in this split, no F1)")
         ax.set_xlim(0, 1.1)
         ax.set_title(_title("per_class_f1", split, features), fontsize=9)
         out["per_class_f1"] = fig
@@ -90,10 +92,16 @@ def plot_all(out_dir, y, p, names, thresholds, prefix="", split="", features="",
             for kind, fig in figures(y, p, names, thresholds, split, features, pred).items()]
 
 
+def png(fig) -> bytes:
+    """The figure as PNG bytes (the figure is closed)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
 def _save(fig, path):
     """PNG written atomically (a crash leaves the previous plot or none, never half a file)."""
-    plt = _plt()
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+        f.write(png(fig))
     return path

@@ -18,15 +18,16 @@ import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_write
-from memeprobe.errors import ConfigError, MemeprobeError, StoreError
+from memeprobe.errors import ConfigError
 from memeprobe.heads import sweep as sw
 from memeprobe.heads._experiment import labeled, run_experiment
-from memeprobe.heads._matching import check_match
+from memeprobe.heads._matching import check_match, match_model
 from memeprobe.heads._plots import plot_all
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.metrics import evaluate, span_f1
 from memeprobe.heads.persist import check_meta, load_model, save_model
-from memeprobe.heads.runs import append_runs, best_runs, headline, new_record, of_dataset, read_runs, runs_path
+from memeprobe.heads.runs import (append_runs, best_runs, headline, new_record, of_dataset, official, read_runs,
+                                  runs_path)
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_baseline, whole_text_baseline
 from memeprobe.heads.submission import default_format, formula_ids, write_submission
 from memeprobe.heads.training import epoch_progress
@@ -57,12 +58,6 @@ def dev_split_of(store, dev_split=None) -> str | None:
     if dev_split:
         return dev_split
     return next((s for s in DEV_SPLITS if s in store.split_names()), None)
-
-
-def check_splits(store, splits) -> None:
-    missing = [s for s in splits if s not in store.split_names()]
-    if missing:
-        raise StoreError(f"store {store.path} has no split {', '.join(missing)} (it has: {', '.join(store.split_names())})")
 
 
 def model_meta(store, refs, target) -> dict:
@@ -155,7 +150,7 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
     ``out`` when given."""
     if head_class(kind).task == "spans":
         return train_spans(store, kind, feature_sets, train_split=train_split, dev_split=dev_split,
-                           eval_splits=eval_splits, seed=seed, out=out, **params)
+                           eval_splits=eval_splits, seed=seed, out=out, log_run=log_run, **params)
     if kind == "fusion":
         if not image or not text:
             raise ConfigError("a fusion head needs image arrays and text arrays (e.g. image pixels/image_embed, "
@@ -174,7 +169,7 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
         if select_on != "train" and not dev:
             raise ConfigError(f"selection on {select_on} needs a dev split; store {st.path} has none")
         splits = [train_split] + ([dev] if dev else []) + list(eval_splits)
-        check_splits(st, splits)
+        st.rows(splits)  # every split exists (one line naming the missing ones)
         if plots:  # the split names prefix the plots' file names: one distinct name each
             file_names(plots, [s for s in splits if s != train_split], "_")
         meta = model_meta(st, refs, target)
@@ -212,7 +207,8 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                         duration_s=round(seconds, 3),
                         model=str(Path(out).resolve()) if out else None)
     if out:
-        save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev})
+        save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev,
+                                    "in_sample": list(res.in_sample)})
     path = None
     if log_run:
         path = runs_path(store_path)
@@ -240,24 +236,50 @@ class SpanTraining:
     memes: dict  # split → memes scored
     label_names: list
     out: Path | None = None
+    record: dict | None = None  # the run record (runs.jsonl)
+    runs_file: Path | None = None
+
+
+def _span_record(meta, head, kind, scores, train_split, dev, eval_splits, seed, seconds, out) -> dict:
+    """The runs.jsonl record of a span run: ``cv`` = the out-of-fold span F1 the threshold was chosen by, each
+    scored split's span F1 (per technique by name) and its baselines'."""
+    names = meta["label_names"]
+
+    def named(result):
+        return {**result, "per_technique": {names[j] if isinstance(j, int) else j: v
+                                            for j, v in result["per_technique"].items()}}
+
+    scored = {s: v for s, v in scores.items() if v is not None}
+    config = {**head.get_params(), "threshold_": head.threshold_}
+    return new_record(meta, command="train-head", head=kind, config=config,
+                      splits={"train": train_split, "dev": dev, "eval": list(eval_splits)}, select_on="train",
+                      in_sample=[train_split], seed=seed, seeds=1, ensemble=False, thresholds=[head.threshold_],
+                      metrics={"cv": {"f1": head.cv_[head.threshold_]},
+                               **{s: named(v["span head"]) for s, v in scored.items()}},
+                      baselines={s: {b: {k: x for k, x in r.items() if k != "per_technique"}
+                                     for b, r in v.items() if b != "span head"} for s, v in scored.items()},
+                      duration_s=round(seconds, 3), model=str(Path(out).resolve()) if out else None)
 
 
 @guarded(paths={"store": "store"}, outputs={"out": "model"})
 def train_spans(store, kind="span", feature_sets=(), *, train_split="train", dev_split=None, eval_splits=(), seed=0,
-                out=None, **params) -> SpanTraining:
+                out=None, log_run=True, **params) -> SpanTraining:
     """Fit the span tagger ``kind`` on the per-token arrays of one feature set (``featurize --tokens``): its span
     threshold by CV on ``train_split``; score the dev split (``dev_split``, as :func:`train_head` finds it) and
-    ``eval_splits`` beside random spans and the whole text; save the model to ``out``. Not a run of runs.jsonl."""
+    ``eval_splits`` beside random spans and the whole text; save the model to ``out``; append the run to
+    runs.jsonl beside the store (``log_run``)."""
     names = list(dict.fromkeys(parse_ref(r)[0] for r in feature_sets))
     if len(names) != 1:
         raise ConfigError("the span head takes exactly one feature set with per-token arrays "
                           f"(e.g. st-minilm), got {', '.join(names) or 'none'}", option="feature_sets")
     name = names[0]
     head = create_head(kind, **{**params, "seed": seed})
+    if log_run:
+        check_output(runs_path(getattr(store, "path", store)), "runs")
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)
         splits = list(dict.fromkeys(([dev] if dev else []) + list(eval_splits)))
-        check_splits(st, [train_split] + splits)
+        st.rows([train_split] + splits)  # every split exists (one line naming the missing ones)
         labels = list(st.label_names)
         t0 = time.perf_counter()
         docs = load_docs(st, name, train_split)
@@ -276,14 +298,23 @@ def train_spans(store, kind="span", feature_sets=(), *, train_split="train", dev
             scores[split] = {"span head": span_f1(ev.gold, head.predict_spans(ev)),
                              "random spans": span_f1(ev.gold, random_baseline(ev, docs, seed)),
                              "whole text x seen": span_f1(ev.gold, whole_text_baseline(ev, seen))}
+        ref = f"{name}:{','.join(TOKEN_ARRAYS)}"
+        meta = {"feature_sets": [ref], "store": str(Path(st.path).resolve()),
+                "store_checksum": store_checksum(st, [ref]), "dataset_fingerprint": st.dataset_fingerprint,
+                "dataset_format": st.dataset_format, "target": SPAN_TARGET, "label_names": labels}
         if out:
-            ref = f"{name}:{','.join(TOKEN_ARRAYS)}"
             save_model(out, head, {"feature_sets": [ref], "identity": identity(st, [ref]), "target": SPAN_TARGET,
                                    "train_split": train_split, "label_names": labels,
                                    "train_seconds": round(seconds, 3), "dataset_fingerprint": st.dataset_fingerprint,
                                    "dataset_format": st.dataset_format})
+        store_path = st.path
+    record = _span_record(meta, head, kind, scores, train_split, dev, eval_splits, seed, seconds, out)
+    path = None
+    if log_run:
+        path = runs_path(store_path)
+        append_runs(path, [record])
     return SpanTraining(kind, head, name, train_split, len(docs), sum(len(x) for x in docs.X), docs.X[0].shape[1],
-                        seconds, scores, memes, labels, Path(out) if out else None)
+                        seconds, scores, memes, labels, Path(out) if out else None, record, path)
 
 
 @dataclass
@@ -356,15 +387,10 @@ def predict(model_path, store, split, out, fmt=None, *, allow_other_dataset=Fals
     model, meta = load_model(model_path)
     check_meta(meta, model_path, model)
     with opened(store) as st:
-        check_splits(st, [split])
+        st.rows([split])  # every split exists (one line naming the missing ones)
         if model.task == "spans":
             return _predict_spans(model, meta, model_path, st, split, out, allow)
-        try:
-            store_names = label_names(st, meta["target"])
-        except MemeprobeError:  # the store has no classes for the model's target: what it does label
-            store_names = label_names(st, "auto")
-        match = check_match(st, model_path, meta["feature_sets"], meta["identity"], meta.get("dataset_fingerprint"),
-                            meta["label_names"], store_names, **allow)
+        match = match_model(st, model_path, meta, **allow)
         fmt = fmt or _model_format(meta, match, st, model_path)
         f = load_features(st, meta["feature_sets"], [split], meta["target"] if match.same_labels else "label")
     proba = model.positive_proba(f.X)
@@ -395,7 +421,7 @@ def _model_format(meta, match, store, model_path) -> str:
 # ---------------------------------------------------------------- sweep
 @dataclass
 class Sweep:
-    """What :func:`sweep` did: every run record, ranked by ``key`` (best first)."""
+    """What :func:`sweep` did: every run record, ranked by ``key`` (the official metric out-of-fold, best first)."""
 
     records: list
     ranked: list
@@ -405,14 +431,17 @@ class Sweep:
     model: object  # the best config, refitted
     out: Path  # where it was saved
     command: list  # the train-head arguments that reproduce it
+    dev_key: str = ""  # the dev split's score of the same metric (untouched: not used to rank)
+    metric: str = ""  # what ``key`` is (the dataset's official metric)
 
 
 @guarded(paths={"store": "store"}, outputs={"out": "model"})
 def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2, train_split="train",
           dev_split=None, eval_splits=(), target="auto", tune_metric=None, seed=0, out=None, on_start=None,
           on_progress=None) -> Sweep:
-    """Fit every point of ``space`` (``{head: {param: [values]}}``), rank by the dev headline metric;
-    every config is a run in runs.jsonl. The best config is refitted and saved to ``out`` (default
+    """Fit every point of ``space`` (``{head: {param: [values]}}``) as ``train-head`` does (selected by CV on
+    the training split), rank by the dataset's official metric out-of-fold (``cv``), the dev split scored
+    untouched; every config is a run in runs.jsonl. The best config is refitted and saved to ``out`` (default
     ``sweep-best-RUNID.pt`` beside the store), with the ``train-head`` command that reproduces it. ``on_start(n_points, feature_sets)`` is called once the data is
     loaded, ``on_progress(done, total, seconds)`` as runs finish."""
     sw.check_space(space)
@@ -421,34 +450,39 @@ def sweep(store, feature_sets, space, *, search="random", n_configs=100, jobs=2,
     with opened(store) as st:
         dev = dev_split_of(st, dev_split)
         if not dev:
-            raise ConfigError(f"store {st.path} has no dev split; a sweep needs one to rank configs")
+            raise ConfigError(f"store {st.path} has no dev split; a sweep scores every config on one, untouched "
+                              "(give --dev-split SPLIT)")
         splits = [train_split, dev] + list(eval_splits)
-        check_splits(st, splits)
+        st.rows(splits)  # every split exists (one line naming the missing ones)
         meta = model_meta(st, list(feature_sets), target)
         data = load_splits(st, list(feature_sets), splits, target)
         path, store_path = runs_path(st.path), Path(st.path)
     if on_start:
         on_start(len(points), meta["feature_sets"])
     start, records = time.perf_counter(), []
-    for head, config, metrics, seconds in sw.run_sweep(points, data, train_split, dev, meta["label_names"], seed,
-                                                       tune_metric, jobs):
+    for head, config, metrics, base, seconds in sw.run_sweep(points, data, train_split, dev, meta["label_names"],
+                                                             seed, tune_metric, jobs):
         point = {k: config[k] for k in space[head] if k in config}
         rec = new_record(meta, command="sweep", head=head, config=config, point=point, seed=seed, seeds=1,
                          ensemble=False, splits={"train": train_split, "dev": dev, "eval": list(eval_splits)},
+                         select_on="train", in_sample=[train_split], baselines=base,
                          metrics=metrics, duration_s=round(seconds, 3), model=None)
         append_runs(path, [rec])
         records.append(rec)
         if on_progress:
             on_progress(len(records), len(points), time.perf_counter() - start)
-    key = f"{dev}.{headline(records[0]['metrics'][dev])}"
+    name, what = official(records[0])
+    if name is None:  # a target that does not give the dataset's official score (MAMI's types alone)
+        name = what = headline(records[0]["metrics"]["cv"])
+    key = f"cv.{name}"
     ranked = best_runs(records, key, len(records))
     best = ranked[0]
-    model = sw.fit_config(best["head"], dict(best["point"]), data, train_split, dev, meta["label_names"], seed,
+    model = sw.fit_config(best["head"], dict(best["point"]), data, train_split, meta["label_names"], seed,
                           tune_metric)
     out = Path(out) if out else store_path.parent / f"sweep-best-{best['run_id']}.pt"
     save_model(out, model, {**meta, "run_id": best["run_id"], "train_split": train_split, "dev_split": dev})
     return Sweep(records, ranked, key, path, time.perf_counter() - start, model, out,
-                 sw.train_command(best, store_path, out, tune_metric))
+                 sw.train_command(best, store_path, out, tune_metric), f"{dev}.{name}", what)
 
 
 # ---------------------------------------------------------------- runs
@@ -456,4 +490,5 @@ def store_runs(store) -> list[dict]:
     """The runs in runs.jsonl beside ``store`` that were trained on its dataset (stores sharing a folder
     share the file)."""
     with opened(store) as st:
-        return of_dataset(read_runs(runs_path(st.path)), st.info()["dataset"]["fingerprint"], st.path)
+        runs = of_dataset(read_runs(runs_path(st.path)), st.info()["dataset"]["fingerprint"], st.path)
+        return [{"dataset_format": st.dataset_format, **r} for r in runs]  # older records did not name it

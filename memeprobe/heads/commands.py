@@ -7,6 +7,7 @@ torch and no sklearn; the API (which does) is imported when a command runs.
 from __future__ import annotations
 
 import json
+import math
 import shlex
 from pathlib import Path
 
@@ -16,8 +17,11 @@ from memeprobe.errors import ConfigError
 from memeprobe.heads._report import gap_line, metrics_table, per_class, span_table, technique_table
 from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
 from memeprobe.heads.kinds import HEAD_NAMES
-from memeprobe.heads.runs import best_runs, headline, read_runs, table
-from memeprobe.outputs import reading, replace_option
+from memeprobe.heads.runs import OFFICIAL_NAME, best_runs, column, metric_value, official, read_runs, table
+from memeprobe.heads.validate import check_model_path
+from memeprobe.leakage.manifest import report_folders
+from memeprobe.outputs import check_output, reading, replace_option
+from memeprobe.store import FeatureStore
 from memeprobe.store.features import TARGETS
 
 
@@ -110,7 +114,7 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--ensemble", is_flag=True, help="Average the seeds' probabilities (the saved model is the ensemble).")
 @click.option("--clean-ids", type=click.Path(file_okay=False), help="Leakage report folder: also score its leak-free ids.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Write ROC/PR/calibration/per-class PNGs here.")
-@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the AUROC CI.")
+@click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the CIs (AUROC, micro/macro/MAMI F1s).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the model here (e.g. model.pt).")
 @_head_options
 @replace_option
@@ -123,7 +127,7 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     memeprobe train-head logreg --store hm.h5 --feature-set st-minilm --out hm.pt
     span: technique spans (SemEval-2021 T6 subtask 2) from per-token features (featurize --tokens); its
     threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
-    take --param KEY=VALUE for SpanHead parameters and are not appended to runs.jsonl).
+    take --param KEY=VALUE for SpanHead parameters; runs.jsonl records their span F1).
     """
     from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
@@ -192,6 +196,8 @@ def _print_spans(t, out_path):
         click.echo(f"per technique ({split}, span head):")
         click.echo(technique_table(scores["span head"], t.label_names))
     _saved(out_path)
+    if t.record:
+        click.echo(f"run {t.record['run_id']} appended to {t.runs_file}")
 
 
 # ---------------------------------------------------------------- predict
@@ -268,7 +274,10 @@ def _print_span_prediction(p, out_path):
 @replace_option
 def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, train_split, dev_split, eval_splits,
           target, tune_metric, seed, top, out_path):
-    """Search head hyper-parameters on cached features; every config is a run in runs.jsonl."""
+    """Search head hyper-parameters on cached features; every config is a run in runs.jsonl.
+
+    Each config is selected as train-head selects (5-fold CV on the training split); configs are ranked by the
+    dataset's official metric out-of-fold, and the dev split's score is printed untouched."""
     from memeprobe.heads import api, sweep as sw  # lazy: they load torch and sklearn (the heads)
 
     if space_path:
@@ -292,8 +301,10 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
         s = api.sweep(store_path, feature_sets, space, search=search, n_configs=n_configs, jobs=jobs,
                       train_split=train_split, dev_split=dev_split, eval_splits=eval_splits, target=target,
                       tune_metric=tune_metric, seed=seed, out=out_path, on_start=start, on_progress=progress)
-    click.echo(f"{len(s.records)} runs appended to {s.runs_file} in {s.seconds:.1f} s; top {top} by {s.key}:")
-    click.echo(table(s.ranked[:top], [s.key]))
+    click.echo(f"{len(s.records)} runs appended to {s.runs_file} in {s.seconds:.1f} s; top {top} by {s.metric} "
+               f"out-of-fold on {train_split} ({s.key}, the score train-head selects by); "
+               f"{s.dev_key.split('.')[0]} untouched:")
+    click.echo(table(s.ranked[:top], [s.key, s.dev_key]))
     best = s.ranked[0]
     click.echo("best: " + json.dumps({"run": best["run_id"], "head": best["head"], "point": best["point"]}, default=str))
     click.echo(f"model: {s.out} (the best config refitted)")
@@ -320,7 +331,8 @@ def runs():
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="Store: the runs of its dataset in runs.jsonl beside it.")
 @click.option("--runs", "runs_file", type=click.Path(dir_okay=False), help="A runs.jsonl file (every run in it).")
-@click.option("--metric", "metrics", multiple=True, help="Metric columns, e.g. dev_seen.auroc.", show_default="dev headline")
+@click.option("--metric", "metrics", multiple=True, help="Metric columns, e.g. dev_seen.auroc or cv.official.",
+              show_default="the official metric out-of-fold (cv) and on the dev split")
 @click.option("--last", type=int, help="Only the last N runs.")
 def runs_list(store_path, runs_file, metrics, last):
     """Print every run as a table."""
@@ -334,24 +346,84 @@ def runs_list(store_path, runs_file, metrics, last):
 @click.option("--store", "store_path", type=click.Path(dir_okay=False),
               help="Store: the runs of its dataset in runs.jsonl beside it.")
 @click.option("--runs", "runs_file", type=click.Path(dir_okay=False), help="A runs.jsonl file (every run in it).")
-@click.option("--metric", help="Ranking metric SPLIT.NAME, e.g. dev_seen.auroc.", show_default="dev headline")
+@click.option("--metric", help="Ranking metric SPLIT.NAME, e.g. dev_seen.auroc (SPLIT.official: each run's "
+              "dataset's official metric).",
+              show_default="cv.official: the dataset's official metric (HM AUROC, MAMI task-A macro-F1, SemEval "
+                           "micro-F1), out-of-fold")
 @click.option("--top", type=int, default=5, show_default=True)
 def runs_best(store_path, runs_file, metric, top):
-    """Print the best runs by a metric, then the best run's config."""
+    """Print the best runs by a metric (by default the dataset's official metric, out-of-fold as train-head
+    selects, with the dev split's score beside it untouched), then the best run's config."""
     records = _records(store_path, runs_file)
-    key = metric or _default_keys(records)[0]
-    best = best_runs(records, key, top)
-    click.echo(table(best, [key]))
+    keys = [metric] if metric else _default_keys(records)
+    if not metric:  # one official metric: the runs scored by another (e.g. MAMI task B) are not comparable
+        _, what = official(records[-1])
+        same = [r for r in records if official(r)[1] == what]
+        ranked = [r for r in same if not math.isnan(metric_value(r, keys[0]))]
+        click.echo(f"ranked by {what}, out-of-fold on the training split ({column(same, keys[0])}); "
+                   + (f"{keys[1].split('.')[0]} shown untouched" if len(keys) > 1 else "no dev split scored"))
+        if len(ranked) < len(records):
+            click.echo(f"note: {len(records) - len(ranked)} of {len(records)} runs left out (scored by another "
+                       f"metric, or selected on dev so without an out-of-fold score); --metric SPLIT.NAME ranks them")
+        records = same
+    best = best_runs(records, keys[0], top)
+    click.echo(table(best, keys))
     click.echo("best: " + json.dumps({"run": best[0]["run_id"], "head": best[0]["head"], "config": best[0]["config"],
                                       "model": best[0].get("model")}, default=str))
 
 
 def _default_keys(records) -> list[str]:
+    """``cv.official`` and the last run's dev split's official metric (when a run scored one)."""
+    if not records:
+        raise ConfigError("the runs table has no runs; train a head with `memeprobe train-head` first")
+    keys = [f"cv.{OFFICIAL_NAME}"]
     for r in reversed(records):
         dev = r.get("splits", {}).get("dev")
         if dev and dev in r.get("metrics", {}):
-            return [f"{dev}.{headline(r['metrics'][dev])}"]
-    raise ConfigError("no run has dev metrics; give --metric SPLIT.NAME")
+            return keys + [f"{dev}.{OFFICIAL_NAME}"]
+    return keys
 
 
-COMMANDS = [train_head, predict, sweep, runs]
+# ---------------------------------------------------------------- explain
+@click.command("explain")
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option("--store", "store_path", required=True, type=click.Path(dir_okay=False), help="Feature store (.h5).")
+@click.option("--split", required=True, help="Split to explain, e.g. dev_seen (or an unlabelled one: test_unseen).")
+@click.option("--out", "out_dir", required=True, type=click.Path(),
+              help="Folder for explain.html and explain.json (replaced as a whole).")
+@click.option("--clean-ids", type=click.Path(file_okay=False),
+              help="Leakage report folder: slice the split into leaked and leak-free memes by its clean ids.")
+@click.option("--examples", "n_examples", type=click.IntRange(1, 100), default=8, show_default=True,
+              help="Memes shown per kind of mistake (or most uncertain memes).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(0), default=1000, show_default=True,
+              help="Bootstrap resamples for the AUROC CI.")
+@replace_option
+def explain(model_path, store_path, split, out_dir, clean_ids, n_examples, n_boot):
+    """Write a self-contained error-analysis page of a saved MODEL on SPLIT: per-class scores beside trivial
+    baselines, confusion, calibration/ROC/PR curves, the most confident mistakes with their nearest training
+    memes, slices (leaked vs leak-free, image, text length); on an unlabelled split, the predictions against the
+    training prior and the most uncertain memes.
+
+    Example: memeprobe explain hm.pt --store hm.h5 --split dev_seen --out hm_explain
+    """
+    check_model_path(model_path)
+    with reading({"model": model_path, "store": store_path},
+                 {"clean-ids folder": report_folders(clean_ids) if clean_ids else None}):
+        check_output(out_dir, "explain")
+    with FeatureStore.open(store_path) as st:
+        st.rows([split])  # the split exists (one line naming the store's splits)
+    from memeprobe.heads.explain import explain as run  # lazy: it loads torch (model files) and sklearn
+
+    e = run(model_path, store_path, split, out_dir, clean_ids=clean_ids, n_examples=n_examples, n_boot=n_boot)
+    for note in e.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"{e.page}: {e.n} {split} memes ({e.labelled} labelled) in {e.seconds:.1f} s")
+    click.echo(f"tuned on: {', '.join(e.tuned_on)}; {split} is "
+               f"{'IN-SAMPLE: its scores are not an estimate' if e.in_sample else 'untouched'}")
+    if e.headline:
+        name, value = e.headline
+        click.echo(f"{split} {name} {value:.4f}" + (" (in-sample)" if e.in_sample else "")
+                   + " (trivial baselines beside it on the page)")
+
+
+COMMANDS = [train_head, predict, sweep, runs, explain]

@@ -29,9 +29,9 @@ from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS
 from memeprobe.heads.thresholds import NO_RULE
 from memeprobe.heads.tuned import TunedHead
-from memeprobe.heads.validate import BadModel, Number, Tensor, check_entries, check_value, tensors
+from memeprobe.heads.validate import BadModel, Number, Tensor, check_entries, check_model_path, check_value, tensors
 from memeprobe.store.features import TARGETS
-from memeprobe.torchfiles import LOAD_ERRORS, describe, kind
+from memeprobe.torchfiles import LOAD_ERRORS
 
 FORMAT = "memeprobe-head/1"
 SPAN_V1 = "memeprobe.span-head/1"  # the span tagger's files before it shared this format
@@ -90,13 +90,7 @@ def read_model_file(path):
     """The object in a model file, read without running code (``weights_only``); one clear line if the file is
     none (a folder, a text file, a link to a store...: told by its first bytes, before torch reads it)."""
     path = Path(path)
-    what = kind(path)
-    if what == "missing":
-        raise ModelError(f"model file {describe(path, what)}; train one with `memeprobe train-head ... --out "
-                         f"{path}`")
-    if what != "torch":
-        raise ModelError(f"{describe(path, what)}, not a memeprobe model file; pass the file written by "
-                         "`memeprobe train-head --out`")
+    check_model_path(path)
     try:
         with warnings.catch_warnings():  # torch warns about the pickle protocol of odd files: the error says it all
             warnings.simplefilter("ignore")

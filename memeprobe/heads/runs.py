@@ -15,7 +15,18 @@ from memeprobe.errors import ConfigError, ReportError
 from memeprobe.outputs import write_error
 
 
-RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "target", "label_names")
+RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "dataset_format", "target",
+               "label_names")
+
+# dataset format → (its official metric, {target: that metric's key in a run's scores}); a target without an
+# entry (MAMI's four types alone: task B) does not give the official score
+OFFICIAL = {
+    "hateful_memes": ("AUROC (Hateful Memes)", {"label": "auroc"}),
+    "mami": ("task-A macro-F1 (MAMI)", {"label": "macro_f1", "all": "mami_a_f1"}),
+    "semeval2021_task6": ("micro-F1 (SemEval-2021 T6)", {"labels": "micro_f1"}),
+}
+SPANS = ("span F1 (SemEval-2021 T6 subtask 2)", {"spans": "f1"})  # the span tagger's runs (target "spans")
+OFFICIAL_NAME = "official"  # SPLIT.official: the run's official metric on SPLIT
 
 
 def new_record(meta: dict, **fields) -> dict:
@@ -90,14 +101,26 @@ def read_runs(path) -> list[dict]:
 
 
 def headline(metrics: dict) -> str:
-    """The key used to rank runs on this kind of target."""
+    """The key used to rank runs on this kind of target (where the dataset has no official metric)."""
     return "auroc" if "auroc" in metrics else "macro_f1"
 
 
+def official(run: dict) -> tuple[str | None, str]:
+    """``(key, what it is)``: the official metric of the run's dataset (:data:`OFFICIAL`) and its key in the run's
+    scores (``None`` when the run's target does not give it); else the headline metric of its scores."""
+    what, keys = SPANS if run.get("target") == "spans" else OFFICIAL.get(run.get("dataset_format"), (None, None))
+    if what:
+        return keys.get(run.get("target")), what
+    key = headline(next(iter(run.get("metrics", {}).values()), {}))
+    return key, f"{key} (no official metric for {run.get('dataset_format') or 'this dataset'})"
+
+
 def metric_value(run: dict, key: str) -> float:
-    """``split.metric`` (e.g. ``dev.auroc``) of a run; NaN when absent."""
+    """``split.metric`` (e.g. ``dev.auroc``; ``cv.official``: the run's :func:`official` metric) of a run; NaN when
+    absent."""
     split, _, name = key.partition(".")
-    v = run.get("metrics", {}).get(split, {}).get(name)
+    name = official(run)[0] if name == OFFICIAL_NAME else name
+    v = run.get("metrics", {}).get(split, {}).get(name) if name else None
     return float(v) if isinstance(v, (int, float)) and v is not None else math.nan
 
 
@@ -105,8 +128,16 @@ def best_runs(runs: list[dict], key: str, top: int = 1) -> list[dict]:
     """The ``top`` runs with the highest ``key`` (runs without it are left out)."""
     scored = [r for r in runs if not math.isnan(metric_value(r, key))]
     if not scored:
-        raise ConfigError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc")
+        raise ConfigError(f"no run has metric {key!r}; metrics look like dev.auroc, dev.macro_f1, test.auroc, "
+                          "cv.official")
     return sorted(scored, key=lambda r: -metric_value(r, key))[:top]
+
+
+def column(runs: list[dict], key: str) -> str:
+    """The header of metric ``key``'s column: ``split.official`` names the metric when the runs share one."""
+    split, _, name = key.partition(".")
+    names = {official(r)[0] for r in runs} - {None} if name == OFFICIAL_NAME else {name}
+    return f"{split}.{names.pop()}" if len(names) == 1 else key
 
 
 def table(runs: list[dict], keys: list[str]) -> str:
@@ -116,5 +147,5 @@ def table(runs: list[dict], keys: list[str]) -> str:
     rows = [{"run": r.get("run_id", ""), "time": r.get("time", "")[:19], "store": Path(r.get("store", "")).name,
              "head": r.get("head", ""),
              "features": " ".join(r.get("feature_sets", [])), "target": r.get("target", ""),
-             **{k: metric_value(r, k) for k in keys}} for r in runs]
+             **{column(runs, k): metric_value(r, k) for k in keys}} for r in runs]
     return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}")

@@ -1,5 +1,9 @@
 """Grid / random hyper-parameter search over heads on cached features, on every core.
 
+Every config runs as ``train-head`` runs it by default: C / thresholds chosen by 5-fold CV on the training
+split, so configs are ranked by their out-of-fold score and the dev split stays untouched (a clean estimate
+of the chosen config; ranking on dev would make it in-sample).
+
 A search space maps a head name to ``{param: [values]}``; the grid is the product of the lists.
 ``random`` draws ``n`` distinct points of that grid. Configs run in ``jobs`` worker processes
 (joblib/loky; large arrays are memory-mapped, not copied), one torch/BLAS thread each, cheapest
@@ -23,7 +27,7 @@ from joblib import Parallel, delayed
 
 from memeprobe.data.readers import parse_json
 from memeprobe.errors import ConfigError
-from memeprobe.heads._experiment import fit_one, score
+from memeprobe.heads._experiment import fit_one, run_experiment
 from memeprobe.heads.choices import SEARCHES
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.kinds import HEAD_NAMES
@@ -83,11 +87,11 @@ def _cost(point) -> float:
     return 1.0 + sum(hidden) * float(config.get("epochs", 30))
 
 
-def fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
-    """One config fitted as the sweep fits it (on one torch thread: the same numbers in a worker or here):
-    on ``train_split``, selected and tuned on ``dev_split`` (``train-head --select-on dev``)."""
+def fit_config(head, config, data, train_split, names, seed, tune_metric):
+    """One config fitted as ``train-head`` fits it by default (on one torch thread: the same numbers in a worker or
+    here): C / thresholds chosen by 5-fold CV on ``train_split``, refitted on all of it."""
     with one_thread():
-        return fit_one(head, config, data[train_split], data.get(dev_split), seed, tune_metric, names)
+        return fit_one(head, config, data[train_split], None, seed, tune_metric, names)
 
 
 def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
@@ -96,7 +100,7 @@ def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
     for ref in record["feature_sets"]:
         args += ["--feature-set", ref]
     splits = record["splits"]
-    args += ["--train-split", splits["train"], "--dev-split", splits["dev"], "--select-on", "dev",
+    args += ["--train-split", splits["train"], "--dev-split", splits["dev"],
              "--target", record["target"], "--seed", str(record["seed"])]
     if tune_metric:
         args += ["--tune-metric", tune_metric]
@@ -106,20 +110,22 @@ def train_command(record: dict, store, out, tune_metric=None) -> list[str]:
 
 
 def run_config(head, config, data, train_split, dev_split, names, seed, tune_metric):
-    """Worker: fit one config, return ``(head, full params, metrics, seconds)``; one thread per worker."""
+    """Worker: one config as ``train-head`` runs it (selected by CV on train, every other split untouched);
+    returns ``(head, full params, metrics with "cv", baselines, seconds)``; one thread per worker."""
     import torch  # lazy: torch only in the worker processes
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    model = fit_config(head, config, data, train_split, dev_split, names, seed, tune_metric)
-    metrics = score(model, {k: v for k, v in data.items() if k != train_split}, names, n_boot=0)
-    fitted = model.estimator_
+    with one_thread():
+        res = run_experiment(head, config, data, train_split, dev_split, names, seed=seed, tune_metric=tune_metric,
+                             n_boot=0)
+    fitted = res.model.estimator_
     params = {**fitted.get_params(), **({"C_": fitted.C_} if hasattr(fitted, "C_") else {})}
-    return head, params, metrics, time.perf_counter() - start
+    return head, params, res.metrics, res.baselines, time.perf_counter() - start
 
 
 def run_sweep(points, data, train_split, dev_split, names, seed=0, tune_metric=None, jobs=2):
-    """Yield each finished ``(head, config, metrics, seconds)`` as soon as it is done."""
+    """Yield each finished ``(head, config, metrics, baselines, seconds)`` as soon as it is done."""
     points = sorted(points, key=_cost)  # stable: the draw order within equal cost
     tasks = (delayed(run_config)(h, c, data, train_split, dev_split, names, seed, tune_metric) for h, c in points)
     yield from Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered")(tasks)

@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass
 from numbers import Real
 
+from memeprobe.errors import ModelError
+from memeprobe.torchfiles import describe, kind
+
 
 class BadModel(ValueError):
     """What is wrong with a model file's dict (the caller names the file)."""
@@ -99,3 +102,15 @@ def _flatten(value: dict, prefix: str = ""):
             yield from _flatten(v, key + ".")
         else:
             yield key, v
+
+
+def check_model_path(path) -> None:
+    """One clear line unless ``path`` is a torch file (told by its first bytes, without importing torch): a missing
+    file, a folder, a text file, a store..."""
+    what = kind(path)
+    if what == "missing":
+        raise ModelError(f"model file {describe(path, what)}; train one with `memeprobe train-head ... --out "
+                         f"{path}`")
+    if what != "torch":
+        raise ModelError(f"{describe(path, what)}, not a memeprobe model file; pass the file written by "
+                         "`memeprobe train-head --out`")

@@ -79,7 +79,7 @@ def report(data, dataset_options, store, out_dir, as_json, text_threshold, image
                            max_group_pairs=max_group_pairs)
     # the analysis imports sklearn, pandas and faiss: only once the options and paths are checked
     from memeprobe.leakage.analysis import analyze
-    from memeprobe.leakage.report import terminal_table, to_json, write_report
+    from memeprobe.leakage.report import terminal_table, to_json, write_report  # its pairs module imports pandas
 
     opened, stages = None, Stages(enabled=not no_progress)
     if store is not None:

@@ -8,7 +8,6 @@ perceptual hash is :func:`memeprobe.data.images.phash_bits` (64 bits, the one ``
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -93,15 +92,3 @@ def phash_blocks(bits: np.ndarray, max_distance: int, rows=None, block: int | No
         q = start + np.repeat(np.arange(len(lims) - 1), np.diff(lims).astype(np.int64))
         keep = q < nbr
         yield rows[q[keep]], rows[nbr[keep]], dist[keep].astype(np.int32)
-
-
-def thumbnail_jpeg(path, size: int = 160) -> bytes | None:
-    """A small JPEG of the image for the HTML report (None when it cannot be read)."""
-    try:
-        im = open_image(path).convert("RGB")
-    except ImageFailure:
-        return None
-    im.thumbnail((size, size))
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=80)
-    return buf.getvalue()

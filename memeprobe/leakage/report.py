@@ -8,18 +8,17 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
-import jinja2
 import numpy as np
 
 from memeprobe import __version__
 from memeprobe.atomic import atomic_dir
+from memeprobe.data.thumbnails import missing_note, thumbnails
 from memeprobe.errors import OutputError
-from memeprobe.leakage import images, manifest, pairs as pairs_mod, shift_report
+from memeprobe.html import render, script_json
+from memeprobe.leakage import manifest, pairs as pairs_mod, shift_report
 from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
 
@@ -88,24 +87,6 @@ def _label(ds, meme):
     return None
 
 
-def _inside(ds, path) -> bool:
-    """Whether an image file resolves (symlinks followed) inside the dataset folder."""
-    try:
-        return path.resolve(strict=True).is_relative_to(Path(ds.root).resolve())
-    except OSError:
-        return False
-
-
-def _thumbs(ds, rows, size: int) -> dict[int, bytes]:
-    """JPEG thumbnails of the rows' images that lie inside the dataset folder (decoded in threads)."""
-    paths = {r: ds.image_path(ds.memes[r]) for r in rows}
-    paths = {r: p for r, p in paths.items() if p is not None and _inside(ds, p)}
-    distinct = list(dict.fromkeys(paths.values()))  # a picture many memes share is decoded once
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        done = dict(zip(distinct, pool.map(lambda p: images.thumbnail_jpeg(p, size), distinct)))
-    return {r: done[p] for r, p in paths.items() if done[p]}
-
-
 def _scores(p) -> list[str]:
     out = [f"{name} exact" for name in ("text", "image") if not math.isnan(getattr(p, f"{name}_exact"))]
     for col in SCORE_COLUMNS:
@@ -122,14 +103,13 @@ def html_data(result, ds, thumb_size: int = 120) -> dict:
     table = result.pairs
     rows = sorted(set(table.a.tolist()) | set(table.b.tolist()))
     local = {r: k for k, r in enumerate(rows)}
-    thumbs = _thumbs(ds, rows, thumb_size)
+    thumbs = thumbnails({r: ds.image_path(ds.memes[r]) for r in rows}, ds.root, thumb_size)
     order = [r for r in rows if r in thumbs]
     slot = {r: k for k, r in enumerate(order)}
     memes = []
     for r in rows:
         m, path = ds.memes[r], ds.image_path(ds.memes[r])
-        note = (None if r in thumbs else "no image" if path is None else "picture not readable"
-                if _inside(ds, path) else "picture outside the dataset folder: not embedded")
+        note = None if r in thumbs else missing_note(path, ds.root)
         memes.append({"id": m.id, "split": m.split, "text": m.text, "label": _label(ds, m), "thumb": slot.get(r),
                       "full": path.resolve().as_uri() if r in thumbs else None, "note": note})
     kind = {k: i for i, k in enumerate(pairs_mod.KINDS)}
@@ -146,28 +126,19 @@ def html_data(result, ds, thumb_size: int = 120) -> dict:
             "pairs": data_pairs, "groups": groups, "kinds": list(pairs_mod.KINDS), "scopes": list(pairs_mod.SCOPES)}
 
 
-def _script_json(doc) -> str:
-    """JSON safe inside ``<script>`` (no ``<``, ``>``, ``&`` that could end the element)."""
-    return (json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-
-
 def render_html(result, ds, thumb_size: int = 120) -> str:
     """The self-contained HTML page: summary, eval table, and every pair and group to browse (paged,
     searchable, filterable), with inlined JPEG thumbnails."""
     evals = [{**e, "auroc": _fmt(e["auroc"]), "auroc_covered": _fmt(e["auroc_covered"])} for e in eval_table(result)]
-    env = jinja2.Environment(loader=jinja2.PackageLoader("memeprobe.leakage", "templates"),
-                             autoescape=True, trim_blocks=False)
-    return env.get_template("report.html.j2").render(
+    return render(
+        "memeprobe.leakage", "report.html.j2",
         dataset={"name": Path(ds.root).name, "n": len(ds.memes), "format": ds.format, "splits": result.split_sizes},
         version=__version__, summary=result.summary(), evals=evals, sources=result.sources,
         thresholds={k: v for k, v in asdict(result.config).items()}, skipped=result.skipped,
         warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
         n_found=sum(s["pairs"] for s in result.summary()), max_group_pairs=result.config.max_group_pairs,
-        n_groups=len(result.groups), data_json=_script_json(html_data(result, ds, thumb_size)),
-        shift=shift_report.section(result.shift, ds, lambda rows, size: _thumbs(ds, rows, size),
-                                   lambda m: _label(ds, m)))
+        n_groups=len(result.groups), data_json=script_json(html_data(result, ds, thumb_size)),
+        shift=shift_report.section(result.shift, ds, lambda m: _label(ds, m)))
 
 
 def _fmt(x):

@@ -10,6 +10,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from memeprobe.data.thumbnails import thumbnails
+
 EXAMPLES = 8  # memes shown per side of each split and feature array
 
 
@@ -55,11 +57,11 @@ def _histogram_uri(r) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def section(audit, ds, thumbs, label, examples: int = EXAMPLES, thumb_size: int = 96) -> dict | None:
+def section(audit, ds, label, examples: int = EXAMPLES, thumb_size: int = 96) -> dict | None:
     """What the HTML shift section shows (None without an audit): the tables, and per split and feature array
     its distance histograms and the most split-like memes of the split beside the most train-like memes of
-    train (by out-of-fold domain score). ``thumbs(rows, size)`` gives JPEG thumbnails by dataset row,
-    ``label(meme)`` a meme's label as shown."""
+    train (by out-of-fold domain score), with thumbnails of the pictures inside the dataset folder; ``label(meme)``
+    gives a meme's label as shown."""
     if audit is None:
         return None
     domain, priors = rows(audit)
@@ -68,7 +70,8 @@ def section(audit, ds, thumbs, label, examples: int = EXAMPLES, thumb_size: int 
         rank = np.argsort(r.scores, kind="stable")
         picks.append((r, [k for k in rank[::-1] if r.in_split[k]][:examples],
                       [k for k in rank if not r.in_split[k]][:examples]))
-    jpeg = thumbs(sorted({int(r.rows[k]) for r, a, b in picks for k in a + b}), thumb_size)
+    shown = sorted({int(r.rows[k]) for r, a, b in picks for k in a + b})
+    jpeg = thumbnails({row: ds.image_path(ds.memes[row]) for row in shown}, ds.root, thumb_size)
 
     def meme(r, k, percentile):
         row = int(r.rows[k])

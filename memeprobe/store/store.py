@@ -337,6 +337,11 @@ class FeatureStore:
     def dataset_format(self) -> str:
         return str(self._attr("dataset_format"))
 
+    @property
+    def image_root(self) -> Path:
+        """The folder the rows' image paths are relative to: the dataset's image root, else its folder."""
+        return Path(self.dataset_options.get("image_root") or str(self._attr("dataset_root")))
+
     def split_names(self) -> list[str]:
         """Split names in first-seen row order."""
         return list(dict.fromkeys(self.splits.tolist()))
