@@ -32,6 +32,7 @@ from memeprobe.heads.span import SPAN_TARGET, TOKEN_ARRAYS, load_docs, random_ba
 from memeprobe.heads.submission import default_format, formula_ids, write_submission
 from memeprobe.heads.training import epoch_progress
 from memeprobe.leakage.manifest import read_clean_ids, report_folders
+from memeprobe.leakage.shift import against_train
 from memeprobe.outputs import check_output, file_names, guarded
 from memeprobe.store import FeatureStore
 from memeprobe.store.features import (canonical, identity, label_names, load_features, parse_ref, resolve,
@@ -129,6 +130,8 @@ class Training:
     runs_file: Path | None = None
     plots: list = field(default_factory=list)
     clean_missing: list = field(default_factory=list)  # splits the clean-ids folder has no list for
+    shift: list = field(default_factory=list)  # leakage.shift.ShiftResult of each split selection did not see
+    shift_notes: list = field(default_factory=list)  # splits whose shift could not be measured, and why
 
     @property
     def untouched(self) -> list[str]:
@@ -181,6 +184,9 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
         res = run_experiment(kind, config, data, train_split, dev, names, seed=seed, n_seeds=n_seeds,
                              ensemble=ensemble, tune_metric=tune_metric, clean=clean, n_boot=n_boot,
                              select_on=select_on)
+    with opened(store) as st:  # every split selection did not see (labelled or not) against train
+        shifts, shift_notes = against_train(st, refs, [s for s in st.split_names() if s not in res.in_sample],
+                                            train_split, seed)
     seconds = time.perf_counter() - start
     written = []
     if plots:
@@ -197,7 +203,8 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
                         in_sample=res.in_sample, baselines=res.baselines, seed=seed, seeds=n_seeds,
                         ensemble=bool(ensemble and n_seeds > 1),
                         thresholds=[float(t) for t in res.model.thresholds_], metrics=res.metrics,
-                        seeds_summary=res.seeds, duration_s=round(seconds, 3),
+                        seeds_summary=res.seeds, shift=[r.to_json() for r in shifts], shift_notes=shift_notes,
+                        duration_s=round(seconds, 3),
                         model=str(Path(out).resolve()) if out else None)
     if out:
         save_model(out, res.model, {**meta, "run_id": record["run_id"], "train_split": train_split, "dev_split": dev,
@@ -209,7 +216,7 @@ def train_head(store, kind, feature_sets=(), *, image=(), text=(), fusion="align
     return Training(kind, res.model, res.metrics, res.baselines, res.seeds, res.notes, res.in_sample, meta,
                     train_split, dev, select_on, int(len(data[train_split].ids)), int(data[train_split].X.shape[1]),
                     record, seconds, Path(out) if out else None, path, written,
-                    [s for s in data if clean and s not in clean])
+                    [s for s in data if clean and s not in clean], shifts, shift_notes)
 
 
 # ---------------------------------------------------------------- the span tagger

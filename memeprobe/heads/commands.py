@@ -156,6 +156,14 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
         click.echo(gap)
     protocol = 'dev' if select_on == 'dev' else 'leave-one-out' if head == 'retrieval' else '5-fold CV'
     click.echo(f"selected on: {' + '.join(t.in_sample)} ({protocol}); untouched: {', '.join(t.untouched) or 'none'}")
+    for r in t.shift:
+        click.echo(f"shift: {r.split} vs {r.train_split}: domain AUROC {r.auroc:.2f} [{r.ci[0]:.2f}, {r.ci[1]:.2f}] "
+                   f"(chance: {r.permutation_mean:.2f}, 95th pct {r.permutation_p95:.2f})")
+    for r in t.shift:
+        if r.warning():
+            click.echo(f"warning: {r.warning()}")
+    for note in t.shift_notes:
+        click.echo(f"note: {note}")
     if t.meta["target"] != "label":
         dev = t.dev_split
         click.echo(per_class(t.metrics, dev if dev and dev not in t.in_sample else "cv"))

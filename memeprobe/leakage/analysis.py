@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 
 from memeprobe.errors import ConfigError, StoreError
-from memeprobe.leakage import calibrate, classes, groups, images, links, neighbors, pairs, stream, text
+from memeprobe.leakage import calibrate, classes, groups, images, links, neighbors, pairs, shift, stream, text
 from memeprobe.leakage.config import LeakageConfig
 from memeprobe.store.features import parse_ref, resolve_set
 from memeprobe.store.schema import DONE
 
 
-STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups")
+STAGES = ("text duplicates", "image hashes", "text embeddings", "image embeddings", "pairs and groups", "shift audit")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class LeakageResult:
     warnings: list[str] = field(default_factory=list)
     counts: list[dict] = field(default_factory=list)  # every pair found, per split pair (``stream.Tally.summary``)
     thresholds: dict = field(default_factory=dict)  # evidence name -> how its threshold was chosen
+    shift: shift.ShiftAudit | None = None  # every split against train (``shift.audit``)
 
     def summary(self) -> list[dict]:
         """Counts per split pair (cross-split pairs first, then within-split) over every pair found."""
@@ -126,7 +127,9 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     Exact text and image hashes always run (images are decoded when present); embedding cosine runs on
     store arrays (``text_array``/``image_array`` as "set/array", else picked automatically) or on
     ``text_vectors``/``image_vectors`` (arrays with one row per meme, dataset order). ``progress``, if
-    given, is called with the name of each stage (one of ``STAGES``) as it starts.
+    given, is called with the name of each stage (one of ``STAGES``) as it starts. Every split is then audited
+    for shift against the train split (:func:`memeprobe.leakage.shift.audit`: label priors, and with a store
+    the domain classifier and coverage per embedding array, duplicate groups kept whole).
     """
     progress = progress or (lambda stage: None)
     config = config or LeakageConfig()
@@ -267,6 +270,9 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
     labelled = [s for s in split_names
                 if ((label >= 0) if multi is None else (multi >= 0).all(axis=1))[splits == s].any()]
     leaks = {s: tally.votes.leak_exploit(splits, s) for s in eval_splits} if multi is None else {}
+    if store is not None:
+        progress(STAGES[5])
+    audit = shift.audit(ds, store, group_of_row, config.train_split, feature_sets, named=(text_array, image_array))
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return LeakageResult(
@@ -276,6 +282,6 @@ def analyze(ds, store=None, config: LeakageConfig | None = None, text_array: str
         eval_splits=eval_splits, split_sizes={s: int((splits == s).sum()) for s in split_names},
         clean_ids=tally.clean_ids(ids, splits, eval_splits), exploit=leaks, skipped=skipped, sources=sources,
         config=config, warnings=notes, labelled_splits=labelled,
-        counts=tally.summary(split_names, labelled), thresholds=thresholds)
+        counts=tally.summary(split_names, labelled), thresholds=thresholds, shift=audit)
 
 

@@ -103,7 +103,7 @@ def report(data, dataset_options, store, out_dir, as_json, text_threshold, image
         click.echo(f"warning: {note}", err=True)
     if as_json:
         doc = to_json(result, ds)
-        summary = {k: doc[k] for k in ("dataset", "sources", "skipped", "summary", "eval")}
+        summary = {k: doc[k] for k in ("dataset", "sources", "skipped", "summary", "eval", "shift") if k in doc}
         click.echo(json.dumps({**summary, "files": {k: str(v) for k, v in paths.items()}}, indent=1))
         return
     click.echo(terminal_table(result))

@@ -18,7 +18,7 @@ from memeprobe.atomic import atomic_dir
 from memeprobe.data.thumbnails import missing_note, thumbnails
 from memeprobe.errors import OutputError
 from memeprobe.html import render, script_json
-from memeprobe.leakage import manifest, pairs as pairs_mod
+from memeprobe.leakage import manifest, pairs as pairs_mod, shift_report
 from memeprobe.outputs import file_names
 from memeprobe.spreadsheet import spreadsheet_safe
 
@@ -66,6 +66,7 @@ def to_json(result, ds) -> dict:
         "leak_exploit": result.exploit,
         "groups": result.groups,
         "pairs": records,
+        **({"shift": result.shift.to_json()} if result.shift is not None else {}),
     }
 
 
@@ -149,7 +150,8 @@ def render_html(result, ds, thumb_size: int = 120) -> str:
         skipped=result.skipped,
         warnings=result.warnings, kinds=pairs_mod.KINDS, scopes=pairs_mod.SCOPES, n_pairs=len(result.pairs),
         n_found=sum(s["pairs"] for s in result.summary()), max_group_pairs=result.config.max_group_pairs,
-        n_groups=len(result.groups), data_json=script_json(html_data(result, ds, thumb_size)))
+        n_groups=len(result.groups), data_json=script_json(html_data(result, ds, thumb_size)),
+        shift=shift_report.section(result.shift, ds, lambda m: _label(ds, m)))
 
 
 def _fmt(x):
@@ -195,7 +197,10 @@ def terminal_table(result) -> str:
     ehead = ("eval split", "memes", "clean", "leaked", "leak-exploit AUROC", "AUROC on leaked")
     ebody = [(e["split"], e["n"], e["clean"], e["n"] - e["clean"], _fmt(e["auroc"]), _fmt(e["auroc_covered"]))
              for e in eval_table(result)]
-    return "\n".join(lines + [""] + _align(ehead, ebody))
+    shift_tables, shift_notes = shift_report.tables(result.shift)
+    lines += [""] + _align(ehead, ebody)
+    return "\n".join(lines + [line for head, body in shift_tables for line in ["", *_align(head, body)]]
+                     + shift_notes)
 
 
 def _align(head, body) -> list[str]:
