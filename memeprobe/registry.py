@@ -2,7 +2,8 @@
 when used, so a registry lists what exists (for choices, help and checks) without importing torch.
 
 :func:`resolve` is the one resolver of every registry (heads, featurizers, engines, formats);
-:func:`did_you_mean` the one suggestion for a name that is not in one."""
+:func:`lazy_names` a package's public names resolved on first use; :func:`did_you_mean` the one suggestion for
+a name that is not in a registry."""
 from __future__ import annotations
 
 import difflib
@@ -13,6 +14,16 @@ def resolve(target: str):
     """The object a ``"package.module:attribute"`` string names (importing its module)."""
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def lazy_names(package: str, names: dict[str, str]):
+    """A module ``__getattr__`` giving ``package``'s public ``names`` (``{name: "module:attribute"}``), each
+    resolved on first use."""
+    def __getattr__(name):
+        if name in names:
+            return resolve(names[name])
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    return __getattr__
 
 
 def did_you_mean(value: str, choices) -> str:

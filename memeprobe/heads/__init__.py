@@ -18,7 +18,7 @@ Inside: the heads (:mod:`.base`, :mod:`.logreg`, :mod:`.training` + :mod:`.mlp` 
 file rules), :mod:`._matching` (a model against a store), :mod:`._report` (printed tables), :mod:`.runs`,
 :mod:`.sweep`, :mod:`.submission`, :mod:`._plots`. The arrays come from :mod:`memeprobe.store.features`.
 """
-from memeprobe.registry import resolve
+from memeprobe.registry import lazy_names
 
 _PUBLIC = {
     "HEADS": "memeprobe.heads.kinds:HEADS",
@@ -36,9 +36,4 @@ _PUBLIC = {
 }
 __all__ = list(_PUBLIC)
 
-
-def __getattr__(name):
-    """A public name, imported on first use."""
-    if name in _PUBLIC:
-        return resolve(_PUBLIC[name])
-    raise AttributeError(f"module 'memeprobe.heads' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _PUBLIC)

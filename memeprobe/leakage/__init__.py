@@ -11,7 +11,7 @@ label flips, components), ``stream`` (the passes over every pair: counts, groups
 pairs), ``exploit`` (leak-exploit AUROC), ``analysis`` (runs it all), ``report`` (JSON, CSV, HTML),
 ``manifest`` (the report folder's manifest, clean-id lists), ``commands``.
 """
-from memeprobe.registry import resolve
+from memeprobe.registry import lazy_names
 
 _EXPORTS = {  # resolved on first use: the analysis imports sklearn, pandas and faiss, the commands need none of them
     "LeakageConfig": "memeprobe.leakage.config:LeakageConfig",
@@ -24,8 +24,4 @@ _EXPORTS = {  # resolved on first use: the analysis imports sklearn, pandas and 
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return resolve(_EXPORTS[name])
-    raise AttributeError(f"module 'memeprobe.leakage' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _EXPORTS)
