@@ -307,6 +307,33 @@ def test_help_of_the_heads_commands_loads_no_torch_and_no_sklearn(command):
     assert "Usage: memeprobe" in out and out.strip().splitlines()[-1] == "[]", out
 
 
+@pytest.mark.parametrize("args,message", [
+    (["train-head", "logreg", "--store", "{missing}", "--feature-set", "img"], "does not exist"),
+    (["train-head", "logreg", "--store", "{store}", "--feature-set", "imgg"], "has no feature set 'imgg' (did you mean 'img'?)"),
+    (["train-head", "mlp", "--store", "{store}", "--feature-set", "img", "--eval-split", "nope"], "has no split nope"),
+    (["train-head", "fusion", "--store", "{store}", "--image", "img/image_embed", "--text", "txt/nope"], "nope"),
+    (["sweep", "--store", "{store}", "--feature-set", "txt", "--dev-split", "nope"], "has no split nope"),
+    (["predict", "{missing}", "--store", "{store}", "--split", "dev_seen"], "model file"),
+    (["predict", "{model}", "--store", "{store}", "--split", "nope"], "has no split nope"),
+])
+def test_a_wrong_path_or_name_is_one_line_before_torch_and_sklearn_load(hm, tmp_path, args, message):
+    import subprocess
+    import sys
+
+    import torch
+
+    model = tmp_path / "m.pt"
+    torch.save({"not": "checked this early"}, model)  # a torch file: its contents are checked after the imports
+    args = [a.format(missing=tmp_path / "missing.h5", store=hm, model=model) for a in args] + ["--out", str(tmp_path / "o")]
+    code = ("import sys\nfrom memeprobe.cli import main\ntry:\n    main(%r, prog_name='memeprobe')\n"
+            "except SystemExit as e:\n    print('exit', e.code)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sklearn')))" % args)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.splitlines()[-2:] == ["exit 2", "[]"], run.stdout + run.stderr
+    errors = run.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], run.stderr
+
+
 @pytest.mark.parametrize("kind,args,config", [
     ("logreg", (), {}),
     ("mlp", ("--epochs", "3", "--hidden", "16"), {"epochs": 3, "hidden": (16,)}),

@@ -23,6 +23,7 @@ from memeprobe.heads import sweep as sw
 from memeprobe.heads._experiment import labeled, run_experiment
 from memeprobe.heads._matching import check_match, match_model
 from memeprobe.heads._plots import plot_all
+from memeprobe.heads.choices import NO_DEV
 from memeprobe.heads.factory import create_head, head_class
 from memeprobe.heads.metrics import evaluate, span_f1
 from memeprobe.heads.persist import check_meta, load_model, save_model
@@ -52,8 +53,8 @@ def opened(store):
 
 
 def dev_split_of(store, dev_split=None) -> str | None:
-    """``dev_split`` as given (``"none"`` = no dev split), else the store's first of :data:`DEV_SPLITS`."""
-    if dev_split == "none":
+    """``dev_split`` as given (:data:`NO_DEV` = no dev split), else the store's first of :data:`DEV_SPLITS`."""
+    if dev_split == NO_DEV:
         return None
     if dev_split:
         return dev_split

@@ -10,6 +10,7 @@ CLASS_WEIGHTS = ("balanced",)  # besides None: positives weighted by n_neg / n_p
 PRECISIONS = ("fp32", "bf16")  # the torch heads' forward pass
 METRICS = ("accuracy", "f1", "macro_f1")  # what a decision threshold is tuned for
 SELECT_ON = ("train", "train+dev", "dev")  # where hyper-parameters and thresholds are chosen
+NO_DEV = "none"  # --dev-split none: no dev split
 FORMATS = ("hateful_memes", "mami", "semeval2021", "csv")  # submission files
 SEARCHES = ("grid", "random")  # hyper-parameter searches
 # the search space of `sweep --heads` (see memeprobe.heads.sweep)

@@ -15,14 +15,23 @@ import click
 
 from memeprobe.errors import ConfigError
 from memeprobe.heads._report import gap_line, metrics_table, per_class, span_table, technique_table
-from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NORMS, SEARCHES, SELECT_ON
+from memeprobe.heads.choices import DEFAULT_SPACE, FORMATS, FUSIONS, LOSSES, METRICS, NO_DEV, NORMS, SEARCHES, SELECT_ON
 from memeprobe.heads.kinds import HEAD_NAMES
 from memeprobe.heads.runs import OFFICIAL_NAME, best_runs, column, metric_value, official, read_runs, table
 from memeprobe.heads.validate import check_model_path
 from memeprobe.leakage.manifest import report_folders
 from memeprobe.outputs import check_output, reading, replace_option
 from memeprobe.store import FeatureStore
-from memeprobe.store.features import TARGETS
+from memeprobe.store.features import TARGETS, resolve
+
+
+def _check_store(store_path, splits=(), refs=()) -> None:
+    """The store opens and holds ``splits`` and the feature references ``refs``, checked with h5py alone: a wrong
+    path or name is one line before torch and sklearn load (``api`` checks again, with the rest)."""
+    with FeatureStore.open(store_path) as st:
+        st.rows([s for s in splits if s and s != NO_DEV])
+        for ref in refs:
+            resolve(st, ref)
 
 
 def _parse_param(values) -> dict:
@@ -129,6 +138,8 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     threshold is chosen by CV on the train split, --dev-split and --eval-split are only scored (span runs
     take --param KEY=VALUE for SpanHead parameters; runs.jsonl records their span F1).
     """
+    refs = [] if head == "span" else [*feature_sets, *image_refs, *text_refs]  # span reads token arrays
+    _check_store(store_path, [train_split, dev_split, *eval_splits], refs)
     from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
     if head == "fusion" and (not image_refs or not text_refs):
@@ -224,6 +235,8 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
     with label the predicted class name. The store must hold the very features, dataset and labels the model
     was trained on, unless --allow-other-dataset / --allow-other-features say otherwise.
     """
+    check_model_path(model_path)
+    _check_store(store_path, [split])
     from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
     p = api.predict(model_path, store_path, split, out_path, fmt, allow_other_dataset=allow_other_dataset,
@@ -278,6 +291,7 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
 
     Each config is selected as train-head selects (5-fold CV on the training split); configs are ranked by the
     dataset's official metric out-of-fold, and the dev split's score is printed untouched."""
+    _check_store(store_path, [train_split, dev_split, *eval_splits], feature_sets)
     from memeprobe.heads import api, sweep as sw  # lazy: they load torch and sklearn (the heads)
 
     if space_path:
@@ -410,8 +424,7 @@ def explain(model_path, store_path, split, out_dir, clean_ids, n_examples, n_boo
     with reading({"model": model_path, "store": store_path},
                  {"clean-ids folder": report_folders(clean_ids) if clean_ids else None}):
         check_output(out_dir, "explain")
-    with FeatureStore.open(store_path) as st:
-        st.rows([split])  # the split exists (one line naming the store's splits)
+    _check_store(store_path, [split])
     from memeprobe.heads.explain import explain as run  # lazy: it loads torch (model files) and sklearn
 
     e = run(model_path, store_path, split, out_dir, clean_ids=clean_ids, n_examples=n_examples, n_boot=n_boot)
