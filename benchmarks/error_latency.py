@@ -3,7 +3,8 @@
 Builds a small store (the demo sample's texts, ``pixels`` features: no model weights) and a saved logreg model
 in a temp folder, then runs each command below in a fresh process (imports included) with one thing wrong: a
 missing store, split, feature set or model file. Prints wall seconds, best and median of ``--repeats``, the
-exit code and the one line the command printed, with load averages.
+ratio to the in-run baseline ``memeprobe --help`` (the CLI's own start-up, the floor of any answer), the exit
+code and the one line the command printed, with load averages.
 
     .venv/bin/python benchmarks/error_latency.py [--repeats 5]
 """
@@ -58,16 +59,19 @@ def main():
         cli("train-head", "logreg", "--store", d / "s.h5", "--feature-set", "pixels", "--out", d / "m.pt")
         print(f"# error_latency: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start\n")
-        print("| command, what is wrong | best s | median s | exit | the line printed |")
-        print("|---|---|---|---|---|")
-        for name, args in cases(d).items():
+        print("| command, what is wrong | best s | median s | best / `--help` | exit | the line printed |")
+        print("|---|---|---|---|---|---|")
+        floor = None
+        for name, args in {"baseline: memeprobe --help": ["--help"], **cases(d)}.items():
             walls, run = [], None
             for _ in range(a.repeats):
                 t0 = time.perf_counter()
                 run = cli(*args, check=False)
                 walls.append(time.perf_counter() - t0)
+            floor = floor or min(walls)
             line = (run.stderr.strip().splitlines() or [""])[-1].replace(tmp, "TMP").replace("|", "\\|")
-            print(f"| {name} | {min(walls):.2f} | {statistics.median(walls):.2f} | {run.returncode} | {line[:110]} |")
+            print(f"| {name} | {min(walls):.2f} | {statistics.median(walls):.2f} | {min(walls) / floor:.2f} | "
+                  f"{run.returncode} | {line[:110]} |")
         print(f"\n# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
 
 
