@@ -78,7 +78,7 @@ def test_mami_runs_print_bootstrap_cis_of_the_task_scores(tmp_path):
     r = run("train-head", "logreg", "--store", store, "--feature-set", "img", "--feature-set", "txt",
             "--target", "all", "--bootstrap", 200)
     assert r.exit_code == 0, r.output
-    header = r.output.splitlines()[1].split()
+    header = r.stdout.splitlines()[1].split()  # stderr has the thread plan's line
     assert {"mami_a_f1", "mami_a_f1_ci", "mami_b_f1", "mami_b_f1_ci"} <= set(header)
     dev = _runs(tmp_path)[-1]["metrics"]["dev_seen"]
     assert dev["mami_a_f1_ci_low"] < dev["mami_a_f1"] < dev["mami_a_f1_ci_high"]

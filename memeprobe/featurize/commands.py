@@ -20,6 +20,7 @@ from memeprobe.featurize.engines import ENGINES
 from memeprobe.featurize.runner import featurize
 from memeprobe.featurize.spec import PRESETS, Options, expand, featurizer_help, preset_help
 from memeprobe.store import DONE, FeatureStore
+from memeprobe.threads import threads_option, use
 
 _SHOW_FAILURES = 20
 
@@ -45,7 +46,9 @@ def _run_options(f):
         click.option("--batch-size", default="auto", show_default=True, callback=_batch_size,
                      help="Items per batch; auto = largest that fits on CUDA (halving on OOM), 32/128 on CPU."),
         click.option("--workers", type=click.IntRange(min=0), default=None,
-                     help="DataLoader worker processes for decoding/tokenising.", show_default="min(4, CPUs)"),
+                     help="DataLoader worker processes for decoding/tokenising.",
+                     show_default="min(4, CPUs)"),
+        threads_option,
         click.option("--downscale", type=click.IntRange(min=1), default=None,
                      help="Resize images to NxN before the encoder (OS-AI setting: 64)."),
         click.option("--regions", type=click.IntRange(min=0), default=0, show_default=True,
@@ -72,7 +75,7 @@ def _run_options(f):
     return f
 
 
-def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers,
+def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers, threads,
          downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
          no_progress, engine, ray_address, ray_actors, dataset_options):
     specs = expand(featurizers, preset)
@@ -94,6 +97,8 @@ def _run(modalities, data, store_path, featurizers, preset, splits, limit, devic
         click.echo(f"note: {missing} of {len(chosen)} selected memes have no image file on disk", err=True)
     options = Options(downscale=downscale, regions=regions, text_tokens=text_tokens, max_length=max_length,
                       max_pixels=max_pixels)
+    if engine == "local":  # Ray sizes its own actors
+        workers = use(threads, workers).workers
     cfg = RunConfig(device=device, batch_size=batch_size, workers=workers, splits=split_list, limit=limit,
                     overwrite=overwrite, retry_failed=retry_failed, channels_last=channels_last,
                     progress=not no_progress, engine=engine, ray_address=ray_address, ray_actors=ray_actors)

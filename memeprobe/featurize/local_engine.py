@@ -5,6 +5,8 @@ from __future__ import annotations
 from memeprobe.featurize import batching
 from memeprobe.featurize.base import Prepared, Preprocess
 from memeprobe.featurize.encoder import Encoder, resolve_device
+from memeprobe.heap import default_heap, reuse_freed_memory
+from memeprobe.threads import recheck
 
 
 class LocalEngine:
@@ -23,6 +25,8 @@ class LocalEngine:
         """Make ``ready`` (the featurizers with work) ready, declare their sets (``progress.declare``), then
         featurize every job's rows into its writer (``progress.writer(j)``), ending each with ``progress.finish``."""
         device = resolve_device(self.cfg.device)
+        if device.type == "cpu":
+            reuse_freed_memory()
         for f in ready:
             f.load(device)  # the provenance names what load() actually read
         progress.declare({f.name: Prepared.of(f) for f in ready})
@@ -39,8 +43,9 @@ class LocalEngine:
         extra = dict(prefetch_factor=2) if workers else {}
         loader = DataLoader(job.items(dataset, job.todo, pre.transform), batch_sampler=job.batches(dataset, batch),
                             collate_fn=job.collate(pre), num_workers=workers, pin_memory=cuda,
-                            persistent_workers=False, **extra)
+                            persistent_workers=False, worker_init_fn=default_heap, **extra)
         encode = Encoder(f, job.modality, batch, batching.halves(cfg.batch_size, cuda), cfg.channels_last)
         for rows, inputs, failures in loader:
+            recheck()  # the machine got busier or quieter: move torch's threads
             writer.batch(rows, encode(inputs) if len(rows) else None, failures)
         return f"batch size {encode.batch_size}, {workers} workers, {f.device}"

@@ -23,6 +23,7 @@ from memeprobe.leakage.manifest import report_folders
 from memeprobe.outputs import check_output, reading, replace_option
 from memeprobe.store import FeatureStore
 from memeprobe.store.features import TARGETS, resolve
+from memeprobe.threads import threads_option, use
 
 
 def _check_store(store_path, splits=(), refs=()) -> None:
@@ -126,9 +127,11 @@ def _config(loss, focal_gamma, label_smoothing, hidden, dropout, epochs, lr, wei
 @click.option("--bootstrap", "n_boot", type=int, default=1000, show_default=True, help="Bootstrap resamples for the CIs (AUROC, micro/macro/MAMI F1s).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), help="Save the model here (e.g. model.pt).")
 @_head_options
+@threads_option
 @replace_option
 def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, train_split, dev_split, select_on,
-               eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path, **opts):
+               eval_splits, target, tune_metric, seed, n_seeds, ensemble, clean_ids, plots_dir, n_boot, out_path,
+               threads, **opts):
     """Train a HEAD (logreg | mlp | fusion | retrieval | ensemble | span) on cached features, select by cross-validation, print metrics
     beside trivial baselines.
 
@@ -140,13 +143,14 @@ def train_head(head, store_path, feature_sets, image_refs, text_refs, fusion, tr
     """
     refs = [] if head == "span" else [*feature_sets, *image_refs, *text_refs]  # span reads token arrays
     _check_store(store_path, [train_split, dev_split, *eval_splits], refs)
-    from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
-
     if head == "fusion" and (not image_refs or not text_refs):
         raise ConfigError("train-head fusion needs --image ARRAYS and --text ARRAYS (e.g. --image "
                           "pixels/image_embed --text st-minilm/text_embed)")
     if not (feature_sets or image_refs or text_refs):
         raise ConfigError("give at least one --feature-set (e.g. --feature-set st-minilm)")
+    use(threads)  # before torch loads: OpenMP reads its settings once
+    from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
+
     t = api.train_head(store_path, head, feature_sets, image=image_refs, text=text_refs, fusion=fusion,
                        train_split=train_split, dev_split=dev_split, select_on=select_on, eval_splits=eval_splits,
                        target=target, tune_metric=tune_metric, seed=seed, n_seeds=n_seeds, ensemble=ensemble,
@@ -225,8 +229,9 @@ def _print_spans(t, out_path):
 @click.option("--allow-other-features", is_flag=True,
               help="Predict from features of another encoder, weights or preprocessing than the model's "
                    "(same array shapes).")
+@threads_option
 @replace_option
-def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, allow_other_features):
+def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, allow_other_features, threads):
     """Write a competition submission (or, for other datasets, a prediction CSV) for every meme of SPLIT
     with a saved MODEL.
 
@@ -237,6 +242,7 @@ def predict(model_path, store_path, split, out_path, fmt, allow_other_dataset, a
     """
     check_model_path(model_path)
     _check_store(store_path, [split])
+    use(threads)
     from memeprobe.heads import api  # lazy: the API loads torch (model files, torch heads)
 
     p = api.predict(model_path, store_path, split, out_path, fmt, allow_other_dataset=allow_other_dataset,
@@ -274,7 +280,8 @@ def _print_span_prediction(p, out_path):
 @click.option("--space", "space_path", type=click.Path(dir_okay=False), help='JSON search space {"mlp": {"dropout": [0.1, 0.5]}}.')
 @click.option("--search", type=click.Choice(SEARCHES), default="random", show_default=True)
 @click.option("--n-configs", type=int, default=100, show_default=True, help="Configs to draw (random) or cap (grid).")
-@click.option("--jobs", type=int, default=2, show_default=True, help="Worker processes.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes (one thread each).",
+              show_default="the cores other processes leave free")
 @click.option("--train-split", default="train", show_default=True)
 @click.option("--dev-split", help="Dev split.", show_default="dev_seen, dev or validation")
 @click.option("--eval-split", "eval_splits", multiple=True, help="Further splits to score (repeatable).")
@@ -292,6 +299,7 @@ def sweep(store_path, feature_sets, heads, space_path, search, n_configs, jobs, 
     Each config is selected as train-head selects (5-fold CV on the training split); configs are ranked by the
     dataset's official metric out-of-fold, and the dev split's score is printed untouched."""
     _check_store(store_path, [train_split, dev_split, *eval_splits], feature_sets)
+    jobs = jobs or use().jobs  # before torch loads: OpenMP reads its settings once
     from memeprobe.heads import api, sweep as sw  # lazy: they load torch and sklearn (the heads)
 
     if space_path:

@@ -4,7 +4,7 @@ With ``C=None``, C is swept over ``n_C`` log-spaced values in ``[C_min, C_max]``
 warm-started from the previous C) and the value with the best selection score (AUROC binary;
 macro average precision multi-label) is kept. Without a dev split the score is that of the
 out-of-fold predictions of ``cv``-fold stratified cross-validation on the (once normalised)
-training data, folds run in ``n_jobs`` threads; the out-of-fold probabilities at the chosen C
+training data, folds run in ``n_jobs`` threads (None: the thread plan's jobs, :mod:`memeprobe.threads`); the out-of-fold probabilities at the chosen C
 are kept in ``oof_`` (for thresholds) and the head is refitted on all rows. With a dev split
 the dev score selects C (``--select-on dev``). Multi-label targets are fitted one-vs-rest; a
 class with one value in train gets a constant prediction.
@@ -26,6 +26,7 @@ from memeprobe.heads.metrics import dev_score
 from memeprobe.heads.selection import cv_folds, duplicate_groups
 from memeprobe.heads.validate import Number, Tensor
 from memeprobe.params import Choices, Range, to_sklearn
+from memeprobe.threads import jobs
 
 POSITIVE = Range(Real, 0, None, closed="neither")
 
@@ -46,7 +47,7 @@ class LogRegHead(Head):
     })
 
     def __init__(self, C=None, C_min=1e-4, C_max=1e2, n_C=7, max_iter=500, tol=1e-4,
-                 class_weight=None, norm="l2+standard", cv=5, n_jobs=2, blocks=None, seed=0):
+                 class_weight=None, norm="l2+standard", cv=5, n_jobs=None, blocks=None, seed=0):
         self.C = C
         self.C_min = C_min
         self.C_max = C_max
@@ -120,7 +121,7 @@ class LogRegHead(Head):
             return te, [linear_logits(X[te], *self._fit_C(X[tr], Y[tr], C, models)) for C in candidates]
 
         oof = np.zeros((len(candidates),) + Y.shape, np.float32)
-        for te, logits in Parallel(n_jobs=self.n_jobs, prefer="threads")(delayed(path)(tr, te) for tr, te in folds):
+        for te, logits in Parallel(n_jobs=self.n_jobs or jobs(), prefer="threads")(delayed(path)(tr, te) for tr, te in folds):
             oof[:, te] = logits
         scores = [dev_score(Y, o) for o in oof]
         self.path_ = [(C, float(s)) for C, s in zip(candidates, scores)]

@@ -13,6 +13,7 @@ from memeprobe.atomic import atomic_write
 from memeprobe.data.readers import jsonl_lines, parse_json
 from memeprobe.errors import ConfigError, ReportError
 from memeprobe.outputs import write_error
+from memeprobe import threads
 
 
 RECORD_KEYS = ("feature_sets", "store", "store_checksum", "dataset_fingerprint", "dataset_format", "target",
@@ -31,8 +32,9 @@ OFFICIAL_NAME = "official"  # SPLIT.official: the run's official metric on SPLIT
 
 def new_record(meta: dict, **fields) -> dict:
     """A run record: a new id, the time, what ``meta`` says about the data (:data:`RECORD_KEYS`), ``fields``."""
+    plan = threads.active()  # the threads it ran on (torch's last bits depend on them)
     return {"run_id": uuid.uuid4().hex[:10], "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **{k: meta[k] for k in RECORD_KEYS}, **fields}
+            **{k: meta[k] for k in RECORD_KEYS}, **({"threads": plan.as_dict()} if plan else {}), **fields}
 
 
 def of_dataset(runs: list[dict], fingerprint: str, store_path) -> list[dict]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ctypes
 import sys
 from numbers import Integral, Real
 
@@ -26,7 +25,9 @@ from memeprobe.heads.base import BASE_CONSTRAINTS, Head
 from memeprobe.heads.choices import CLASS_WEIGHTS, LOSSES, PRECISIONS
 from memeprobe.heads.metrics import dev_score
 from memeprobe.heads.validate import Number, Tensor
+from memeprobe.heap import reuse_freed_memory
 from memeprobe.params import Choices, Range
+from memeprobe.threads import recheck
 
 COUNT = Range(Integral, 1)
 # the parameters of the shared training loop (every torch head has them)
@@ -132,7 +133,7 @@ class TorchHead(Head):
 
         dev_ = self._device()
         if dev_.type == "cpu":
-            _reuse_freed_memory()
+            reuse_freed_memory()
         torch.manual_seed(self.seed)
         orders = self._epoch_orders(len(X))
         self.in_dim_ = X.shape[1]
@@ -169,6 +170,8 @@ class TorchHead(Head):
             score = dev_score(dev[1], self._logits(dev[0])) if dev is not None else float("nan")
             self.history_.append((epoch + 1, float(total) / n, float(score)))
             progress.update(self.history_[-1][1])
+            if not self.single_thread:  # the machine got busier or quieter: move torch's threads
+                recheck()
             if dev is None:
                 continue
             if score > best:
@@ -251,20 +254,6 @@ def _adamw(params, lr, weight_decay, fused=True):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-
-
-def _reuse_freed_memory(limit: int = 1 << 29):
-    """Let glibc serve allocations up to ``limit`` bytes from its heap and keep freed memory.
-
-    Its default sends blocks over 32 MiB (the p=256 cross layer's 64 MiB activations and gradients)
-    to fresh ``mmap``s that the kernel zero-fills page by page on every step: 30 % of a cross p=256
-    training step on one thread (benchmarks/README_heads.md). No-op off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, limit)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, limit)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from memeprobe.data.cli_options import dataset_options
 from memeprobe.leakage.config import LeakageConfig
 from memeprobe.outputs import check_output, reading, replace_option
 from memeprobe.store import FeatureStore
+from memeprobe.threads import threads_option, use
 
 _COS = click.FloatRange(0.0, 1.0, min_open=True)
 
@@ -71,9 +72,10 @@ def leakage():
                    "group; beyond, each member is paired with one anchor per split and label, or listed with one "
                    "near duplicate per split and label relation (groups list every member and count every pair).")
 @click.option("--no-progress", is_flag=True, help="Do not report stages on stderr.")
+@threads_option
 @replace_option
 def report(data, dataset_options, store, out_dir, as_json, text_threshold, image_threshold, phash_distance, jaccard,
-           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress):
+           text_array, image_array, feature_sets, train_split, no_images, max_group_pairs, no_progress, threads):
     """Report duplicates of DATA within and across splits; write DIR/report.{json,html}, pairs.csv, clean_ids/."""
     ds = load_with(data, dataset_options)
     with reading({"store": store, "image folder": ds.image_folders()}, trees={"dataset": data}):
@@ -81,6 +83,7 @@ def report(data, dataset_options, store, out_dir, as_json, text_threshold, image
     config = LeakageConfig(text_threshold=text_threshold, image_threshold=image_threshold,
                            phash_distance=phash_distance, jaccard=jaccard, train_split=train_split,
                            max_group_pairs=max_group_pairs)
+    use(threads)  # before faiss and sklearn load: OpenMP reads its settings once
     # the analysis imports sklearn, pandas and faiss: only once the options and paths are checked
     from memeprobe.leakage.analysis import analyze
     from memeprobe.leakage.report import terminal_table, to_json, write_report  # its pairs module imports pandas
