@@ -14,6 +14,13 @@ random-init weights (same FLOPs as real ones) saved to a temp file and loaded vi
 On CUDA the default adds ViT-B-32 and ViT-L-14. Images: ``make_sample`` PNGs at --image-size px.
 
     python benchmarks/featurize_throughput.py [--n 192] [--specs pixels,...] [--clip-models ViT-B-32] [--device auto]
+
+``--busy N`` instead times ``memeprobe featurize`` (local engine, a fresh store each run) of the 670 SemEval-2021
+T6 memes in ``--data`` (default ../shared/data) with pixels, EfficientNet-Lite0 and MiniLM, quiet and beside N
+CPU-bound neighbours, under the thread plan, ``OMP_NUM_THREADS=1`` and the fixed ``--threads CORES``
+(benchmarks/_busy.py).
+
+    python benchmarks/featurize_throughput.py --busy 2 [--rounds 1] [--data ../shared/data]
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _busy  # benchmarks/_busy.py (this script's folder is on sys.path)
 import memeprobe.featurize  # noqa: F401  (torchvision shim first)
 import torch
 
@@ -96,6 +104,28 @@ def model_rate(featurizer, dataset, batch, steps, channels_last) -> float:
     return len(inputs[next(iter(inputs))]) * steps / (time.perf_counter() - t0)
 
 
+BUSY_RUNS = {"featurize image pixels": ("image", "pixels"),
+             "featurize image Lite0": ("image", "timm:tf_efficientnet_lite0:packaged"),
+             "featurize text MiniLM": ("text", "st:minilm")}
+
+
+def busy_main(busy: int, rounds: int, data: Path) -> int:
+    data = data / "semeval2021_task6"
+    if not data.is_dir():
+        print(f"--busy needs the real data: {data} is absent")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "busy.h5"
+        commands = {name: ["featurize", modality, str(data), "--store", str(store), "--featurizer", spec,
+                           "--no-progress"] for name, (modality, spec) in BUSY_RUNS.items()}
+        start = "%.2f %.2f %.2f" % os.getloadavg()
+        times = _busy.compare(commands, busy, rounds, reset=lambda name: store.unlink(missing_ok=True))
+    print(f"670 SemEval-2021 T6 memes (train + dev); load average at start {start}, at end "
+          + "%.2f %.2f %.2f" % os.getloadavg() + "\n")
+    print(_busy.table(times, busy, rounds))
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=None, help="images (default 192 on CPU, 4096 on CUDA)")
@@ -108,7 +138,13 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=None, help="default: the runner's (min(4, CPUs))")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--steps", type=int, default=None, help="model-only batches to time")
+    p.add_argument("--busy", type=int, default=None, metavar="N",
+                   help="Time featurize quiet and beside N CPU-bound neighbours instead.")
+    p.add_argument("--rounds", type=int, default=1, help="--busy: alternating rounds (median shown)")
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     args = p.parse_args(argv)
+    if args.busy is not None:
+        return busy_main(args.busy, args.rounds, args.data)
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     clip_models = args.clip_models.split(",") if args.clip_models else (["ViT-B-32", "ViT-L-14"] if cuda else [])

@@ -21,6 +21,15 @@ interleaved for ``--repeats`` rounds and the best round is kept; the load averag
 Output: one markdown table per scale.
 
     python benchmarks/heads_speed.py [--quick] [--repeats 3] [--scale 1 10] [--sweep 100] [--device cpu]
+
+``--busy N`` instead times every ``train-head`` kind as the CLI runs it, quiet and beside N CPU-bound
+neighbours, under the thread plan, ``OMP_NUM_THREADS=1`` and the fixed ``--threads CORES`` (see
+benchmarks/_busy.py), on real data from ``--data`` (default ../shared/data; featurized into ``--work`` on
+the first run): logreg, mlp, retrieval and the ensemble of the three on Hateful Memes MiniLM text features
+(8.5k x 384), fusion on SemEval-2021 T6 MiniLM text + pixels images (607 train), span on the SemEval spans'
+MiniLM token features (688 train).
+
+    python benchmarks/heads_speed.py --busy 2 [--rounds 1] [--data ../shared/data] [--work /tmp/memeprobe_busy]
 """
 from __future__ import annotations
 
@@ -28,8 +37,11 @@ import argparse
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+import _busy  # benchmarks/_busy.py (this script's folder is on sys.path)
 
 
 def make_features(n, seed=0, d=768, latent=64):
@@ -279,6 +291,49 @@ def bench_sweep(n_configs, jobs):
     return total, best, per_head, len(results)
 
 
+def busy_stores(data: Path, work: Path) -> dict[str, Path]:
+    """The three stores of the busy comparison, featurized on the first run (resumable)."""
+    stores = {"hm": work / "hm.h5", "sem": work / "sem.h5", "spans": work / "spans.h5"}
+    steps = [["featurize", "all", data / "hateful_memes", "--store", stores["hm"], "--featurizer", "st:minilm"],
+             ["featurize", "all", data / "semeval2021_task6", "--store", stores["sem"], "--featurizer", "st:minilm",
+              "--featurizer", "pixels"],
+             ["featurize", "text", data / "semeval2021_task6_spans", "--store", stores["spans"], "--featurizer",
+              "st:minilm", "--tokens"]]
+    for argv in steps:
+        _busy.run([str(a) for a in [*argv, "--no-progress"]], {})
+    return stores
+
+
+def busy_commands(stores: dict[str, Path], work: Path) -> dict[str, list[str]]:
+    hm = ["--store", str(stores["hm"]), "--feature-set", "st-minilm"]
+    out = ["--out", str(work / "model.pt"), "--replace", "model"]
+    return {
+        "train-head logreg (HM)": ["train-head", "logreg", *hm, *out],
+        "train-head mlp (HM)": ["train-head", "mlp", *hm, *out],
+        "train-head retrieval (HM)": ["train-head", "retrieval", *hm, *out],
+        "train-head ensemble logreg,mlp,retrieval (HM)": ["train-head", "ensemble", "--members", "logreg,mlp,retrieval",
+                                                          *hm, *out],
+        "train-head fusion (SemEval text + pixels)": ["train-head", "fusion", "--store", str(stores["sem"]), "--image",
+                                                      "pixels/image_embed", "--text", "st-minilm/text_embed", *out],
+        "train-head span (SemEval spans)": ["train-head", "span", "--store", str(stores["spans"]), "--feature-set",
+                                            "st-minilm", "--dev-split", "dev", *out],
+    }
+
+
+def busy_main(args):
+    if not (args.data / "hateful_memes").is_dir():
+        print(f"--busy needs the real data: {args.data}/hateful_memes is absent")
+        return
+    args.work.mkdir(parents=True, exist_ok=True)
+    commands = busy_commands(busy_stores(args.data, args.work), args.work)
+    start = "%.2f %.2f %.2f" % os.getloadavg()
+    times = _busy.compare(commands, args.busy, args.rounds)
+    print(f"load average at start {start}, at end " + "%.2f %.2f %.2f" % os.getloadavg() + "\n")
+    print(_busy.table(times, args.busy, args.rounds))
+    names = list(commands)
+    print("\n" + _busy.ensemble_line(times, names[3], names[:3]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, nargs="*", default=[1.0], help="Train sizes as multiples of 8.5k.")
@@ -289,7 +344,14 @@ def main():
     ap.add_argument("--cross256-epochs", type=int, default=1)
     ap.add_argument("--sweep", type=int, default=0, help="Also time an N-config sweep (0 = skip).")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--busy", type=int, default=None, metavar="N",
+                    help="Time the train-head commands quiet and beside N CPU-bound neighbours instead.")
+    ap.add_argument("--rounds", type=int, default=1, help="--busy: alternating rounds (median shown)")
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/memeprobe_busy"))
     args = ap.parse_args()
+    if args.busy is not None:
+        return busy_main(args)
     scales, repeats = ([0.25], 1) if args.quick else (args.scale, args.repeats)
     for scale in scales:
         start = "%.2f %.2f %.2f" % os.getloadavg()
