@@ -21,13 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+from memeprobe.threads import USER_ENV, cores
+
 MEMEPROBE = str(Path(sys.executable).parent / "memeprobe")
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
+THREAD_VARS = (*USER_ENV, "OMP_WAIT_POLICY")  # unset for every run: each variant sets its own
 WALL_GOAL, CPU_GOAL, QUIET_GOAL = 2.5, 1.3, 1.05
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def variants() -> dict[str, tuple[list[str], dict]]:

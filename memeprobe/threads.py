@@ -61,6 +61,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def worker_count() -> int:
+    """Processes or threads that each work alone (DataLoader workers, decoding pools): min(MAX_WORKERS, cores)."""
+    return min(MAX_WORKERS, cores())
+
+
 def _descendants(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
@@ -145,7 +150,7 @@ def decide(n_cores: int, others: float) -> int:
 
 
 _USER = {var: os.environ.get(var, "") for var in USER_ENV}  # before apply() sets them for the libraries
-_state: dict = {"plan": None, "sample": _Sample.now(), "limits": None}  # the first window opens at start-up
+_state: dict = {"plan": None, "sample": _Sample.now()}  # the first window opens at start-up
 
 
 def _user_threads(threads: int | None) -> tuple[int | None, str]:
@@ -164,9 +169,8 @@ def plan(threads: int | None = None, workers: int | None = None) -> ThreadPlan:
     fixed, source = _user_threads(threads)
     others, _state["sample"] = others_since(_state["sample"])
     chosen = fixed if fixed is not None else decide(n, others)
-    loader = workers if workers is not None else min(MAX_WORKERS, n)  # processes that never wait on each other
-    return ThreadPlan(threads=chosen, workers=loader, jobs=max(1, min(chosen, n)), cores=n, others=others,
-                      source=source)
+    loader = workers if workers is not None else worker_count()  # they never wait on each other
+    return ThreadPlan(threads=chosen, workers=loader, jobs=min(chosen, n), cores=n, others=others, source=source)
 
 
 def apply(p: ThreadPlan) -> ThreadPlan:
@@ -183,7 +187,7 @@ def apply(p: ThreadPlan) -> ThreadPlan:
 def _give(n: int) -> None:
     for var in USER_ENV:
         os.environ[var] = str(n)
-    _state["limits"] = threadpool_limits(limits=n)
+    threadpool_limits(limits=n)  # stays set: restored only on a context exit
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     if "faiss" in sys.modules:

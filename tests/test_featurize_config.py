@@ -1,12 +1,12 @@
 """How a run is configured: RunConfig checked by its constraint dict (before any heavy import), the batch
 policy of both engines, and a featurize command's help without torch or ray."""
-import os
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
 
+from memeprobe import threads
 from memeprobe.cli import main
 from memeprobe.errors import ConfigError
 from memeprobe.featurize import batching
@@ -45,7 +45,7 @@ def test_batch_policy():
     assert batching.batch_size(5, "text", True) == 5
     assert [batching.halves(r, cuda) for r in ("auto", 5) for cuda in (False, True)] == [False, True, False, False]
     assert batching.workers(3, 100, 32) == 3 and batching.workers(None, 32, 32) == 0
-    assert batching.workers(None, 100, 32) == min(batching.MAX_WORKERS, os.cpu_count() or 1)
+    assert batching.workers(None, 100, 32) == min(threads.MAX_WORKERS, threads.cores())
     texts = ["bb", "a", "dddd", "cc", "eeee"]
     assert batching.batches("text", texts, 5, 2) == [[2, 4], [0, 3], [1]]  # longest first, ties in order
     assert batching.batches("image", None, 5, 2) == [[0, 1], [2, 3], [4]]

@@ -11,7 +11,7 @@ import pytest
 from memeprobe import threads
 from tests.test_heads_cli import make_store
 
-THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")
+THREAD_VARS = (*threads.USER_ENV, "OMP_WAIT_POLICY")
 linux = pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="measures other processes through /proc")
 
 
@@ -61,6 +61,7 @@ def test_one_neighbour_per_core_leaves_one_thread_and_keeps_the_loader_workers()
     assert plan["others"] >= n - 0.75, plan
     assert plan["threads"] == 1 and plan["jobs"] == 1, plan
     assert plan["workers"] == min(threads.MAX_WORKERS, n)  # processes that never wait on each other
+    assert threads.worker_count() == min(threads.MAX_WORKERS, n)
 
 
 def test_the_users_threads_win_over_the_measurement():

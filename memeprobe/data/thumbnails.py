@@ -4,11 +4,11 @@ page): decoded by :func:`memeprobe.data.images.open_image` in threads, embedded 
 from __future__ import annotations
 
 import io
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from memeprobe.data.images import ImageFailure, open_image
+from memeprobe.threads import worker_count
 
 
 def thumbnail_jpeg(path, size: int = 160) -> bytes | None:
@@ -36,7 +36,7 @@ def thumbnails(paths: dict, root, size: int) -> dict:
     be read; a picture several keys share is decoded once."""
     paths = {k: p for k, p in paths.items() if p is not None and inside(root, p)}
     distinct = list(dict.fromkeys(paths.values()))
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=worker_count()) as pool:
         done = dict(zip(distinct, pool.map(lambda p: thumbnail_jpeg(p, size), distinct)))
     return {k: done[p] for k, p in paths.items() if done[p]}
 

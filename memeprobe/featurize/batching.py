@@ -2,13 +2,12 @@
 halves on CUDA out-of-memory, DataLoader workers, and how a job's rows are grouped into batches."""
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from memeprobe.threads import worker_count
 
 CPU_BATCH = {"image": 32, "text": 128}  # --batch-size auto on CPU
 CUDA_START_BATCH = 1024  # --batch-size auto on CUDA: halved on out-of-memory until it fits
-MAX_WORKERS = 4  # --workers default: min(MAX_WORKERS, CPUs)
 
 
 def parse_batch_size(value: str) -> int | str:
@@ -33,9 +32,9 @@ def halves(requested, cuda: bool) -> bool:
 
 
 def workers(requested: int | None, rows: int, size: int) -> int:
-    """DataLoader workers for a job of ``rows`` in batches of ``size``: ``requested`` (None = min(4, CPUs)),
-    none for a single batch (a worker would only add start-up time)."""
-    wanted = min(MAX_WORKERS, os.cpu_count() or 1) if requested is None else requested
+    """DataLoader workers for a job of ``rows`` in batches of ``size``: ``requested`` (None =
+    :func:`memeprobe.threads.worker_count`), none for a single batch (a worker would only add start-up time)."""
+    wanted = worker_count() if requested is None else requested
     return wanted if rows > size else 0
 
 

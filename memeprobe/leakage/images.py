@@ -8,13 +8,13 @@ perceptual hash is :func:`memeprobe.data.images.phash_bits` (64 bits, the one ``
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from memeprobe.data.images import ImageFailure, open_image, phash_bits
+from memeprobe.threads import worker_count
 
 
 def pixel_hash(im) -> str:
@@ -58,7 +58,7 @@ def hash_images(paths, phash_given: np.ndarray | None = None, workers: int | Non
     problems: dict[int, str] = {}
     given = [None] * n if phash_given is None else list(phash_given)
     todo = [i for i in range(n) if paths[i] is not None]  # (no thread hop for rows without an image)
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=workers or worker_count()) as pool:
         done = dict(zip(todo, pool.map(_hash_one, [paths[i] for i in todo], [given[i] for i in todo])))
     for i in range(n):
         digest, bits, problem = done.pop(i) if i in done else _hash_one(None, None)
