@@ -9,6 +9,7 @@ import time
 import pytest
 
 from memeprobe import threads
+from tests.helpers import cli
 from tests.test_heads_cli import make_store
 
 THREAD_VARS = (*threads.USER_ENV, "OMP_WAIT_POLICY")
@@ -120,3 +121,8 @@ def test_train_head_logs_its_plan_and_records_it_in_runs_jsonl(tmp_path):
         assert record["threads"]["source"] == source and record["threads"]["cores"] == threads.cores()
         if source == "--threads":
             assert record["threads"]["threads"] == 1 and "(--threads; " in proc.stderr
+
+
+def test_threads_with_the_ray_engine_is_one_line_not_ignored(tmp_path):
+    r = cli("featurize", "all", tmp_path, "--store", tmp_path / "s.h5", "--engine", "ray", "--threads", "1", code=2)
+    assert "--threads applies to --engine local" in r.output and not (tmp_path / "s.h5").exists()

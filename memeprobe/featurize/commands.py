@@ -78,6 +78,8 @@ def _run_options(f):
 def _run(modalities, data, store_path, featurizers, preset, splits, limit, device, batch_size, workers, threads,
          downscale, regions, text_tokens, max_length, max_pixels, channels_last, overwrite, retry_failed,
          no_progress, engine, ray_address, ray_actors, dataset_options):
+    if threads is not None and engine != "local":
+        raise click.UsageError("--threads applies to --engine local; a Ray actor runs on cores / --ray-actors threads")
     specs = expand(featurizers, preset)
     dataset = load_with(data, dataset_options)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
